@@ -1,0 +1,43 @@
+# The two commands: `make run` and `make test`. Both install what is missing into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+# Keep a local Ray on loopback and without token files.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_AUTH_MODE := disabled
+
+RUN_DATA := .ragline
+EXAMPLE_QUESTION := How do I use a Qdrant server instead of the embedded engine?
+
+.PHONY: install run test lint typecheck clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# torch first, pinned to the CPU build: an unpinned torch pulls several GB of CUDA packages.
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch
+	@# llama-cpp-python compiles from source (a few minutes); a portable build unless CMAKE_ARGS says otherwise.
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/ragline ingest docs --url-template 'docs/{path}' --data-dir $(RUN_DATA)
+	$(BIN)/ragline ask "$(EXAMPLE_QUESTION)" --data-dir $(RUN_DATA)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy src
+
+clean:
+	rm -rf $(VENV) $(RUN_DATA) .pytest_cache

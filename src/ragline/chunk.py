@@ -1,0 +1,70 @@
+"""Sections -> chunks: recursive splitting on paragraph, line and sentence boundaries, with overlap.
+
+Sizes are counted by a length function (the embedding model's tokens by default, or characters).
+A chunk never spans two sections, and keeps its character offsets in the document text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from ragline.records import Chunk, Document
+
+LengthFunction = Callable[[str], int]
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+
+
+class Chunker:
+    """Splits documents into chunks of at most ``size`` units with ``overlap`` units shared."""
+
+    def __init__(self, size: int, overlap: int, length: LengthFunction = len) -> None:
+        self.size = size
+        self.overlap = overlap if overlap < size else size // 4
+        self.length = length
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=self.size,
+            chunk_overlap=self.overlap,
+            length_function=self.length,
+            separators=SEPARATORS,
+            keep_separator="end",
+            strip_whitespace=True,
+        )
+
+    def split(self, doc: Document, origin: str | None = None) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        doc_id, doc_hash = doc.doc_id, doc.content_hash
+        for section in doc.sections:
+            prev_start, prev_end = -1, 0
+            for piece in self._splitter.split_text(section.text):
+                # Pieces come back in order, each starting after the previous start and ending after
+                # the previous end (overlap < size); searching from there finds the right copy even
+                # in repetitive text.
+                lo = max(prev_start + 1, prev_end - len(piece) + 1, 0)
+                at = section.text.find(piece, lo)
+                if at < 0:  # cannot happen with strip_whitespace pieces; keep offsets sane anyway
+                    at = min(lo, len(section.text))
+                prev_start, prev_end = at, at + len(piece)
+                chunks.append(
+                    Chunk(
+                        doc_id=doc_id,
+                        source=doc.source,
+                        title=doc.title,
+                        section=section.title,
+                        anchor=section.anchor,
+                        text=piece,
+                        start=section.start + at,
+                        end=section.start + at + len(piece),
+                        index=len(chunks),
+                        kind=doc.kind,
+                        doc_hash=doc_hash,
+                        origin=origin,
+                        metadata=dict(doc.metadata),
+                    )
+                )
+        return chunks
+
+
+def token_chunker(size: int, overlap: int, count_tokens: LengthFunction, max_tokens: int) -> Chunker:
+    """A chunker sized in model tokens, never above what the model reads (minus room for titles)."""
+    return Chunker(size=min(size, max(16, max_tokens - 32)), overlap=overlap, length=count_tokens)

@@ -1,0 +1,77 @@
+"""The Typer app, shared options and output helpers; commands live in sibling modules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from ragline.config import Settings, load_settings
+from ragline.errors import ConfigError
+
+app = typer.Typer(
+    name="ragline",
+    help="Documentation in, cited answers out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where the index lives [env RAGLINE_DATA_DIR, default ./.ragline]"),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text")]
+K = Annotated[int | None, typer.Option("--k", "-k", help="How many chunks to retrieve")]
+Filter = Annotated[
+    list[str] | None,
+    typer.Option("--filter", "-f", help="key=value; source=PREFIX, type=html|markdown|rst|notebook, or metadata"),
+]
+
+state: dict[str, Any] = {"verbose": 0}
+
+
+def settings(data_dir: Path | None = None) -> Settings:
+    try:
+        return load_settings(data_dir=data_dir)
+    except ValidationError as e:
+        raise ConfigError(f"invalid settings: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
+
+
+def components(data_dir: Path | None):  # type: ignore[no-untyped-def]
+    from ragline.components import Components
+
+    return Components(settings(data_dir))
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug)")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr")] = False,
+) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    state["verbose"], state["quiet"] = verbose, quiet
+    # Weights come from installed packages; never wait on an unreachable hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+
+
+def snippet(text: str, n: int = 160) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= n else one[: n - 1] + "…"

@@ -1,0 +1,43 @@
+"""Embedders: the protocol, and backends chosen by name in settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ragline.config import EmbeddingSettings
+from ragline.embed.base import BaseEmbedder, Embedder
+from ragline.errors import ConfigError
+
+__all__ = ["BaseEmbedder", "Embedder", "make_embedder"]
+
+
+def _sentence_transformers(s: EmbeddingSettings) -> Embedder:
+    from ragline.embed.sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        s.model, device=s.device, threads=s.threads, batch_size=s.batch_size, normalize=s.normalize,
+        query_prefix=s.query_prefix, document_prefix=s.document_prefix,
+    )
+
+
+def _onnx(s: EmbeddingSettings) -> Embedder:
+    from ragline.embed.onnx import OnnxEmbedder
+
+    return OnnxEmbedder(
+        s.model, threads=s.threads, batch_size=s.batch_size, normalize=s.normalize,
+        query_prefix=s.query_prefix, document_prefix=s.document_prefix,
+    )
+
+
+BACKENDS: dict[str, Callable[[EmbeddingSettings], Embedder]] = {
+    "sentence-transformers": _sentence_transformers,
+    "onnx": _onnx,
+}
+
+
+def make_embedder(settings: EmbeddingSettings) -> Embedder:
+    """Build (cheaply: weights load on first use) the configured embedder."""
+    try:
+        return BACKENDS[settings.backend](settings)
+    except KeyError:
+        raise ConfigError(f"unknown embedding backend {settings.backend!r}; one of {sorted(BACKENDS)}") from None

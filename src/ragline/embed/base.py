@@ -1,0 +1,106 @@
+"""The Embedder protocol and a base class that builds the conveniences on one method."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into fixed-size vectors."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def warm_up(self) -> None: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class BaseEmbedder:
+    """Subclasses implement ``_load`` and ``_embed_batch``; batching, prefixes, length sorting and
+    normalisation live here so every backend gets them the same way."""
+
+    name: str = "embedder"
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        query_prefix: str = "",
+        document_prefix: str = "",
+    ) -> None:
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self._ready = False
+
+    # --- what a backend provides -------------------------------------------------------------
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        raise NotImplementedError
+
+    @property
+    def dimension(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def max_tokens(self) -> int:
+        raise NotImplementedError
+
+    # --- conveniences ------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if not self._ready:
+            self._load()
+            self._ready = True
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` alone (no special tokens), as chunk sizes are counted."""
+        self.warm_up()
+        return self._token_lengths([text])[0]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed many texts; sorted by length inside so each batch pads little."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prefixed = [self.document_prefix + t for t in texts]
+        order = sorted(range(len(prefixed)), key=lambda i: len(prefixed[i]), reverse=True)
+        out = np.empty((len(prefixed), self.dimension), dtype=np.float32)
+        for lo in range(0, len(order), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            out[idx] = self._embed_batch([prefixed[i] for i in idx])
+        return self._finish(out)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.warm_up()
+        return self._finish(self._embed_batch([self.query_prefix + text]))[0]
+
+    def _finish(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return vectors

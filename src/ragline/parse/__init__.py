@@ -1,0 +1,178 @@
+"""Documents in, sections with anchors out: one pure parser per kind, chosen through a registry.
+
+``parse_bytes`` is the single entry point for sources (local files, the crawler): it rejects
+binary content, decodes (honouring an HTML page's declared charset), picks the parser for the
+kind and turns any unexpected parser failure into a SourceError, so one bad document never
+aborts an ingest.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath, PurePosixPath
+
+from ragline.config import ParseSettings
+from ragline.errors import SourceError
+from ragline.parse.html import declared_charset, parse_html
+from ragline.parse.markdown import parse_markdown
+from ragline.parse.notebook import parse_notebook
+from ragline.parse.rst import parse_rst
+from ragline.parse.text import parse_text
+from ragline.records import Document
+
+__all__ = ["PARSERS", "ParseContext", "Parser", "kind_for", "looks_binary", "looks_like_rst", "parse_bytes"]
+
+BINARY_SNIFF_BYTES = 8192
+_TEXT_CONTROL_BYTES = frozenset(b"\t\n\r\f\b\x1b")
+_RST_HINT_RE = re.compile(
+    r"^\.\. [\w:.+-]+::|^\.\. _[^:\n]+:\s*$|^(\S[^\n]*)\n([=\-~^\"'`#*+<>:.])\2{2,}\s*$", re.MULTILINE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What a parser may know besides the text: where it comes from and the parse settings."""
+
+    source: str
+    settings: ParseSettings
+    path: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The file (or last URL segment) name, the title of last resort."""
+        ref = self.path or self.source.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        name = PurePosixPath(ref.replace("\\", "/")).name
+        return name or None
+
+
+@dataclass(frozen=True, slots=True)
+class Parser:
+    kind: str
+    extensions: tuple[str, ...]
+    parse: Callable[[str, ParseContext], Document]
+
+
+def _html(text: str, ctx: ParseContext) -> Document:
+    return parse_html(
+        text, source=ctx.source, selector=ctx.settings.html_selector, fallback_title=ctx.name, path=ctx.path
+    )
+
+
+def _markdown(text: str, ctx: ParseContext) -> Document:
+    mdx = (ctx.path or ctx.source).lower().endswith(".mdx")
+    return parse_markdown(text, source=ctx.source, mdx=mdx, fallback_title=ctx.name, path=ctx.path)
+
+
+def _rst(text: str, ctx: ParseContext) -> Document:
+    return parse_rst(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path)
+
+
+def _notebook(text: str, ctx: ParseContext) -> Document:
+    return parse_notebook(
+        text,
+        source=ctx.source,
+        output_chars=ctx.settings.notebook_output_chars,
+        fallback_title=ctx.name,
+        path=ctx.path,
+    )
+
+
+def _text(text: str, ctx: ParseContext) -> Document:
+    # .txt files in a Sphinx tree are often reStructuredText (Sphinx accepts them as sources).
+    if looks_like_rst(text):
+        return _rst(text, ctx)
+    return parse_text(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path)
+
+
+PARSERS: dict[str, Parser] = {
+    p.kind: p
+    for p in (
+        Parser("html", (".html", ".htm", ".xhtml"), _html),
+        Parser("markdown", (".md", ".mdx", ".markdown"), _markdown),
+        Parser("rst", (".rst", ".rest"), _rst),
+        Parser("notebook", (".ipynb",), _notebook),
+        Parser("text", (".txt",), _text),
+    )
+}
+_BY_EXTENSION = {ext: p.kind for p in PARSERS.values() for ext in p.extensions}
+
+
+def kind_for(path: str | PurePath) -> str | None:
+    """The document kind for a file name, from its extension; None when no parser handles it."""
+    return _BY_EXTENSION.get(PurePath(path).suffix.lower())
+
+
+def looks_like_rst(text: str) -> bool:
+    """Whether plain text uses reStructuredText markup: directives, labels or underlined titles."""
+    for match in _RST_HINT_RE.finditer(text):
+        title = match.group(1)
+        if title is None or len(match.group(0)) - len(title) - 1 >= len(title.rstrip()):
+            return True
+    return False
+
+
+def looks_binary(data: bytes) -> bool:
+    """NUL bytes, or mostly control bytes, in the first 8 KB (UTF-16/32 with a BOM is text)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return False
+    sample = data[:BINARY_SNIFF_BYTES]
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample if b < 32 and b not in _TEXT_CONTROL_BYTES)
+    return bool(sample) and control / len(sample) > 0.1
+
+
+def _decode(data: bytes, kind: str) -> str:
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            body = data[len(bom) :] if codec == "utf-8" else data
+            try:
+                return body.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"invalid {codec.upper()} at byte {exc.start}") from None
+    if kind == "html":
+        charset = declared_charset(data)
+        # Browsers ignore a UTF-16/32 declaration on BOM-less bytes and read Latin-1 as windows-1252.
+        if charset and charset != "utf-8" and not charset.startswith(("utf-16", "utf-32")):
+            if charset in ("latin-1", "iso8859-1", "ascii"):
+                charset = "cp1252"
+            return data.decode(charset, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"invalid UTF-8 at byte {exc.start}") from None
+
+
+def parse_bytes(
+    data: bytes,
+    *,
+    source: str,
+    kind: str,
+    settings: ParseSettings,
+    path: str | None = None,
+) -> Document:
+    """Decode and parse one document; every failure is a SourceError with a short reason.
+
+    The result may have no sections (a page without text): the caller decides how to report it.
+    """
+    parser = PARSERS.get(kind)
+    if parser is None:
+        raise SourceError(f"no parser for kind {kind!r}")
+    if looks_binary(data):
+        raise SourceError("binary content")
+    text = _decode(data, kind)
+    try:
+        return parser.parse(text, ParseContext(source=source, settings=settings, path=path))
+    except SourceError:
+        raise
+    except Exception as exc:  # one bad document must not abort an ingest
+        raise SourceError(f"parser failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,229 @@
+"""Typed records that flow through the pipeline, each keeping its provenance.
+
+Document -> Section -> Chunk -> Hit -> Answer. Offsets are character offsets into
+``Document.text``, which is the sections' texts joined by blank lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+SECTION_SEPARATOR = "\n\n"
+# Fixed namespace so point ids are the same on every machine and every run.
+_POINT_NAMESPACE = uuid.UUID("6f1d3c52-8a4e-4f0b-9d57-2b7e1c9a0e41")
+
+
+def content_hash(text: str) -> str:
+    """Short, stable hash of a text (not for security)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def doc_id_for(source: str) -> str:
+    """A document's id: a UUID of its source URL (or path), stable across runs and machines."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, source))
+
+
+@dataclass(slots=True)
+class Section:
+    """A run of a document under one heading."""
+
+    title: str
+    text: str
+    anchor: str | None = None
+    level: int = 1
+    start: int = 0  # offset of ``text`` in Document.text, set by Document.from_sections
+    end: int = 0
+
+
+@dataclass(slots=True)
+class Document:
+    """A parsed document: where it lives, what it is called, and its sections."""
+
+    source: str  # public URL (or file path) without anchor
+    title: str
+    kind: str  # html | markdown | rst | notebook | text
+    sections: list[Section]
+    text: str = ""
+    path: str | None = None  # local file it was read from, if any
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_sections(
+        cls,
+        source: str,
+        title: str,
+        kind: str,
+        sections: list[Section],
+        path: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Document:
+        """Build a document, dropping empty sections and setting their offsets."""
+        kept = [s for s in sections if s.text.strip()]
+        parts: list[str] = []
+        pos = 0
+        for s in kept:
+            if parts:
+                pos += len(SECTION_SEPARATOR)
+            s.start, s.end = pos, pos + len(s.text)
+            parts.append(s.text)
+            pos = s.end
+        return cls(
+            source=source,
+            title=title,
+            kind=kind,
+            sections=kept,
+            text=SECTION_SEPARATOR.join(parts),
+            path=path,
+            metadata=dict(metadata or {}),
+        )
+
+    @property
+    def doc_id(self) -> str:
+        return doc_id_for(self.source)
+
+    @property
+    def content_hash(self) -> str:
+        """Changes whenever anything that ends up in the index changes."""
+        heads = "|".join(f"{s.title}#{s.anchor}" for s in self.sections)
+        meta = repr(sorted((k, repr(v)) for k, v in self.metadata.items()))
+        return content_hash(f"{self.title}\x00{heads}\x00{meta}\x00{self.text}")
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A piece of one section, the unit that is embedded and retrieved."""
+
+    doc_id: str
+    source: str
+    title: str  # document title
+    section: str  # section title
+    anchor: str | None
+    text: str
+    start: int  # offsets into Document.text
+    end: int
+    index: int  # position of the chunk within its document
+    kind: str = "text"
+    doc_hash: str = ""
+    origin: str | None = None  # the ingest root (folder or start URL) the document came from
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Deterministic point id: the same chunk of the same document always maps to it."""
+        return str(uuid.uuid5(_POINT_NAMESPACE, f"{self.source}\x00{self.index}\x00{content_hash(self.text)}"))
+
+    @property
+    def url(self) -> str:
+        return f"{self.source}#{self.anchor}" if self.anchor else self.source
+
+    def embedding_text(self) -> str:
+        """What the embedder sees: the titles give context the chunk text may lack."""
+        head = self.title if self.section in ("", self.title) else f"{self.title} - {self.section}"
+        return f"{head}\n{self.text}" if head else self.text
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "url": self.url,
+            "title": self.title,
+            "section": self.section,
+            "anchor": self.anchor,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "chunk_index": self.index,
+            "kind": self.kind,
+            "doc_hash": self.doc_hash,
+            "origin": self.origin,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Chunk:
+        return cls(
+            doc_id=payload["doc_id"],
+            source=payload["source"],
+            title=payload.get("title", ""),
+            section=payload.get("section", ""),
+            anchor=payload.get("anchor"),
+            text=payload.get("text", ""),
+            start=int(payload.get("start", 0)),
+            end=int(payload.get("end", 0)),
+            index=int(payload.get("chunk_index", 0)),
+            kind=payload.get("kind", "text"),
+            doc_hash=payload.get("doc_hash", ""),
+            origin=payload.get("origin"),
+            metadata=dict(payload.get("metadata") or {}),
+        )
+
+
+@dataclass(slots=True)
+class Hit:
+    """A retrieved chunk and its score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.chunk.url,
+            "title": self.chunk.title,
+            "section": self.chunk.section,
+            "chunk_id": self.chunk.id,
+            "score": round(float(self.score), 6),
+            "text": self.chunk.text,
+        }
+
+
+@dataclass(slots=True)
+class Citation:
+    n: int
+    hit: Hit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, **self.hit.to_json()}
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Answer:
+    question: str
+    answer: str
+    citations: list[Citation]
+    llm: str
+    timings: dict[str, float]
+    usage: Usage
+
+    @property
+    def document_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for c in self.citations:
+            seen.setdefault(c.hit.chunk.doc_id, None)
+        return list(seen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "citations": [c.to_json() for c in self.citations],
+            "document_ids": self.document_ids,
+            "llm": self.llm,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "usage": self.usage.to_json(),
+        }

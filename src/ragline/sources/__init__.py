@@ -1,0 +1,1 @@
+"""Where documents come from: local files and folders (``files``), the crawler."""

@@ -1,0 +1,311 @@
+"""The embedded Qdrant engine (qdrant-edge) as a VectorStore: one persistent shard in a local folder.
+
+Layout of ``path``: ``shard/`` is the engine's shard (segments, WAL, its config) and ``index.json`` is the
+IndexInfo the shard was built with. Search is exact right after an upsert (new points land in a plain
+appendable segment that is scanned); ``optimize()`` only builds the HNSW graph and vacuums deletions, which
+makes later searches faster, so it runs in ``flush()`` once per batch of writes rather than after each one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from ragline.errors import BadRequestError, IndexMismatchError, StoreError
+from ragline.records import Chunk, Hit
+from ragline.store.base import Filters, IndexInfo, StoredDocument
+from ragline.store.filters import (
+    DENSE,
+    DOCUMENT_FIELDS,
+    FIRST_CHUNKS,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    Match,
+    as_matrix,
+    as_query,
+    check_info,
+    conditions,
+    empty_index,
+    info_from_json,
+    point_payload,
+    stale_points,
+    stored_document,
+)
+
+log = logging.getLogger(__name__)
+
+INFO_FILE = "index.json"
+SHARD_DIR = "shard"
+_UPSERT_BATCH = 512
+_SCROLL_PAGE = 512
+
+
+class EdgeStore:
+    """A VectorStore on qdrant-edge, persistent in ``path``; cheap to construct, files open on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._shard: qe.EdgeShard | None = None
+        self._info: IndexInfo | None = None
+        self._dirty = False  # written since the last flush: flush() then optimizes
+        # Server threads may race to load the shard lazily; the engine allows one loader per folder.
+        self._load_lock = threading.Lock()
+
+    def __enter__(self) -> EdgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def open(self, info: IndexInfo, *, recreate: bool = False) -> None:
+        """Create the shard, or load it and check it was built with ``info``."""
+        if recreate:
+            self._wipe()
+        stored = self.info()
+        if stored is not None:
+            check_info(stored, info, str(self.path))
+        elif self._shard is not None:  # loaded for reading without index.json: reload it checked
+            self._shard.close()
+            self._shard = None
+        if self._shard is None:
+            self._shard = self._load_or_create(info, validate=stored is None)
+        if stored is None:
+            self._write_info(info)
+        self._info = info
+        self._ensure_indexes(self._shard)
+
+    def info(self) -> IndexInfo | None:
+        """The IndexInfo in ``index.json``, or None when there is no index yet."""
+        if self._info is not None:
+            return self._info
+        try:
+            data = json.loads((self.path / INFO_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read {self.path / INFO_FILE}: {e}") from e
+        return info_from_json(data)
+
+    def flush(self) -> None:
+        """Optimize what this session wrote (HNSW build, vacuum), then persist the segments."""
+        if self._shard is None:
+            return
+        if self._dirty:
+            started = time.perf_counter()
+            if self._shard.optimize():
+                log.info("optimized the index at %s in %.1f s", self.path, time.perf_counter() - started)
+            self._dirty = False
+        self._shard.flush()
+
+    def close(self) -> None:
+        """Flush and release the shard's files (and its WAL lock)."""
+        if self._shard is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._shard.close()
+            self._shard = None
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Insert or replace points (ids are ``chunk.id``, so repeating an upsert changes nothing)."""
+        if not chunks:
+            return
+        shard, info = self._writable()
+        matrix = as_matrix(chunks, vectors, info.dimension)
+        for start in range(0, len(chunks), _UPSERT_BATCH):
+            points = [
+                qe.Point(chunk.id, {DENSE: row}, point_payload(chunk))
+                for chunk, row in zip(
+                    chunks[start : start + _UPSERT_BATCH],
+                    matrix[start : start + _UPSERT_BATCH].tolist(),
+                    strict=True,
+                )
+            ]
+            shard.update(qe.UpdateOperation.upsert_points(points))
+        self._dirty = True
+
+    def delete_document(self, doc_id: str, *, keep_hash: str | None = None) -> None:
+        """Delete a document's points, except those whose doc_hash equals ``keep_hash``."""
+        shard = self._readable()
+        if shard is None:
+            return
+        must, must_not = stale_points(doc_id, keep_hash)
+        shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not)))
+        self._dirty = True
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        filters: Filters | None = None,
+        score_threshold: float | None = None,
+    ) -> list[Hit]:
+        """Top-k points by cosine similarity (higher is better), best first."""
+        if k < 1:
+            raise BadRequestError(f"k must be at least 1, got {k}")
+        shard = self._readable()
+        if shard is None:
+            raise empty_index(str(self.path))
+        info = self.info()
+        request = qe.QueryRequest(
+            limit=k,
+            query=qe.Query.Nearest(as_query(vector, info.dimension if info else None), using=DENSE),
+            filter=_maybe_filter(conditions(filters)),
+            score_threshold=score_threshold,
+            with_payload=True,
+        )
+        points = shard.query(request)
+        if not points and shard.info().points_count == 0:
+            raise empty_index(str(self.path))
+        return [Hit(Chunk.from_payload(p.payload or {}), float(p.score)) for p in points]
+
+    def documents(self) -> Iterator[StoredDocument]:
+        """One entry per (doc_id, doc_hash), read from first chunks only."""
+        seen: set[tuple[str, str]] = set()
+        for _, payload in self._scroll([FIRST_CHUNKS], list(DOCUMENT_FIELDS)):
+            doc = stored_document(payload)
+            if (doc.doc_id, doc.doc_hash) not in seen:
+                seen.add((doc.doc_id, doc.doc_hash))
+                yield doc
+
+    def count(self, filters: Filters | None = None) -> int:
+        shard = self._readable()
+        if shard is None:
+            return 0
+        return shard.count(qe.CountRequest(exact=True, filter=_maybe_filter(conditions(filters))))
+
+    def points(self, filters: Filters | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from self._scroll(conditions(filters), True)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _scroll(self, must: list[Match], with_payload: bool | list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        shard = self._readable()
+        if shard is None:
+            return
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=_SCROLL_PAGE, filter=_maybe_filter(must), with_payload=with_payload
+            )
+            records, offset = shard.scroll(request)
+            for record in records:
+                yield str(record.id), dict(record.payload or {})
+            if offset is None:
+                return
+
+    def _readable(self) -> qe.EdgeShard | None:
+        """The shard, loaded on first use if it exists on disk (reads need no IndexInfo to check)."""
+        if self._shard is None:
+            with self._load_lock:
+                if self._shard is None and _has_shard(self.path / SHARD_DIR):
+                    self._shard = self._load(None)
+        return self._shard
+
+    def _writable(self) -> tuple[qe.EdgeShard, IndexInfo]:
+        if self._shard is None or self._info is None:
+            raise StoreError(f"the index at {self.path} is not open: call open() before writing")
+        return self._shard, self._info
+
+    def _load_or_create(self, info: IndexInfo, *, validate: bool) -> qe.EdgeShard:
+        shard_dir = self.path / SHARD_DIR
+        config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=info.dimension, distance=qe.Distance.Cosine)})
+        if _has_shard(shard_dir):
+            # Without index.json (a crash between creating the shard and writing it) the engine
+            # still checks the vector size; the model name cannot be checked.
+            return self._load(config if validate else None)
+        log.info("creating the index at %s (%s, %d dimensions)", self.path, info.model, info.dimension)
+        try:
+            return qe.EdgeShard.create(str(shard_dir), config)
+        except Exception as e:  # the engine raises plain Exception
+            raise StoreError(f"cannot create the index at {self.path}: {e}") from e
+
+    def _load(self, config: qe.EdgeConfig | None) -> qe.EdgeShard:
+        try:
+            return qe.EdgeShard.load(str(self.path / SHARD_DIR), config)
+        except Exception as e:  # the engine raises plain Exception
+            if "incompatible" in str(e).lower():
+                raise IndexMismatchError(
+                    f"the index at {self.path} does not fit: {e}; re-ingest with --recreate"
+                ) from e
+            hint = " (is another ragline process using it?)" if "WAL" in str(e) else ""
+            raise StoreError(f"cannot open the index at {self.path}: {e}{hint}") from e
+
+    def _ensure_indexes(self, shard: qe.EdgeShard) -> None:
+        """Create the payload indexes filters and documents() rely on, once per shard."""
+        existing = shard.info().payload_schema
+        wanted = [(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
+        wanted += [(f, qe.PayloadSchemaType.Integer) for f in INTEGER_FIELDS]
+        for field, schema in wanted:
+            if field not in existing:
+                shard.update(qe.UpdateOperation.create_field_index(field, schema))
+
+    def _wipe(self) -> None:
+        """Delete the index (info first, so a crash half-way leaves no index that claims to be whole)."""
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        self._info = None
+        self._dirty = False
+        (self.path / INFO_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.path / SHARD_DIR, ignore_errors=True)
+        log.info("wiped the index at %s", self.path)
+
+    def _write_info(self, info: IndexInfo) -> None:
+        """Write index.json atomically: a reader sees the old file or the new one, never half of one."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".json", dir=self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(info.to_json(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / INFO_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _has_shard(shard_dir: Path) -> bool:
+    return shard_dir.is_dir() and any(shard_dir.iterdir())
+
+
+def _maybe_filter(must: Sequence[Match]) -> qe.Filter | None:
+    return _filter(must) if must else None
+
+
+def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> qe.Filter:
+    return qe.Filter(
+        must=[_condition(m) for m in must] or None,
+        must_not=[_condition(m) for m in must_not] or None,
+    )
+
+
+def _condition(m: Match) -> qe.FieldCondition:
+    if len(m.values) != 1:
+        return qe.FieldCondition(m.key, match=qe.MatchAny(list(m.values)))  # type: ignore[arg-type]
+    value = m.values[0]
+    if isinstance(value, bool):
+        # qdrant-edge 0.9 reads a Python bool as the integer 1 or 0, which never matches a stored
+        # boolean; numpy's bool reaches the engine as a boolean.
+        return qe.FieldCondition(m.key, match=qe.MatchValue(np.bool_(value)))  # type: ignore[arg-type]
+    return qe.FieldCondition(m.key, match=qe.MatchValue(value))

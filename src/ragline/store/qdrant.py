@@ -1,0 +1,311 @@
+"""Qdrant through qdrant-client as a VectorStore: a Qdrant server (``url``) or qdrant-client's local mode.
+
+Local mode (``path`` on disk, or in memory) is brute force in pure Python, but it speaks the server's API,
+so it stands in for a server in tests. The IndexInfo lives in the collection's metadata (key ``ragline``),
+so it travels with the collection, in snapshots too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from ragline.errors import BadRequestError, IndexMismatchError, StoreError
+from ragline.records import Chunk, Hit
+from ragline.store.base import Filters, IndexInfo, StoredDocument
+from ragline.store.filters import (
+    DENSE,
+    DOCUMENT_FIELDS,
+    FIRST_CHUNKS,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    Match,
+    as_matrix,
+    as_query,
+    check_info,
+    conditions,
+    empty_index,
+    info_from_json,
+    point_payload,
+    stale_points,
+    stored_document,
+)
+
+log = logging.getLogger(__name__)
+
+INFO_KEY = "ragline"  # the collection-metadata key holding the IndexInfo
+_UPSERT_BATCH = 256
+_SCROLL_PAGE = 512
+
+
+class QdrantStore:
+    """A VectorStore on one Qdrant collection; the client connects on first use."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        collection: str = "ragline",
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.path = path
+        self.collection = collection
+        self.timeout = timeout
+        self._client: QdrantClient | None = None
+        self._info: IndexInfo | None = None  # set by open(): writes need it
+        self._exists = False  # the collection is known to exist (never cached as False)
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        """Where the index lives, for messages."""
+        return f"{self.url or self.path or ':memory:'} (collection {self.collection!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def open(self, info: IndexInfo, *, recreate: bool = False) -> None:
+        """Create the collection, or check the existing one was built with ``info``."""
+        with self._errors():
+            client = self._conn()
+            if recreate and client.collection_exists(self.collection):
+                client.delete_collection(self.collection)
+                log.info("deleted the collection %s", self.where)
+            if client.collection_exists(self.collection):
+                self._check_existing(client, info)
+            else:
+                log.info("creating the collection %s (%s, %d dimensions)", self.where, info.model, info.dimension)
+                client.create_collection(
+                    self.collection,
+                    vectors_config={DENSE: models.VectorParams(size=info.dimension, distance=models.Distance.COSINE)},
+                    metadata={INFO_KEY: info.to_json()},
+                )
+            self._ensure_indexes(client)
+        self._info = info
+        self._exists = True
+
+    def info(self) -> IndexInfo | None:
+        """The IndexInfo in the collection's metadata, or None when there is no collection yet."""
+        if self._info is not None:
+            return self._info
+        with self._errors():
+            client = self._conn()
+            if not client.collection_exists(self.collection):
+                return None
+            return self._stored_info(client)
+
+    def flush(self) -> None:
+        """Nothing to do: writes wait for the server to apply them, and local mode persists each one."""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._exists = False
+        self._info = None  # an in-memory collection is gone; others are re-read on the next open()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Insert or replace points (ids are ``chunk.id``, so repeating an upsert changes nothing)."""
+        if not chunks:
+            return
+        if self._info is None:
+            raise StoreError(f"the index at {self.where} is not open: call open() before writing")
+        matrix = as_matrix(chunks, vectors, self._info.dimension)
+        with self._errors():
+            client = self._conn()
+            for start in range(0, len(chunks), _UPSERT_BATCH):
+                batch = zip(
+                    chunks[start : start + _UPSERT_BATCH],
+                    matrix[start : start + _UPSERT_BATCH].tolist(),
+                    strict=True,
+                )
+                points = [
+                    models.PointStruct(id=chunk.id, vector={DENSE: row}, payload=point_payload(chunk))
+                    for chunk, row in batch
+                ]
+                client.upsert(self.collection, points=points, wait=True)
+
+    def delete_document(self, doc_id: str, *, keep_hash: str | None = None) -> None:
+        """Delete a document's points, except those whose doc_hash equals ``keep_hash``."""
+        with self._errors():
+            if not self._ready():
+                return
+            must, must_not = stale_points(doc_id, keep_hash)
+            selector = models.FilterSelector(filter=_filter(must, must_not))
+            self._conn().delete(self.collection, points_selector=selector, wait=True)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        filters: Filters | None = None,
+        score_threshold: float | None = None,
+    ) -> list[Hit]:
+        """Top-k points by cosine similarity (higher is better), best first."""
+        if k < 1:
+            raise BadRequestError(f"k must be at least 1, got {k}")
+        query = as_query(vector, self._info.dimension if self._info else None)
+        query_filter = _maybe_filter(conditions(filters))
+        with self._errors():
+            if not self._ready():
+                raise empty_index(self.where)
+            client = self._conn()
+            response = client.query_points(
+                self.collection,
+                query=query,
+                using=DENSE,
+                query_filter=query_filter,
+                limit=k,
+                score_threshold=score_threshold,
+                with_payload=True,
+            )
+            if not response.points and client.count(self.collection, exact=True).count == 0:
+                raise empty_index(self.where)
+        return [Hit(Chunk.from_payload(p.payload or {}), float(p.score)) for p in response.points]
+
+    def documents(self) -> Iterator[StoredDocument]:
+        """One entry per (doc_id, doc_hash), read from first chunks only."""
+        seen: set[tuple[str, str]] = set()
+        for _, payload in self._scroll([FIRST_CHUNKS], list(DOCUMENT_FIELDS)):
+            doc = stored_document(payload)
+            if (doc.doc_id, doc.doc_hash) not in seen:
+                seen.add((doc.doc_id, doc.doc_hash))
+                yield doc
+
+    def count(self, filters: Filters | None = None) -> int:
+        count_filter = _maybe_filter(conditions(filters))
+        with self._errors():
+            if not self._ready():
+                return 0
+            return self._conn().count(self.collection, count_filter=count_filter, exact=True).count
+
+    def points(self, filters: Filters | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from self._scroll(conditions(filters), True)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _scroll(self, must: list[Match], with_payload: bool | list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        scroll_filter = _maybe_filter(must)
+        with self._errors():
+            if not self._ready():
+                return
+            offset: Any = None
+            while True:
+                records, offset = self._conn().scroll(
+                    self.collection,
+                    scroll_filter=scroll_filter,
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=with_payload,
+                    with_vectors=False,
+                )
+                for record in records:
+                    yield str(record.id), dict(record.payload or {})
+                if offset is None:
+                    return
+
+    def _conn(self) -> QdrantClient:
+        if self._client is None:
+            if self.url:
+                # The version check would cost a request (and a warning) on every start; the first real
+                # call reports an unreachable server anyway.
+                self._client = QdrantClient(
+                    url=self.url,
+                    api_key=self.api_key,
+                    timeout=math.ceil(self.timeout),
+                    check_compatibility=False,
+                )
+            else:
+                try:
+                    self._client = QdrantClient(path=self.path) if self.path else QdrantClient(":memory:")
+                except RuntimeError as e:  # the folder is locked by another client
+                    raise StoreError(f"cannot open {self.where}: {e}") from e
+        return self._client
+
+    def _ready(self) -> bool:
+        """Does the collection exist? Asked until it does, then remembered."""
+        if not self._exists:
+            self._exists = self._conn().collection_exists(self.collection)
+        return self._exists
+
+    def _stored_info(self, client: QdrantClient) -> IndexInfo | None:
+        metadata = client.get_collection(self.collection).config.metadata or {}
+        return info_from_json(metadata.get(INFO_KEY))
+
+    def _check_existing(self, client: QdrantClient, info: IndexInfo) -> None:
+        stored = self._stored_info(client)
+        if stored is not None:
+            check_info(stored, info, self.where)
+            return
+        # A collection made outside ragline: adopt it if its dense vector fits, and record the info.
+        vectors = client.get_collection(self.collection).config.params.vectors
+        params = vectors.get(DENSE) if isinstance(vectors, dict) else None
+        if params is None or params.size != info.dimension:
+            raise IndexMismatchError(
+                f"the collection {self.where} has no {info.dimension}-dimension vector named {DENSE!r}: "
+                "re-ingest with --recreate or choose another collection"
+            )
+        client.update_collection(self.collection, metadata={INFO_KEY: info.to_json()})
+
+    def _ensure_indexes(self, client: QdrantClient) -> None:
+        """Create the payload indexes filters and documents() rely on (local mode ignores them)."""
+        existing = client.get_collection(self.collection).payload_schema
+        wanted = [(f, models.PayloadSchemaType.KEYWORD) for f in KEYWORD_FIELDS]
+        wanted += [(f, models.PayloadSchemaType.INTEGER) for f in INTEGER_FIELDS]
+        with warnings.catch_warnings():
+            # Local mode warns that payload indexes have no effect there: known and harmless.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for field, schema in wanted:
+                if field not in existing:
+                    client.create_payload_index(self.collection, field, field_schema=schema, wait=True)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn transport and server errors into StoreError naming the server."""
+        try:
+            yield
+        except ResponseHandlingException as e:
+            raise StoreError(f"cannot reach Qdrant at {self.url}: {e.source}") from e
+        except UnexpectedResponse as e:
+            detail = e.content.decode("utf-8", "replace")[:300]
+            raise StoreError(f"Qdrant at {self.url} answered {e.status_code} {e.reason_phrase}: {detail}") from e
+        except httpx.HTTPError as e:
+            raise StoreError(f"cannot reach Qdrant at {self.url}: {e}") from e
+
+
+def _maybe_filter(must: Sequence[Match]) -> models.Filter | None:
+    return _filter(must) if must else None
+
+
+def _filter(must: Sequence[Match], must_not: Sequence[Match] = ()) -> models.Filter:
+    return models.Filter(
+        must=[_condition(m) for m in must] or None,
+        must_not=[_condition(m) for m in must_not] or None,
+    )
+
+
+def _condition(m: Match) -> models.FieldCondition:
+    if len(m.values) == 1:
+        return models.FieldCondition(key=m.key, match=models.MatchValue(value=m.values[0]))
+    return models.FieldCondition(key=m.key, match=models.MatchAny(any=list(m.values)))  # type: ignore[arg-type]

@@ -1,0 +1,118 @@
+"""The OpenAI-compatible backend against a real llama.cpp server on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from llm_server import MODEL_ALIAS, LlamaServer, free_port
+
+from ragline.config import LLMSettings
+from ragline.errors import ConfigError, GenerationError, LLMTimeoutError, LLMUnavailableError
+from ragline.generate import Generator, make_generator
+from ragline.generate.openai_compat import OpenAICompatGenerator
+
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("openai")
+
+MAX_TOKENS = 32
+MESSAGES = [
+    {"role": "system", "content": "Answer only from the context. Cite it as [1]."},
+    {
+        "role": "user",
+        "content": "[1] Ray Serve — Scaling\nA deployment scales with num_replicas; the default is 1.\n\n"
+        "Question: How do I scale a Ray Serve deployment?",
+    },
+]
+
+
+def test_make_generator_requires_an_endpoint() -> None:
+    with pytest.raises(ConfigError, match="base_url"):
+        make_generator(LLMSettings(backend="openai"))
+    g = make_generator(LLMSettings(backend="openai", api_key="sk-test", model="gpt-4o-mini"))
+    assert g.name == "openai:gpt-4o-mini@https://api.openai.com/v1"
+
+
+def test_name_and_token_count_without_a_server() -> None:
+    g = make_generator(LLMSettings(backend="openai", base_url="http://127.0.0.1:9/v1/", model="m"))
+    assert isinstance(g, OpenAICompatGenerator) and isinstance(g, Generator)
+    assert g.name == "openai:m@http://127.0.0.1:9/v1"
+    assert g.count_tokens("") == 0
+    assert 40 <= g.count_tokens("hello " * 50) <= 110  # tiktoken (50) or chars/3 (100)
+
+
+def test_generate(server_settings: LLMSettings) -> None:
+    g = make_generator(server_settings)
+    out = g.generate(MESSAGES, max_tokens=MAX_TOKENS, temperature=0.0)
+    assert out.text.strip()
+    assert out.usage.prompt_tokens > 20
+    assert 0 < out.usage.completion_tokens <= MAX_TOKENS
+
+
+def test_stream_with_usage(server_settings: LLMSettings) -> None:
+    g = make_generator(server_settings)
+    deltas = list(g.stream(MESSAGES, max_tokens=MAX_TOKENS, temperature=0.0))
+    text = "".join(d.text for d in deltas)
+    assert text.strip()
+    assert len([d for d in deltas if d.text]) > 1
+    usage = deltas[-1].usage
+    assert usage is not None and all(d.usage is None for d in deltas[:-1])
+    assert 0 < usage.completion_tokens <= MAX_TOKENS + 2
+    whole = g.generate(MESSAGES, max_tokens=MAX_TOKENS, temperature=0.0)
+    assert text == whole.text
+    # llama-cpp-python's server ignores stream_options, so the stream's usage is counted
+    # locally (cl100k): close to, not equal to, the server's own count.
+    assert 0.7 * whole.usage.prompt_tokens <= usage.prompt_tokens <= 1.3 * whole.usage.prompt_tokens
+
+
+def test_check(server_settings: LLMSettings) -> None:
+    make_generator(server_settings).check()
+
+
+def test_timeout_is_mapped(server_settings: LLMSettings) -> None:
+    assert server_settings.base_url is not None
+    g = make_generator(server_settings.model_copy(update={"timeout": 0.001, "max_retries": 0}))
+    with pytest.raises(LLMTimeoutError) as info:
+        g.generate(MESSAGES, max_tokens=MAX_TOKENS, temperature=0.0)
+    assert server_settings.base_url in str(info.value) and "0.001 s" in str(info.value)
+
+
+def test_unreachable_endpoint_fails_fast_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    g = make_generator(LLMSettings(backend="openai", base_url=url, model=MODEL_ALIAS, timeout=5.0, max_retries=0))
+    started = time.monotonic()
+    with pytest.raises(LLMUnavailableError) as info:
+        g.generate(MESSAGES, max_tokens=8, temperature=0.0)
+    assert time.monotonic() - started < 3.0
+    message = str(info.value)
+    assert url in message and "Traceback" not in message and "\n" not in message
+    with pytest.raises(LLMUnavailableError, match=url):
+        list(g.stream(MESSAGES, max_tokens=8, temperature=0.0))
+    with pytest.raises(LLMUnavailableError, match=url):
+        g.check()
+
+
+def test_http_error_status_is_mapped(server_settings: LLMSettings) -> None:
+    # /v1 + a wrong path prefix makes every call a 404 from the real server.
+    assert server_settings.base_url is not None
+    broken = server_settings.model_copy(update={"base_url": server_settings.base_url + "/nope", "max_retries": 0})
+    with pytest.raises(GenerationError, match="HTTP 404") as info:
+        make_generator(broken).generate(MESSAGES, max_tokens=8, temperature=0.0)
+    assert not isinstance(info.value, LLMUnavailableError)
+
+
+def test_same_generator_survives_a_server_restart(llm_server: LlamaServer, server_settings: LLMSettings) -> None:
+    g = make_generator(server_settings.model_copy(update={"max_retries": 0, "timeout": 10.0}))
+    assert g.generate(MESSAGES, max_tokens=4, temperature=0.0).text
+    llm_server.stop()
+    try:
+        with pytest.raises(LLMUnavailableError, match=llm_server.base_url):
+            g.generate(MESSAGES, max_tokens=4, temperature=0.0)
+        with pytest.raises(LLMUnavailableError):
+            g.check()
+    finally:
+        llm_server.start()  # same port
+    g.check()
+    assert g.generate(MESSAGES, max_tokens=4, temperature=0.0).text
+    assert "".join(d.text for d in g.stream(MESSAGES, max_tokens=4, temperature=0.0))

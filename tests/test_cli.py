@@ -1,0 +1,120 @@
+"""The command line as a user runs it: real subprocesses, real model, real embedded index."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def ragline(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "RAGLINE_DATA_DIR": str(data_dir), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ragline.cli", *args],
+        capture_output=True, text=True, env=full_env, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("docs")
+    (d / "install.md").write_text(
+        "# Installing Widgetron\n\nRun `pip install widgetron` to install it.\n\n"
+        "## Upgrading\n\nUpgrade with `pip install -U widgetron` every spring.\n"
+    )
+    (d / "guide.rst").write_text(
+        "Configuration\n=============\n\nSet the :envvar:`WIDGET_COLOUR` variable to choose the colour.\n\n"
+        ".. note::\n\n   Blue is the default colour.\n"
+    )
+    (d / "empty.md").write_text("")
+    (d / "binary.html").write_bytes(b"\x00\x01\x02PNG\x00" * 100)
+    (d / "latin1.md").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (d / "huge.md").write_text("x" * 2_000)
+    return d
+
+
+@pytest.fixture(scope="module")
+def ingested(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    data = tmp_path_factory.mktemp("data")
+    r = ragline("ingest", str(folder), "--json", data_dir=data, env={"RAGLINE_PARSE__MAX_FILE_BYTES": "1000"})
+    assert r.returncode == 0, r.stderr
+    return data, json.loads(r.stdout)
+
+
+def test_ingest_reports_bad_files_and_keeps_going(ingested) -> None:  # type: ignore[no-untyped-def]
+    _, report = ingested
+    for key in ("documents", "chunks", "added", "updated", "deleted", "unchanged", "skipped", "seconds"):
+        assert key in report
+    assert report["documents"] == 2 and report["added"] == 2
+    skipped = {Path(s["source"]).name: s["reason"] for s in report["skipped"]}
+    assert set(skipped) == {"empty.md", "binary.html", "latin1.md", "huge.md"}
+    assert "empty" in skipped["empty.md"].lower()
+    assert "binary" in skipped["binary.html"].lower()
+    assert "utf-8" in skipped["latin1.md"].lower()
+    assert "big" in skipped["huge.md"].lower() or "large" in skipped["huge.md"].lower()
+
+
+def test_search_json_with_filter(ingested) -> None:  # type: ignore[no-untyped-def]
+    data, _ = ingested
+    r = ragline("search", "how do I choose the colour", "--k", "1", "--json", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)["hits"]
+    assert len(hits) == 1
+    assert hits[0]["source"].endswith("guide.rst#configuration")
+    assert "WIDGET_COLOUR" in hits[0]["text"] and ":envvar:" not in hits[0]["text"]
+    assert set(hits[0]) >= {"source", "title", "chunk_id", "score", "text"}
+    r = ragline("search", "colour", "--json", "--filter", "type=markdown", data_dir=data)
+    assert {Path(h["source"].split("#")[0]).name for h in json.loads(r.stdout)["hits"]} == {"install.md"}
+
+
+def test_ask_json_streams_and_cites(ingested) -> None:  # type: ignore[no-untyped-def]
+    data, _ = ingested
+    r = ragline("ask", "How do I upgrade widgetron?", "--k", "2", "--json", data_dir=data,
+                env={"RAGLINE_LLM__MAX_TOKENS": "48"})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) >= {"question", "answer", "citations", "document_ids", "llm", "timings", "usage"}
+    assert out["citations"][0]["source"].endswith("install.md#upgrading")
+    r = ragline("ask", "How do I upgrade widgetron?", "--k", "2", "--stream", data_dir=data,
+                env={"RAGLINE_LLM__MAX_TOKENS": "32"})
+    assert r.returncode == 0, r.stderr
+    assert "Sources" in r.stdout and "install.md#upgrading" in r.stdout
+
+
+def test_asking_an_empty_index_says_so(tmp_path: Path) -> None:
+    r = ragline("ask", "anything?", data_dir=tmp_path / "nothing")
+    assert r.returncode == 4
+    assert "ragline ingest" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreachable_llm_names_the_url(ingested) -> None:  # type: ignore[no-untyped-def]
+    data, _ = ingested
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    r = ragline("ask", "How do I upgrade widgetron?", data_dir=data, env={
+        "RAGLINE_LLM__BACKEND": "openai", "RAGLINE_LLM__BASE_URL": url, "RAGLINE_LLM__MAX_RETRIES": "0",
+    })
+    assert r.returncode == 5
+    assert url in r.stderr and "Traceback" not in r.stderr
+
+
+def test_model_mismatch_is_refused_with_a_way_out(ingested, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from ragline.embed.models import bundled_minilm_dir
+
+    data, _ = ingested
+    other = tmp_path / "another-model"  # the same weights under another name: a different model to the index
+    shutil.copytree(bundled_minilm_dir(), other)
+    r = ragline("search", "colour", data_dir=data, env={"RAGLINE_EMBEDDING__MODEL": str(other)})
+    assert r.returncode == 4, r.stderr
+    assert "--recreate" in r.stderr and "Traceback" not in r.stderr
