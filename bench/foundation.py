@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, need_corpora, peak_rss_mb, percentile, table, write_json  # noqa: E402
+from common import median, need_corpora, peak_rss_mb, percentile, table, write_json
 
-from ragline.components import Components  # noqa: E402
-from ragline.config import load_settings  # noqa: E402
-from ragline.ingest.local import ingest  # noqa: E402
+from ragline.components import Components
+from ragline.config import load_settings
+from ragline.ingest.local import ingest
 
 
 def main() -> None:

@@ -86,9 +86,7 @@ class LlamaServer:
                 return self.base_url
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(
-            f"llama_cpp.server did not answer on {self.base_url} in {timeout:g} s:\n{self.output()}"
-        )
+        raise RuntimeError(f"llama_cpp.server did not answer on {self.base_url} in {timeout:g} s:\n{self.output()}")
 
     def stop(self) -> None:
         if self.proc is None:

@@ -18,7 +18,10 @@ def ragline(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> su
     full_env = {**os.environ, "RAGLINE_DATA_DIR": str(data_dir), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "ragline.cli", *args],
-        capture_output=True, text=True, env=full_env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=600,
     )
 
 
@@ -76,14 +79,22 @@ def test_search_json_with_filter(ingested) -> None:  # type: ignore[no-untyped-d
 
 def test_ask_json_streams_and_cites(ingested) -> None:  # type: ignore[no-untyped-def]
     data, _ = ingested
-    r = ragline("ask", "How do I upgrade widgetron?", "--k", "2", "--json", data_dir=data,
-                env={"RAGLINE_LLM__MAX_TOKENS": "48"})
+    r = ragline(
+        "ask", "How do I upgrade widgetron?", "--k", "2", "--json", data_dir=data, env={"RAGLINE_LLM__MAX_TOKENS": "48"}
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert set(out) >= {"question", "answer", "citations", "document_ids", "llm", "timings", "usage"}
     assert out["citations"][0]["source"].endswith("install.md#upgrading")
-    r = ragline("ask", "How do I upgrade widgetron?", "--k", "2", "--stream", data_dir=data,
-                env={"RAGLINE_LLM__MAX_TOKENS": "32"})
+    r = ragline(
+        "ask",
+        "How do I upgrade widgetron?",
+        "--k",
+        "2",
+        "--stream",
+        data_dir=data,
+        env={"RAGLINE_LLM__MAX_TOKENS": "32"},
+    )
     assert r.returncode == 0, r.stderr
     assert "Sources" in r.stdout and "install.md#upgrading" in r.stdout
 
@@ -100,9 +111,16 @@ def test_unreachable_llm_names_the_url(ingested) -> None:  # type: ignore[no-unt
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    r = ragline("ask", "How do I upgrade widgetron?", data_dir=data, env={
-        "RAGLINE_LLM__BACKEND": "openai", "RAGLINE_LLM__BASE_URL": url, "RAGLINE_LLM__MAX_RETRIES": "0",
-    })
+    r = ragline(
+        "ask",
+        "How do I upgrade widgetron?",
+        data_dir=data,
+        env={
+            "RAGLINE_LLM__BACKEND": "openai",
+            "RAGLINE_LLM__BASE_URL": url,
+            "RAGLINE_LLM__MAX_RETRIES": "0",
+        },
+    )
     assert r.returncode == 5
     assert url in r.stderr and "Traceback" not in r.stderr
 

@@ -49,19 +49,39 @@ class Agent:
         self.retriever.warm_up()
         self.generator.warm_up()
 
-    def ask(self, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None) -> Answer:
-        for event in self.stream(question, k, filters):
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
+        history: list[dict[str, str]] | None = None,
+    ) -> Answer:
+        for event in self.stream(question, k, filters, tenant=tenant, history=history):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without an answer")  # pragma: no cover
 
     def stream(
-        self, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        tenant: str | None = None,
+        history: list[dict[str, str]] | None = None,
     ) -> Iterator[Event]:
+        """Retrieve, then stream the answer: Retrieved, Token..., Done.
+
+        ``history`` holds earlier chat turns (role/content); they go before the question as context.
+        """
         t0 = time.perf_counter()
-        hits = self.retriever.search(question, k, filters=filters)
+        hits = self.retriever.search(question, k, filters=filters, tenant=tenant)
         t1 = time.perf_counter()
         messages, used = self._prompt(question, hits)
+        if history:
+            messages = [messages[0], *history, *messages[1:]]
         citations = [Citation(n, h) for n, h in enumerate(used, start=1)]
         yield Retrieved(citations)
 

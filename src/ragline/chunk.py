@@ -7,6 +7,7 @@ A chunk never spans two sections, and keeps its character offsets in the documen
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ragline.records import Chunk, Document

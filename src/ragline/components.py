@@ -43,9 +43,7 @@ class Components:
     def open_for_reading(self) -> VectorStore:
         """Open an existing index, checking it was built with this embedding model."""
         if self.store.info() is None:
-            raise EmptyIndexError(
-                f"no index in {self.settings.data_dir.resolve()}: run `ragline ingest PATH` first"
-            )
+            raise EmptyIndexError(f"no index in {self.settings.data_dir.resolve()}: run `ragline ingest PATH` first")
         self.store.open(self.index_info())
         return self.store
 

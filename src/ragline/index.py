@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ragline.embed.base import Embedder
@@ -19,7 +19,7 @@ from ragline.records import Chunk
 from ragline.store.base import StoredDocument, VectorStore
 
 
-class Change(str, Enum):
+class Change(StrEnum):
     ADDED = "added"
     UPDATED = "updated"
     UNCHANGED = "unchanged"

@@ -60,13 +60,19 @@ class Retriever:
         *,
         filters: Mapping[str, Any] | None = None,
         score_threshold: float | None = None,
+        tenant: str | None = None,
     ) -> list[Hit]:
+        """Top-k hits for ``query``. With ``tenant``, only that tenant's chunks can match, whatever
+        ``filters`` say: the tenant condition is applied last and overrides any ``tenant`` filter."""
         query = (query or "").strip()
         if not query:
             raise BadRequestError("the question is empty")
         k = self.settings.k if k is None else k
         if not 1 <= k <= MAX_K:
             raise BadRequestError(f"k must be between 1 and {MAX_K}, got {k}")
+        conditions = normalise_filters(filters)
+        if tenant is not None:
+            conditions["metadata.tenant"] = tenant
         vector = self.embedder.embed_query(query)
         threshold = self.settings.score_threshold if score_threshold is None else score_threshold
-        return self.store.search(vector, k, filters=normalise_filters(filters), score_threshold=threshold)
+        return self.store.search(vector, k, filters=conditions, score_threshold=threshold)

@@ -206,3 +206,12 @@ def test_hostile_markdown_does_not_crash() -> None:
     parse_markdown("::::{note}\n" * 50 + "x", source="s")
     doc = parse_markdown("".join("  " * i + "- item\n" for i in range(500)), source="s")
     assert "item" in doc.text
+
+
+def test_jsx_tags_vanish_but_their_text_stays() -> None:
+    text = (
+        'import Tabs from "@theme/Tabs";\n\n# T\n\n<Tabs>\n<TabItem value="py" label="Python">\n\n'
+        "Inner **text**.\n\n</TabItem>\n</Tabs>\n\n<ColumnContainer><Column>Column text</Column></ColumnContainer>\n\n"
+        '<DocCardList />\n\nInline <Badge text="x" /> end.\n'
+    )
+    assert parse_markdown(text, source="s", mdx=True).text == "Inner text.\nColumn text\nInline end."

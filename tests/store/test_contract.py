@@ -127,8 +127,7 @@ def loaded(store: VectorStore) -> Loaded:
 
 
 def reopen(backend: Backend, tmp_path: Path, old: VectorStore) -> VectorStore:
-    if not backend.persistent:
-        pytest.skip("in-memory store does not persist")
+    assert backend.persistent, "deselected for in-memory backends (see conftest.py)"
     old.close()
     return backend.make(tmp_path)
 
@@ -149,6 +148,7 @@ def test_open_records_info(store: VectorStore) -> None:
     assert store.count() == 0
 
 
+@pytest.mark.persistent
 def test_reopen_keeps_points_and_info(loaded: Loaded, backend: Backend, tmp_path: Path) -> None:
     loaded.store.flush()
     again = reopen(backend, tmp_path, loaded.store)
@@ -162,6 +162,7 @@ def test_reopen_keeps_points_and_info(loaded: Loaded, backend: Backend, tmp_path
         again.close()
 
 
+@pytest.mark.persistent
 def test_reopen_without_flush_keeps_points(loaded: Loaded, backend: Backend, tmp_path: Path) -> None:
     again = reopen(backend, tmp_path, loaded.store)  # close() alone must make writes durable
     try:
@@ -181,6 +182,7 @@ def test_mismatch_raises(loaded: Loaded, other: IndexInfo) -> None:
     assert loaded.store.count() == len(loaded.chunks)  # nothing was touched
 
 
+@pytest.mark.persistent
 def test_mismatch_after_reopen(loaded: Loaded, backend: Backend, tmp_path: Path) -> None:
     again = reopen(backend, tmp_path, loaded.store)
     try:

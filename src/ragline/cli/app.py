@@ -46,7 +46,7 @@ def settings(data_dir: Path | None = None) -> Settings:
         raise ConfigError(f"invalid settings: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
 
 
-def components(data_dir: Path | None):  # type: ignore[no-untyped-def]
+def components(data_dir: Path | None):
     from ragline.components import Components
 
     return Components(settings(data_dir))
@@ -68,8 +68,6 @@ def main_options(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
 
 
 def snippet(text: str, n: int = 160) -> str:

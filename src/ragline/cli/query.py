@@ -32,6 +32,10 @@ def ingest(
     ] = None,
     selector: Annotated[str | None, typer.Option(help="CSS selector of the content in HTML pages")] = None,
     recreate: Annotated[bool, typer.Option(help="Drop the index first (e.g. to change embedding model)")] = False,
+    tenant: Annotated[str | None, typer.Option(help="Tenant owning these documents")] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="key=value metadata on every document (filterable)")
+    ] = None,
     as_json: JsonOut = False,
 ) -> None:
     """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
@@ -44,7 +48,7 @@ def ingest(
         comp.settings.parse.html_selector = selector
     try:
         with _progress(not as_json) as tick:
-            report = run_ingest(paths, comp, recreate=recreate, progress=tick)
+            report = run_ingest(paths, comp, recreate=recreate, progress=tick, metadata=_metadata(meta, tenant))
     finally:
         comp.close()
     if as_json:
@@ -59,6 +63,20 @@ def ingest(
         out.print(f"  skipped {s.source}: {s.reason}")
 
 
+def _metadata(pairs: list[str] | None, tenant: str | None) -> dict[str, Any]:
+    from ragline.errors import BadRequestError
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadRequestError(f"--meta {pair!r} is not key=value")
+        out[key.strip()] = value.strip()
+    if tenant:
+        out["tenant"] = tenant
+    return out
+
+
 class _progress:
     """A progress line on stderr for interactive runs; silent otherwise."""
 
@@ -66,7 +84,7 @@ class _progress:
         self.enabled = enabled and err.is_terminal and not state.get("quiet")
         self._p: Any = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         if not self.enabled:
             return None
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

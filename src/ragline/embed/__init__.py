@@ -15,8 +15,13 @@ def _sentence_transformers(s: EmbeddingSettings) -> Embedder:
     from ragline.embed.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(
-        s.model, device=s.device, threads=s.threads, batch_size=s.batch_size, normalize=s.normalize,
-        query_prefix=s.query_prefix, document_prefix=s.document_prefix,
+        s.model,
+        device=s.device,
+        threads=s.threads,
+        batch_size=s.batch_size,
+        normalize=s.normalize,
+        query_prefix=s.query_prefix,
+        document_prefix=s.document_prefix,
     )
 
 
@@ -24,8 +29,12 @@ def _onnx(s: EmbeddingSettings) -> Embedder:
     from ragline.embed.onnx import OnnxEmbedder
 
     return OnnxEmbedder(
-        s.model, threads=s.threads, batch_size=s.batch_size, normalize=s.normalize,
-        query_prefix=s.query_prefix, document_prefix=s.document_prefix,
+        s.model,
+        threads=s.threads,
+        batch_size=s.batch_size,
+        normalize=s.normalize,
+        query_prefix=s.query_prefix,
+        document_prefix=s.document_prefix,
     )
 
 

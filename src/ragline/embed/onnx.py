@@ -42,9 +42,7 @@ class OnnxEmbedder(BaseEmbedder):
         if self.threads:
             opts.intra_op_num_threads = self.threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(bundled_minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(bundled_minilm_int8_onnx()), opts, providers=["CPUExecutionProvider"])
         tok_file = str(bundled_minilm_dir() / "tokenizer.json")
         self._tokenizer = Tokenizer.from_file(tok_file)
         self._tokenizer.enable_truncation(_MAX_TOKENS)

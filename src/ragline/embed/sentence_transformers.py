@@ -70,7 +70,10 @@ class SentenceTransformerEmbedder(BaseEmbedder):
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         return np.asarray(
             self._st.encode(
-                texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=False,
+                texts,
+                batch_size=len(texts),
+                convert_to_numpy=True,
+                normalize_embeddings=False,
                 show_progress_bar=False,
             ),
             dtype=np.float32,

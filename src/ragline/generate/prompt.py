@@ -83,8 +83,7 @@ def build_messages(
     budget = context_window - max_answer_tokens - margin
     if budget <= 0:
         raise ConfigError(
-            f"max_tokens ({max_answer_tokens}) leaves no room for a prompt in a "
-            f"{context_window}-token context window"
+            f"max_tokens ({max_answer_tokens}) leaves no room for a prompt in a {context_window}-token context window"
         )
     base = _prompt_tokens(_messages(question, [], placeholder=False), count_tokens)
     if max(base, _prompt_tokens(_messages(question, []), count_tokens)) > budget:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ragline.components import Components
 from ragline.errors import SourceError
@@ -28,8 +29,13 @@ class Loaded:
     error: str | None = None
 
 
-def read_sources(paths: Sequence[str | Path], components: Components) -> tuple[list[str], Iterator[Loaded]]:
-    """The folder origins (for deletion of vanished files) and a lazy stream of loaded documents."""
+def read_sources(
+    paths: Sequence[str | Path], components: Components, metadata: dict[str, Any] | None = None
+) -> tuple[list[str], Iterator[Loaded]]:
+    """The folder origins (for deletion of vanished files) and a lazy stream of loaded documents.
+
+    ``metadata`` (e.g. ``{"tenant": "acme"}``) is attached to every document and is filterable.
+    """
     parse = components.settings.parse
     origins: list[str] = []
     roots: list[Path] = []
@@ -49,14 +55,17 @@ def read_sources(paths: Sequence[str | Path], components: Components) -> tuple[l
         for root in roots:
             origin = str(root.resolve()) if root.is_dir() else None
             for f in iter_files([root]):
-                fallback = source_url(f.relpath, parse.url_template) if parse.url_template else str(
-                    Path(f.path).resolve().as_posix()
+                fallback = (
+                    source_url(f.relpath, parse.url_template)
+                    if parse.url_template
+                    else str(Path(f.path).resolve().as_posix())
                 )
                 try:
                     doc = load_document(f, parse)
                 except SourceError as e:
                     yield Loaded(fallback, error=str(e))
                     continue
+                doc.metadata.update(metadata or {})
                 doc.metadata.setdefault("origin", origin)
                 yield Loaded(fallback, document=doc)
 
@@ -69,9 +78,10 @@ def ingest(
     *,
     recreate: bool = False,
     progress: Progress | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> IndexReport:
     """Bring the index in line with ``paths``: add new, replace changed, drop vanished documents."""
-    origins, loaded = read_sources(paths, components)
+    origins, loaded = read_sources(paths, components, metadata)
     return index_documents(loaded, origins, components, recreate=recreate, progress=progress)
 
 

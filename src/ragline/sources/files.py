@@ -51,8 +51,8 @@ def iter_files(paths: Sequence[Path]) -> Iterator[LocalFile]:
     so that ``load_document`` reports it instead of it vanishing without a word.
     """
     seen: set[Path] = set()
-    for given in paths:
-        given = Path(given).absolute()
+    for arg in paths:
+        given = Path(arg).absolute()
         if given.is_dir():
             root = given
             found = sorted(_walk(given), key=lambda p: p.relative_to(root).as_posix())
