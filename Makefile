@@ -11,8 +11,9 @@ export RAY_AUTH_MODE := disabled
 
 RUN_DATA := .ragline
 EXAMPLE_QUESTION := How do I use a Qdrant server instead of the embedded engine?
+SERVE_PORT ?= 8000
 
-.PHONY: install run test lint typecheck clean
+.PHONY: install run test lint typecheck clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +29,17 @@ install: $(STAMP)
 run: install
 	$(BIN)/ragline ingest docs --url-template 'docs/{path}' --data-dir $(RUN_DATA)
 	$(BIN)/ragline ask "$(EXAMPLE_QUESTION)" --data-dir $(RUN_DATA)
+	@echo "serving $(RUN_DATA) on http://127.0.0.1:$(SERVE_PORT) (Ray Serve; API docs at /docs; Ctrl-C to stop)"
+	$(BIN)/ragline serve --host 127.0.0.1 --port $(SERVE_PORT) --data-dir $(RUN_DATA)
 
-test: install
+# The web page's test drives Debian's Chromium; install it when we can (root with apt-get), else say how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: the browser test needs Chromium (Debian/Ubuntu: sudo apt-get install chromium)"; fi; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install

@@ -11,13 +11,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from ragline.api.settings import ServeSettings
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_LLM = "smollm2-135m-instruct"
@@ -37,7 +39,10 @@ class ChunkSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
-    backend: Literal["sentence-transformers", "onnx"] = "sentence-transformers"
+    # onnx: the bundled int8 MiniLM on ONNX Runtime (same model id and index as sentence-transformers);
+    # with data-parallel ingest it embeds faster here at the same hit rate (bench/ingest.py). It serves
+    # only the bundled model, so another model without an explicit backend gets sentence-transformers.
+    backend: Literal["sentence-transformers", "onnx"] = "onnx"
     model: str = BUNDLED_EMBEDDING_MODEL  # any sentence-transformers name or path
     device: str = "cpu"
     batch_size: int = Field(default=32, ge=1)
@@ -45,6 +50,54 @@ class EmbeddingSettings(BaseModel):
     query_prefix: str = ""
     document_prefix: str = ""
     threads: int | None = None  # torch/onnxruntime threads; None = library default
+
+    @model_validator(mode="after")
+    def _backend_for_model(self) -> EmbeddingSettings:
+        bundled = {BUNDLED_EMBEDDING_MODEL, f"sentence-transformers/{BUNDLED_EMBEDDING_MODEL}"}
+        if "backend" not in self.model_fields_set and self.model not in bundled:
+            self.backend = "sentence-transformers"
+        return self
+
+
+class IngestSettings(BaseModel):
+    """How ``ragline ingest`` runs: in this process, or as a Ray Data pipeline across a cluster."""
+
+    engine: Literal["local", "ray"] = "local"
+    # ray: None starts a local Ray bound to 127.0.0.1; "auto" or "ray://host:10001" joins a cluster.
+    ray_address: str | None = None
+    embed_actors: int = Field(default=1, ge=1)  # ray: embedding actors in the pool
+    embed_cpus: float = Field(default=1.0, gt=0)  # ray: CPUs Ray reserves per embedding actor
+    num_gpus: float = Field(default=0.0, ge=0)  # ray: GPUs per embedding actor (sentence-transformers on cuda)
+    # Chunks per embedding call (sorted by length inside, run in embedding.batch_size forward passes),
+    # and per write to the index: both engines.
+    embed_batch: int = Field(default=256, ge=1)
+    # Concurrent one-thread embedding calls per batch (data parallel), for backends that allow it (onnx):
+    # local: in this process; ray: in each embedding actor. 0: one per core.
+    embed_workers: int = Field(default=0, ge=0)
+    parse_ahead: int = Field(default=64, ge=0)  # local: documents a thread reads and parses ahead (0: inline)
+    parse_cpus: float = Field(default=1.0, gt=0)  # ray: CPUs per parse / chunk task
+    writers: int = Field(default=2, ge=1)  # ray: parallel writer actors, with a Qdrant server only
+
+
+class CrawlSettings(BaseModel):
+    """How a crawl behaves; every limit is per crawl unless it says otherwise."""
+
+    max_pages: int = Field(default=1000, ge=1)
+    max_depth: int = Field(default=20, ge=0)  # link hops from the start URL
+    max_bytes: int = Field(default=5_000_000, ge=1)  # per page, after decompression
+    concurrency: int = Field(default=8, ge=1, le=256)
+    rate_per_host: float = Field(default=10.0, ge=0)  # requests per second to one host; 0: no limit
+    timeout: float = Field(default=20.0, gt=0)  # seconds for one whole request, body included
+    retries: int = Field(default=3, ge=0)  # on timeouts, connection errors, 429 and 5xx
+    backoff: float = Field(default=0.5, ge=0)  # first retry waits about this long, doubling each time
+    max_backoff: float = Field(default=60.0, ge=0)  # a Retry-After longer than this fails the page instead
+    max_redirects: int = Field(default=5, ge=0)
+    include: list[str] = []  # URL globs crawled even outside the start prefix (e.g. https://x.org/api/*)
+    exclude: list[str] = []  # URL globs never crawled
+    robots: bool = True  # honour robots.txt
+    sitemap: bool = True  # seed the crawl from robots.txt's sitemaps or /sitemap.xml
+    content_types: list[str] = ["text/html", "application/xhtml+xml"]
+    user_agent: str = "ragline/0.1 (documentation crawler)"
 
 
 class QdrantSettings(BaseModel):
@@ -56,8 +109,26 @@ class QdrantSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
+    """How questions find chunks; every choice here was measured on the Ray and SciFact benchmarks
+    (``bench/eval.py``, docs/evaluation)."""
+
     k: int = Field(default=5, ge=1, le=100)
-    score_threshold: float | None = None
+    # dense: cosine on the embeddings; bm25: keywords; hybrid: both, fused by reciprocal rank fusion.
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    score_threshold: float | None = None  # a cosine floor (in hybrid: on the dense candidates)
+    dense_weight: float = Field(default=1.0, ge=0)
+    sparse_weight: float = Field(default=1.0, ge=0)
+    rrf_k: int = Field(default=60, ge=1)
+    candidates: int = Field(default=50, ge=1, le=1000)  # per list fused in hybrid mode
+    # Rerank stages, in order (see ragline.rerank.RERANKERS): e.g. ["cross-encoder"] with rerank_model set.
+    rerank: list[str] = Field(default_factory=list)
+    rerank_model: str | None = None  # a sentence-transformers CrossEncoder name or path
+    rerank_depth: int = Field(default=30, ge=1, le=1000)  # how many candidates the rerankers reorder
+    # Result shaping: collapse near-duplicate chunks, cap chunks per page (None: no cap), merge
+    # adjacent chunks of one section into one prompt block.
+    dedupe: bool = True
+    max_per_page: int | None = Field(default=None, ge=1)
+    merge_adjacent: bool = True
 
 
 class LLMSettings(BaseModel):
@@ -90,8 +161,11 @@ class Settings(BaseSettings):
     chunk: ChunkSettings = ChunkSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     qdrant: QdrantSettings = QdrantSettings()
+    crawl: CrawlSettings = CrawlSettings()
+    ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
+    serve: ServeSettings = ServeSettings()
 
     # Short forms documented for the common case (RAGLINE_QDRANT_URL, RAGLINE_QDRANT_API_KEY).
     qdrant_url: str | None = None

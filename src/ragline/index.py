@@ -1,22 +1,34 @@
 """Incremental indexing: decide what changed, then write it so a crash never loses or duplicates.
 
-A document is identified by its source (``doc_id``) and versioned by its content hash. Writes of a
-changed document go new-chunks-first: upsert the new points (deterministic ids), then delete the
-document's points with any other hash. A crash between the two leaves both versions; the next run
-sees two hashes for the document, treats it as changed and finishes the job.
+A document is identified by its source (``doc_id``) and versioned by its content hash. A changed
+document is written new-version-first and committed by its first chunk (``chunk_index`` 0), which is
+always written after every other chunk of that version; then the document's points with any other
+hash are deleted. ``IndexState`` reads documents from first chunks only, so:
+
+- a crash before the first chunk is written leaves a version the next run does not see: the
+  document is still new or changed, and rewriting it (same deterministic ids) then deleting other
+  hashes removes the partial version;
+- a crash after the first chunk but before the deletion leaves two hashes for the document: the
+  next run treats it as changed and finishes the job.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from ragline.embed.base import Embedder
 from ragline.records import Chunk
 from ragline.store.base import StoredDocument, VectorStore
+
+log = logging.getLogger(__name__)
 
 
 class Change(StrEnum):
@@ -65,6 +77,13 @@ class IndexReport:
         }
 
 
+def change_of(held: Collection[str] | None, doc_hash: str) -> Change:
+    """What a document is to an index holding ``held`` hashes for it (a crash can leave two)."""
+    if not held:
+        return Change.ADDED
+    return Change.UNCHANGED if set(held) == {doc_hash} else Change.UPDATED
+
+
 class IndexState:
     """What the index holds, loaded once per ingest: doc_id -> stored hashes, and origins."""
 
@@ -78,10 +97,7 @@ class IndexState:
             self.source[d.doc_id] = d.source
 
     def change(self, doc_id: str, doc_hash: str) -> Change:
-        held = self.hashes.get(doc_id)
-        if not held:
-            return Change.ADDED
-        return Change.UNCHANGED if held == {doc_hash} else Change.UPDATED
+        return change_of(self.hashes.get(doc_id), doc_hash)
 
     def gone(self, origins: Iterable[str], seen: set[str]) -> list[str]:
         """Documents indexed from these origins that this run did not see (nor skip)."""
@@ -89,28 +105,132 @@ class IndexState:
         return sorted(d for d, o in self.origin.items() if o in wanted and d not in seen)
 
 
-class IndexWriter:
-    """Embeds and writes changed documents in batches, finishing each document atomically-enough."""
+def commit_order(chunks: Sequence[Chunk]) -> list[Chunk]:
+    """Chunks in the order that makes a crash safe: every document's first chunk after the rest."""
+    return [c for c in chunks if c.index != 0] + [c for c in chunks if c.index == 0]
 
-    def __init__(self, store: VectorStore, embedder: Embedder, batch_chunks: int = 256) -> None:
+
+class IndexWriter:
+    """Embeds and writes changed documents in batches; each document is committed within one batch.
+
+    With ``background``, a worker thread embeds and writes each batch while the caller chunks the next
+    documents (one batch in flight at a time); only for embedders whose calls may overlap the caller's
+    token counting. The store is touched by one thread at a time either way.
+    """
+
+    def __init__(
+        self, store: VectorStore, embedder: Embedder, batch_chunks: int = 256, *, background: bool = False
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.batch_chunks = batch_chunks
         self._pending: list[Chunk] = []
         self._finish: list[tuple[str, str]] = []  # (doc_id, hash to keep) once its chunks are in
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="ragline-write") if background else None
+        self._inflight: Future[int] | None = None
+        self.written = 0
 
     def add(self, doc_id: str, doc_hash: str, chunks: Sequence[Chunk]) -> int:
-        """Queue a changed document; returns chunks written so far by this call's flushes."""
+        """Queue a changed document; returns chunks whose writing finished during this call."""
         self._pending.extend(chunks)
         self._finish.append((doc_id, doc_hash))
-        return self.flush() if len(self._pending) >= self.batch_chunks else 0
+        return self._submit() if len(self._pending) >= self.batch_chunks else 0
 
     def flush(self) -> int:
-        written = len(self._pending)
-        if self._pending:
-            vectors = self.embedder.embed_documents([c.embedding_text() for c in self._pending])
-            self.store.upsert(self._pending, vectors)
-        for doc_id, doc_hash in self._finish:
-            self.store.delete_document(doc_id, keep_hash=doc_hash)
+        """Write everything queued and wait for it; returns chunks whose writing finished during this call."""
+        return (self._submit() if self._finish else 0) + self._wait()
+
+    def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+
+    def _submit(self) -> int:
+        batch, finish = self._pending, self._finish
         self._pending, self._finish = [], []
-        return written
+        if self._flusher is None:
+            return self._write(batch, finish)
+        done = self._wait()  # backpressure: the previous batch must be in before the next one goes
+        self._inflight = self._flusher.submit(self._write, batch, finish)
+        return done
+
+    def _wait(self) -> int:
+        if self._inflight is None:
+            return 0
+        future, self._inflight = self._inflight, None
+        return future.result()  # re-raises what went wrong in the worker
+
+    def _write(self, batch: list[Chunk], finish: list[tuple[str, str]]) -> int:
+        if batch:
+            ordered = commit_order(batch)
+            vectors = self.embedder.embed_documents([c.embedding_text() for c in ordered])
+            self.store.upsert(ordered, vectors)
+        for doc_id, doc_hash in finish:
+            self.store.delete_document(doc_id, keep_hash=doc_hash)
+        self.written += len(batch)
+        if batch:
+            log.info("indexed %d chunks so far", self.written)
+        return len(batch)
+
+
+class StreamCommitter:
+    """Commits documents whose chunks reach the index in pieces and out of order (parallel writers).
+
+    Writers store every chunk but the first and report counts; the first chunk is held here and
+    written once the rest of its version is in, then the document's other versions are deleted.
+    """
+
+    def __init__(self, store: VectorStore) -> None:
+        self.store = store
+        self._expected: dict[tuple[str, str], int] = {}
+        # Chunk positions, not counts: a retried task may deliver a chunk twice, and one written twice
+        # (same id) must not stand in for one never written.
+        self._written: dict[tuple[str, str], set[int]] = defaultdict(set)
+        self._first: dict[tuple[str, str], tuple[Chunk, np.ndarray]] = {}
+        self.committed = 0  # documents committed
+        self.chunks_written = 0  # first chunks written here (the writers count the rest)
+
+    def expect(self, doc_id: str, doc_hash: str, n_chunks: int) -> None:
+        """A changed document version with ``n_chunks`` chunks is on its way."""
+        key = (doc_id, doc_hash)
+        self._expected[key] = n_chunks
+        self._try_commit(key)
+
+    def wrote(self, doc_id: str, doc_hash: str, indexes: Iterable[int]) -> None:
+        """These chunks of this version (never its first) are in the index."""
+        key = (doc_id, doc_hash)
+        self._written[key].update(indexes)
+        self._try_commit(key)
+
+    def hold_first(self, chunk: Chunk, vector: np.ndarray) -> None:
+        """The version's first chunk, written when the rest is in."""
+        key = (chunk.doc_id, chunk.doc_hash)
+        self._first[key] = (chunk, vector)
+        self._try_commit(key)
+
+    def discard(self, doc_id: str) -> None:
+        """Forget every version of a document (the caller rewrites it another way)."""
+        for key in [k for k in (*self._expected, *self._first) if k[0] == doc_id]:
+            self._expected.pop(key, None)
+            self._first.pop(key, None)
+            self._written.pop(key, None)
+
+    @property
+    def pending(self) -> int:
+        """Versions announced but not committed (0 once a run has streamed everything)."""
+        return len(self._expected)
+
+    def _try_commit(self, key: tuple[str, str]) -> None:
+        expected = self._expected.get(key)
+        if expected is None:
+            return
+        has_first = key in self._first
+        if len(self._written.get(key, ())) + int(has_first) < expected or (expected and not has_first):
+            return
+        if has_first:
+            chunk, vector = self._first.pop(key)
+            self.store.upsert([chunk], vector.reshape(1, -1))
+            self.chunks_written += 1
+        self.store.delete_document(key[0], keep_hash=key[1])
+        del self._expected[key]
+        self._written.pop(key, None)
+        self.committed += 1

@@ -1,4 +1,10 @@
-"""Retrieval: embed the query, search the index with filters, return scored hits."""
+"""Retrieval: search the index (dense, BM25 or hybrid, with filters), rerank, shape the hits.
+
+The stages, each configured in ``RetrievalSettings`` and measured by ``ragline eval retrieval``:
+search (Qdrant fuses dense and BM25 lists by reciprocal rank fusion) -> rerank stages over the first
+``rerank_depth`` candidates -> collapse near-duplicates -> optional per-page cap -> top k -> merge
+adjacent chunks of one section into one block.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,21 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ragline.config import RetrievalSettings
 from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError
 from ragline.records import Hit
-from ragline.store.base import Prefix, VectorStore
+from ragline.rerank import Reranker, make_rerankers
+from ragline.shaping import collapse_duplicates, diversify, merge_adjacent
+from ragline.store.base import Fusion, Prefix, VectorStore
 
 log = logging.getLogger(__name__)
 
 MAX_K = 100
+MAX_DEPTH = 1000  # rankings for evaluation go deeper than any prompt
+_SPARE = 10  # extra candidates fetched so that shaping can drop some and still fill k
 
 
 def parse_filters(pairs: Sequence[str]) -> dict[str, Any]:
@@ -45,13 +57,23 @@ def normalise_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 class Retriever:
-    def __init__(self, store: VectorStore, embedder: Embedder, settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        settings: RetrievalSettings,
+        rerankers: list[Reranker] | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        device = str(getattr(embedder, "device", "cpu"))  # a cross-encoder runs where the embedder does
+        self.rerankers = make_rerankers(settings, embedder, device) if rerankers is None else rerankers
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
+        for r in self.rerankers:
+            r.warm_up()
 
     def search(
         self,
@@ -63,16 +85,70 @@ class Retriever:
         tenant: str | None = None,
     ) -> list[Hit]:
         """Top-k hits for ``query``. With ``tenant``, only that tenant's chunks can match, whatever
-        ``filters`` say: the tenant condition is applied last and overrides any ``tenant`` filter."""
-        query = (query or "").strip()
-        if not query:
-            raise BadRequestError("the question is empty")
+        ``filters`` say: the tenant condition is applied last and overrides any ``tenant`` filter.
+
+        With ``merge_adjacent``, chunks of one section that touch come back as one hit (a block), and
+        k counts blocks: the next-ranked chunks fill the places merging freed."""
         k = self.settings.k if k is None else k
         if not 1 <= k <= MAX_K:
             raise BadRequestError(f"k must be between 1 and {MAX_K}, got {k}")
+        if not self.settings.merge_adjacent:
+            return self.rank(query, k, filters=filters, score_threshold=score_threshold, tenant=tenant)
+        ranked = self.rank(
+            query, min(3 * k, MAX_DEPTH), filters=filters, score_threshold=score_threshold, tenant=tenant
+        )
+        n = k
+        blocks = merge_adjacent(ranked[:n])
+        while len(blocks) < k and n < len(ranked):
+            n += k - len(blocks)
+            blocks = merge_adjacent(ranked[:n])
+        return blocks[:k]
+
+    def rank(
+        self,
+        query: str,
+        depth: int,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        score_threshold: float | None = None,
+        tenant: str | None = None,
+    ) -> list[Hit]:
+        """The first ``depth`` chunks, searched, reranked and shaped but not merged (what evaluation scores)."""
+        query = (query or "").strip()
+        if not query:
+            raise BadRequestError("the question is empty")
+        if not 1 <= depth <= MAX_DEPTH:
+            raise BadRequestError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
+        s = self.settings
         conditions = normalise_filters(filters)
         if tenant is not None:
             conditions["metadata.tenant"] = tenant
-        vector = self.embedder.embed_query(query)
-        threshold = self.settings.score_threshold if score_threshold is None else score_threshold
-        return self.store.search(vector, k, filters=conditions, score_threshold=threshold)
+        vector = self.embedder.embed_query(query) if s.mode != "bm25" or self.rerankers else None
+        threshold = s.score_threshold if score_threshold is None else score_threshold
+        pool = depth + _SPARE if s.dedupe or s.max_per_page else depth
+        if s.max_per_page:  # the cap needs enough distinct pages behind the first ones to fill the list
+            pool = max(pool, s.candidates)
+        if self.rerankers:
+            pool = max(pool, s.rerank_depth)
+        hits = self.store.search(
+            vector if s.mode != "bm25" else None,
+            pool,
+            filters=conditions,
+            score_threshold=threshold,
+            text=query,
+            mode=s.mode,
+            fusion=Fusion(s.dense_weight, s.sparse_weight, s.rrf_k, s.candidates),
+        )
+        hits = self._rerank(query, hits, vector)
+        if s.dedupe:
+            hits = collapse_duplicates(hits)
+        hits = diversify(hits, s.max_per_page)
+        return hits[:depth]
+
+    def _rerank(self, query: str, hits: list[Hit], vector: np.ndarray | None) -> list[Hit]:
+        if not self.rerankers or not hits:
+            return hits
+        head, tail = hits[: self.settings.rerank_depth], hits[self.settings.rerank_depth :]
+        for stage in self.rerankers:
+            head = stage.rerank(query, head, vector)
+        return head + tail

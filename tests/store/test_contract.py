@@ -19,7 +19,7 @@ from ragline.config import QdrantSettings
 from ragline.errors import BadRequestError, EmptyIndexError, IndexMismatchError, StoreError
 from ragline.records import Chunk, Document
 from ragline.store import EdgeStore, QdrantStore, make_store
-from ragline.store.base import IndexInfo, Prefix, StoredDocument, VectorStore
+from ragline.store.base import Fusion, IndexInfo, Prefix, StoredDocument, VectorStore
 from ragline.store.filters import conditions, source_prefixes
 
 DIM = 8
@@ -424,6 +424,170 @@ def test_flush_keeps_results(loaded: Loaded) -> None:
     before = [h.chunk.id for h in loaded.store.search(loaded.vectors[5], 9)]
     loaded.store.flush()
     assert [h.chunk.id for h in loaded.store.search(loaded.vectors[5], 9)] == before
+
+
+# -- BM25 and hybrid search ------------------------------------------------------------------------
+# Chunks with distinctive words: BM25 (computed by the store from embedding_text, IDF applied by the engine)
+# must find words, and hybrid search must fuse the word ranking with the vector ranking.
+
+TOPICS = [
+    "Autoscaling adds replicas to a Serve deployment when requests queue up",
+    "Batching groups Serve requests together to use the GPU better",
+    "Datasets read Parquet files from cloud storage in parallel",
+    "Actors keep state between method calls in Ray Core",
+    "Placement groups reserve resources across nodes for gang scheduling",
+    "Serve deployments scale with the number of replicas",
+]
+
+
+def topic_chunks() -> list[Chunk]:
+    return [
+        Chunk(
+            doc_id=doc_id(f"https://x.io/{i}"),
+            source=f"https://x.io/{i}",
+            title=f"Page {i}",
+            section="",
+            anchor=None,
+            text=text,
+            start=0,
+            end=len(text),
+            index=0,
+            doc_hash="h",
+        )
+        for i, text in enumerate(TOPICS)
+    ]
+
+
+@pytest.fixture
+def topics(store: VectorStore) -> Loaded:
+    chunks = topic_chunks()
+    vectors = unit_vectors(len(chunks), seed=21)
+    store.open(INFO)
+    store.upsert(chunks, vectors)
+    return Loaded(store, chunks, vectors)
+
+
+def test_bm25_finds_the_words(topics: Loaded) -> None:
+    hits = topics.store.search(None, 5, text="parquet files", mode="bm25")
+    assert [h.chunk.id for h in hits] == [topics.chunks[2].id]  # only chunks sharing a term match
+    assert hits[0].score > 0
+
+
+def test_bm25_stems_and_weighs_rare_terms_higher(topics: Loaded) -> None:
+    # "replica" matches "replicas" (stemmed) in two chunks; chunk 0 also has "queue"
+    hits = topics.store.search(None, 5, text="replica queue", mode="bm25")
+    assert [h.chunk.id for h in hits] == [topics.chunks[0].id, topics.chunks[5].id]
+
+
+def test_bm25_with_only_stop_words_finds_nothing(topics: Loaded) -> None:
+    assert topics.store.search(None, 3, text="the of and", mode="bm25") == []
+
+
+def test_bm25_honours_filters(topics: Loaded) -> None:
+    hits = topics.store.search(None, 5, text="serve", mode="bm25", filters={"source": "https://x.io/5"})
+    assert [h.chunk.id for h in hits] == [topics.chunks[5].id]
+
+
+def test_hybrid_fuses_vector_and_words(topics: Loaded) -> None:
+    # The vector points at chunk 3, the words at chunk 2. Chunk 2 is first among the words and also in
+    # the dense list (which holds every chunk), so it sums two shares; chunk 3 gets 1/k from the dense list.
+    hits = topics.store.search(topics.vectors[3], 6, text="parquet", mode="hybrid")
+    assert [h.chunk.id for h in hits[:2]] == [topics.chunks[2].id, topics.chunks[3].id]
+    assert hits[1].score == pytest.approx(1 / 60, rel=1e-4)  # k=60
+    assert 1 / 60 < hits[0].score < 2 / 60
+    assert len(hits) == 6
+
+
+@pytest.mark.parametrize(("weights", "first"), [((3.0, 1.0), 3), ((1.0, 3.0), 2)])
+def test_hybrid_weights_decide(topics: Loaded, weights: tuple[float, float], first: int) -> None:
+    # One candidate per list (dense: chunk 3, words: chunk 2): the heavier list wins.
+    fusion = Fusion(dense_weight=weights[0], sparse_weight=weights[1], candidates=1)
+    hits = topics.store.search(topics.vectors[3], 1, text="parquet", mode="hybrid", fusion=fusion)
+    assert [h.chunk.id for h in hits] == [topics.chunks[first].id]
+
+
+def test_hybrid_point_first_in_both_lists(topics: Loaded) -> None:
+    hits = topics.store.search(topics.vectors[2], 3, text="parquet", mode="hybrid")
+    assert hits[0].chunk.id == topics.chunks[2].id
+    assert hits[0].score == pytest.approx(2 / 60, rel=1e-4)
+
+
+def test_hybrid_filters_both_lists(topics: Loaded) -> None:
+    only = {"source": ["https://x.io/0", "https://x.io/1"]}
+    hits = topics.store.search(topics.vectors[3], 6, text="parquet serve", mode="hybrid", filters=only)
+    assert {h.chunk.source for h in hits} == {"https://x.io/0", "https://x.io/1"}
+
+
+def test_hybrid_threshold_bounds_the_dense_candidates(topics: Loaded) -> None:
+    hits = topics.store.search(topics.vectors[3], 6, text="parquet", mode="hybrid", score_threshold=0.99)
+    assert {h.chunk.id for h in hits} == {topics.chunks[3].id, topics.chunks[2].id}
+
+
+def test_hybrid_of_stop_words_is_dense(topics: Loaded) -> None:
+    hits = topics.store.search(topics.vectors[4], 2, text="the of", mode="hybrid")
+    assert hits[0].chunk.id == topics.chunks[4].id
+
+
+def test_bm25_follows_replacements(topics: Loaded) -> None:
+    topics.store.delete_document(topics.chunks[2].doc_id)
+    assert topics.store.search(None, 3, text="parquet", mode="bm25") == []
+
+
+@pytest.mark.parametrize(
+    ("vector", "text", "mode"),
+    [(None, "x", "dense"), (None, "x", "hybrid"), ("v", None, "bm25"), ("v", " ", "hybrid"), ("v", "x", "magic")],
+    ids=["dense-no-vector", "hybrid-no-vector", "bm25-no-text", "hybrid-blank-text", "unknown-mode"],
+)
+def test_search_mode_needs_its_inputs(topics: Loaded, vector: Any, text: str | None, mode: Any) -> None:
+    v = topics.vectors[0] if vector == "v" else None
+    with pytest.raises(BadRequestError):
+        topics.store.search(v, 3, text=text, mode=mode)
+
+
+@pytest.mark.persistent
+def test_bm25_survives_reopen(topics: Loaded, backend: Backend, tmp_path: Path) -> None:
+    again = reopen(backend, tmp_path, topics.store)
+    try:
+        hits = again.search(None, 3, text="placement groups", mode="bm25")
+        assert hits[0].chunk.id == topics.chunks[4].id
+    finally:
+        again.close()
+
+
+def test_edge_adds_bm25_to_a_shard_built_without_it(tmp_path: Path) -> None:
+    import qdrant_edge as qe
+
+    from ragline.store.filters import DENSE, point_payload
+
+    chunks, vectors = topic_chunks(), unit_vectors(len(TOPICS), seed=21)
+    config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)})
+    shard = qe.EdgeShard.create(str(tmp_path / "index" / "shard"), config)
+    points = [qe.Point(c.id, {DENSE: v.tolist()}, point_payload(c)) for c, v in zip(chunks, vectors, strict=True)]
+    shard.update(qe.UpdateOperation.upsert_points(points))
+    shard.close()
+    (tmp_path / "index" / "index.json").write_text('{"model": "test/model-a", "dimension": 8}')
+    with EdgeStore(tmp_path / "index") as store:
+        store.open(INFO)
+        assert store.search(None, 3, text="placement groups", mode="bm25")[0].chunk.id == chunks[4].id
+        assert store.count() == len(chunks)
+
+
+def test_qdrant_collection_without_bm25_falls_back_to_dense() -> None:
+    from qdrant_client import models
+
+    from ragline.store.filters import DENSE
+
+    store = QdrantStore()
+    client = store._conn()
+    client.create_collection("ragline", vectors_config={DENSE: models.VectorParams(size=DIM, distance="Cosine")})
+    store.open(INFO)  # adopted: the dense vector fits
+    chunks, vectors = topic_chunks(), unit_vectors(len(TOPICS), seed=21)
+    store.upsert(chunks, vectors)
+    hits = store.search(vectors[1], 2, text="parquet", mode="hybrid")
+    assert hits[0].chunk.id == chunks[1].id and hits[0].score == pytest.approx(1.0, abs=1e-4)  # a cosine
+    with pytest.raises(StoreError, match="BM25"):
+        store.search(None, 2, text="parquet", mode="bm25")
+    store.close()
 
 
 # -- helpers and factory (backend-independent) ------------------------------------------------------

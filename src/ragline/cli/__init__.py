@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import sys
 
-from ragline.cli import query  # noqa: F401  (registers ingest, search, ask)
+from ragline.cli import (
+    crawl,  # noqa: F401
+    query,  # noqa: F401  (registers ingest, search, ask)
+    serve,  # noqa: F401
+    status,  # noqa: F401
+)
+from ragline.cli import eval as _eval  # noqa: F401
 from ragline.cli.app import app, err, state
 from ragline.errors import RaglineError
 

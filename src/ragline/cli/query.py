@@ -36,16 +36,34 @@ def ingest(
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="key=value metadata on every document (filterable)")
     ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="local (this process, the default) or ray (a Ray Data pipeline)")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join: auto or ray://host:10001 (default: a local Ray on 127.0.0.1)"),
+    ] = None,
+    embed_actors: Annotated[int | None, typer.Option(help="ray: embedding actors (default 1)")] = None,
+    embed_batch: Annotated[int | None, typer.Option(help="Chunks per embedding call and write (default 256)")] = None,
+    num_gpus: Annotated[float | None, typer.Option(help="ray: GPUs per embedding actor (default 0)")] = None,
     as_json: JsonOut = False,
 ) -> None:
     """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
-    from ragline.ingest.local import ingest as run_ingest
+    from ragline.ingest.engines import run_ingest
 
     comp = components(data_dir)
     if url_template:
         comp.settings.parse.url_template = url_template
     if selector:
         comp.settings.parse.html_selector = selector
+    comp.settings.ingest = _ingest_settings(
+        comp.settings.ingest,
+        engine=engine,
+        ray_address=ray_address,
+        embed_actors=embed_actors,
+        embed_batch=embed_batch,
+        num_gpus=num_gpus,
+    )
     try:
         with _progress(not as_json) as tick:
             report = run_ingest(paths, comp, recreate=recreate, progress=tick, metadata=_metadata(meta, tenant))
@@ -61,6 +79,21 @@ def ingest(
     )
     for s in report.skipped:
         out.print(f"  skipped {s.source}: {s.reason}")
+
+
+def _ingest_settings(current: Any, **overrides: Any) -> Any:
+    """The ingest settings with the command's options on top, validated like the rest of the settings."""
+    from pydantic import ValidationError
+
+    from ragline.config import IngestSettings
+    from ragline.errors import ConfigError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return IngestSettings.model_validate({**current.model_dump(), **given})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"--{'-'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from e
 
 
 def _metadata(pairs: list[str] | None, tenant: str | None) -> dict[str, Any]:
@@ -146,7 +179,7 @@ def ask(
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Answer a question from the index, citing sources as [n]."""
+    """Answer a question from the index, citing its sources by number."""
     from ragline.agent import Done, Token
     from ragline.retrieve import parse_filters
 

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ragline.chunk import Chunker
 from ragline.components import Components
 from ragline.errors import SourceError
 from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped
+from ragline.ingest.parallel import ParallelEmbedder, ingest_embedder
 from ragline.records import Document, doc_id_for
 from ragline.sources.files import iter_files, load_document, source_url
+from ragline.store.base import VectorStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Progress = Callable[[str, int], None]  # (event, amount): "document", "chunks", "skipped"
 
@@ -40,7 +46,14 @@ def read_sources(
     origins: list[str] = []
     roots: list[Path] = []
     missing: list[str] = []
+    urls: list[str] = []
     for arg in paths:
+        if str(arg).startswith(("http://", "https://")):  # a site: crawled into <data_dir>/crawl
+            from ragline.sources.crawl import crawl_origin
+
+            urls.append(str(arg))
+            origins.append(crawl_origin(str(arg)))
+            continue
         p = Path(arg)
         if not p.exists():
             missing.append(str(arg))
@@ -52,6 +65,10 @@ def read_sources(
     def stream() -> Iterator[Loaded]:
         for m in missing:
             yield Loaded(m, error="not found")
+        for url in urls:
+            from ragline.sources.crawl import crawl_documents
+
+            yield from crawl_documents(url, components.settings, metadata)
         for root in roots:
             origin = str(root.resolve()) if root.is_dir() else None
             for f in iter_files([root]):
@@ -93,15 +110,41 @@ def index_documents(
     recreate: bool = False,
     progress: Progress | None = None,
 ) -> IndexReport:
+    """Index a stream of loaded documents: chunk and embed only new or changed ones, in length-sorted batches.
+
+    Three things overlap: a thread reads and parses the next documents, this thread chunks, and (for an
+    embedder that allows it) a writer thread embeds the previous batch with data-parallel calls and writes it.
+    """
     t0 = time.perf_counter()
     report = IndexReport()
+    settings = components.settings
     store, chunker = components.store, components.chunker
     store.open(components.index_info(), recreate=recreate)
     state = IndexState(store.documents())
-    writer = IndexWriter(store, components.embedder)
+    embedder, concurrent = ingest_embedder(settings.embedding, settings.ingest.embed_workers, components.embedder)
+    # Embedding and writing run beside chunking when the embedder allows it (see ingest.parallel).
+    writer = IndexWriter(store, embedder, batch_chunks=settings.ingest.embed_batch, background=concurrent)
+    try:
+        seen = _index(read_ahead(loaded, settings.ingest.parse_ahead), state, chunker, writer, report, progress)
+    finally:
+        writer.close()
+        if isinstance(embedder, ParallelEmbedder):
+            embedder.close()
+    finish(report, store, state, origins, seen, t0)
+    return report
+
+
+def _index(
+    loaded: Iterable[Loaded],
+    state: IndexState,
+    chunker: Chunker,
+    writer: IndexWriter,
+    report: IndexReport,
+    progress: Progress | None,
+) -> set[str]:
+    """The loop over documents; returns the doc ids this run saw (documents that failed included)."""
     seen: dict[str, str] = {}  # doc_id -> source, including documents that failed (never delete those)
     tick = progress or (lambda _e, _n: None)
-
     for item in loaded:
         if item.document is None:
             seen.setdefault(doc_id_for(item.fallback_source), item.fallback_source)
@@ -125,8 +168,14 @@ def index_documents(
             tick("chunks", len(chunks))
         tick("document", 1)
     report.chunks_written += writer.flush()
+    return set(seen)
 
-    for doc_id in state.gone(origins, set(seen)):
+
+def finish(
+    report: IndexReport, store: VectorStore, state: IndexState, origins: Sequence[str], seen: set[str], t0: float
+) -> None:
+    """Delete documents gone from their folders, make the writes durable and complete the report."""
+    for doc_id in state.gone(origins, seen):
         report.chunks_deleted += store.count({"doc_id": doc_id})
         store.delete_document(doc_id)
         report.deleted += 1
@@ -134,4 +183,53 @@ def index_documents(
     store.flush()
     report.chunks = store.count()
     report.seconds = time.perf_counter() - t0
-    return report
+
+
+_DONE = object()
+
+
+@dataclass(slots=True)
+class _Raised:
+    error: BaseException
+
+
+def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+
+    Reading and parsing (pure Python, or I/O) then overlap with embedding, whose runtimes release the
+    GIL. ``depth`` 0 iterates inline. An error in the producer is raised in the consumer.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        """Put ``item`` unless the consumer has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(_DONE)
+        except BaseException as e:  # handed to the consumer, which raises it
+            offer(_Raised(e))
+
+    thread = threading.Thread(target=produce, name="ragline-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not _DONE:
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early (an error, a break) releases the producer

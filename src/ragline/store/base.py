@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,6 +16,11 @@ from ragline.records import Chunk, Hit
 #   ["a", "b"]       match any
 #   Prefix("https://docs.ray.io/en/master/serve/")   source-prefix match (see below)
 Filters = Mapping[str, Any]
+
+# What a search ranks by: the dense vector (cosine), BM25 over the chunk text, or both fused by
+# reciprocal rank fusion inside the engine.
+SearchMode = Literal["dense", "bm25", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "bm25", "hybrid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +51,23 @@ class StoredDocument:
     origin: str | None  # the ingest root it came from, for detecting removed files
 
 
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """How hybrid search fuses its dense and BM25 candidates: weighted reciprocal rank fusion.
+
+    Each list contributes ``1 / (rank / weight + k - 1)`` (rank from 1, as Qdrant computes it) for
+    each of its first ``candidates`` points: with weight 1, the first point of a list gets ``1 / k``.
+    """
+
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    k: int = 60
+    candidates: int = 50
+
+
 @runtime_checkable
 class VectorStore(Protocol):
-    """Dense vectors with chunk payloads, filterable, persistent."""
+    """Dense and BM25 sparse vectors with chunk payloads, filterable, persistent."""
 
     def open(self, info: IndexInfo, *, recreate: bool = False) -> None:
         """Create the index, or open it and check it was built with ``info``.
@@ -60,20 +79,26 @@ class VectorStore(Protocol):
         """What the stored index was built with, or None when there is no index yet."""
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """Insert or replace points; ids are ``chunk.id``; idempotent."""
+        """Insert or replace points; ids are ``chunk.id``; idempotent. The BM25 vector of each chunk
+        is computed here from ``chunk.embedding_text()``."""
 
     def delete_document(self, doc_id: str, *, keep_hash: str | None = None) -> None:
         """Delete every point of a document, except those whose doc_hash equals keep_hash."""
 
     def search(
         self,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         k: int,
         *,
         filters: Filters | None = None,
         score_threshold: float | None = None,
+        text: str | None = None,
+        mode: SearchMode = "dense",
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
-        """Top-k points by cosine similarity, best first."""
+        """Top-k points, best first: by cosine similarity to ``vector`` (dense), by BM25 of ``text``
+        (bm25), or both fused (hybrid). ``score_threshold`` bounds the cosine (dense and hybrid: in hybrid
+        it filters the dense candidates) or the BM25 score (bm25)."""
 
     def documents(self) -> Iterator[StoredDocument]:
         """Every stored document (one entry per doc_id and doc_hash)."""

@@ -4,6 +4,10 @@ Layout of ``path``: ``shard/`` is the engine's shard (segments, WAL, its config)
 IndexInfo the shard was built with. Search is exact right after an upsert (new points land in a plain
 appendable segment that is scanned); ``optimize()`` only builds the HNSW graph and vacuums deletions, which
 makes later searches faster, so it runs in ``flush()`` once per batch of writes rather than after each one.
+
+Each point holds a dense vector and a BM25 sparse vector (``bm25``, IDF applied by the engine); hybrid
+search fuses the two candidate lists with reciprocal rank fusion inside the engine. A shard built before
+BM25 existed gets the sparse vector added, and filled from the stored chunk texts, when it is opened.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from ragline.errors import BadRequestError, IndexMismatchError, StoreError
+from ragline.errors import IndexMismatchError, StoreError
 from ragline.records import Chunk, Hit
-from ragline.store.base import Filters, IndexInfo, StoredDocument
+from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
 from ragline.store.filters import (
     DENSE,
     DOCUMENT_FIELDS,
@@ -35,18 +39,22 @@ from ragline.store.filters import (
     as_matrix,
     as_query,
     check_info,
+    check_search,
     conditions,
     empty_index,
+    fusion_plan,
     info_from_json,
     point_payload,
     stale_points,
     stored_document,
 )
+from ragline.store.sparse import SPARSE, SparseVector, document_vector, query_vector, sparse_text
 
 log = logging.getLogger(__name__)
 
 INFO_FILE = "index.json"
 SHARD_DIR = "shard"
+CONFIG_FILE = "edge_config.json"  # the engine's own record of the shard's vectors
 _UPSERT_BATCH = 512
 _SCROLL_PAGE = 512
 
@@ -86,6 +94,7 @@ class EdgeStore:
             self._write_info(info)
         self._info = info
         self._ensure_indexes(self._shard)
+        self._ensure_sparse(self._shard)
 
     def info(self) -> IndexInfo | None:
         """The IndexInfo in ``index.json``, or None when there is no index yet."""
@@ -130,7 +139,9 @@ class EdgeStore:
         matrix = as_matrix(chunks, vectors, info.dimension)
         for start in range(0, len(chunks), _UPSERT_BATCH):
             points = [
-                qe.Point(chunk.id, {DENSE: row}, point_payload(chunk))
+                qe.Point(
+                    chunk.id, {DENSE: row, SPARSE: _sparse(document_vector(sparse_text(chunk)))}, point_payload(chunk)
+                )
                 for chunk, row in zip(
                     chunks[start : start + _UPSERT_BATCH],
                     matrix[start : start + _UPSERT_BATCH].tolist(),
@@ -153,27 +164,51 @@ class EdgeStore:
 
     def search(
         self,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         k: int,
         *,
         filters: Filters | None = None,
         score_threshold: float | None = None,
+        text: str | None = None,
+        mode: SearchMode = "dense",
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
-        """Top-k points by cosine similarity (higher is better), best first."""
-        if k < 1:
-            raise BadRequestError(f"k must be at least 1, got {k}")
+        """Top-k points, best first: cosine (dense), BM25 (bm25) or both fused by RRF (hybrid)."""
+        check_search(vector, text, k, mode)
         shard = self._readable()
         if shard is None:
             raise empty_index(str(self.path))
         info = self.info()
-        request = qe.QueryRequest(
-            limit=k,
-            query=qe.Query.Nearest(as_query(vector, info.dimension if info else None), using=DENSE),
-            filter=_maybe_filter(conditions(filters)),
-            score_threshold=score_threshold,
-            with_payload=True,
+        where = _maybe_filter(conditions(filters))
+        dense = (
+            qe.Query.Nearest(as_query(vector, info.dimension if info else None), using=DENSE)
+            if vector is not None and mode != "bm25"
+            else None
         )
-        points = shard.query(request)
+        sparse = query_vector(text or "") if mode != "dense" else SparseVector([], [])
+        if mode == "dense" or (mode == "bm25" and sparse):
+            query = dense if mode == "dense" else qe.Query.Nearest(_sparse(sparse), using=SPARSE)
+            request = qe.QueryRequest(
+                limit=k, query=query, filter=where, score_threshold=score_threshold, with_payload=True
+            )
+        elif mode == "bm25":  # only stop words: nothing can match
+            request = None
+        else:
+            f, n = fusion_plan(k, fusion)
+            prefetches = [qe.Prefetch(limit=n, query=dense, filter=where, score_threshold=score_threshold)]
+            weights = [f.dense_weight]
+            if sparse:
+                prefetches.append(
+                    qe.Prefetch(limit=n, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=where)
+                )
+                weights.append(f.sparse_weight)
+            request = qe.QueryRequest(
+                limit=k,
+                prefetches=prefetches,
+                query=qe.Fusion.Rrf(k=f.k, weights=weights),  # type: ignore[arg-type]
+                with_payload=True,
+            )
+        points = shard.query(request) if request is not None else []
         if not points and shard.info().points_count == 0:
             raise empty_index(str(self.path))
         return [Hit(Chunk.from_payload(p.payload or {}), float(p.score)) for p in points]
@@ -228,12 +263,15 @@ class EdgeStore:
 
     def _load_or_create(self, info: IndexInfo, *, validate: bool) -> qe.EdgeShard:
         shard_dir = self.path / SHARD_DIR
-        config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=info.dimension, distance=qe.Distance.Cosine)})
+        dense = {DENSE: qe.EdgeVectorParams(size=info.dimension, distance=qe.Distance.Cosine)}
         if _has_shard(shard_dir):
             # Without index.json (a crash between creating the shard and writing it) the engine
             # still checks the vector size; the model name cannot be checked.
-            return self._load(config if validate else None)
+            return self._load(qe.EdgeConfig(vectors=dense) if validate else None)
         log.info("creating the index at %s (%s, %d dimensions)", self.path, info.model, info.dimension)
+        config = qe.EdgeConfig(
+            vectors=dense, sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
+        )
         try:
             return qe.EdgeShard.create(str(shard_dir), config)
         except Exception as e:  # the engine raises plain Exception
@@ -259,6 +297,33 @@ class EdgeStore:
             if field not in existing:
                 shard.update(qe.UpdateOperation.create_field_index(field, schema))
 
+    def _has_sparse(self) -> bool:
+        try:
+            config = json.loads((self.path / SHARD_DIR / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return SPARSE in (config.get("sparse_vectors") or {})
+
+    def _ensure_sparse(self, shard: qe.EdgeShard) -> None:
+        """Add the BM25 vector to a shard built without it, and compute it for the points already there."""
+        if self._has_sparse():
+            return
+        started = time.perf_counter()
+        shard.update(qe.UpdateOperation.create_sparse_vector(SPARSE, modifier=qe.Modifier.Idf))
+        batch: list[qe.PointVectors] = []
+        filled = 0
+        for pid, payload in list(self._scroll([], True)):
+            vector = document_vector(sparse_text(Chunk.from_payload(payload)))
+            batch.append(qe.PointVectors(_point_id(pid), {SPARSE: _sparse(vector)}))
+            if len(batch) >= _UPSERT_BATCH:
+                shard.update(qe.UpdateOperation.update_vectors(batch))
+                filled, batch = filled + len(batch), []
+        if batch:
+            shard.update(qe.UpdateOperation.update_vectors(batch))
+            filled += len(batch)
+        self._dirty = True
+        log.info("added BM25 vectors to %d points of %s in %.1f s", filled, self.path, time.perf_counter() - started)
+
     def _wipe(self) -> None:
         """Delete the index (info first, so a crash half-way leaves no index that claims to be whole)."""
         if self._shard is not None:
@@ -283,6 +348,14 @@ class EdgeStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _sparse(v: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(indices=v.indices, values=v.values)
+
+
+def _point_id(pid: str) -> str | int:
+    return int(pid) if pid.isdigit() else pid
 
 
 def _has_shard(shard_dir: Path) -> bool:

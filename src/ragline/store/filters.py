@@ -15,7 +15,7 @@ import numpy as np
 
 from ragline.errors import BadRequestError, EmptyIndexError, IndexMismatchError, StoreError
 from ragline.records import Chunk
-from ragline.store.base import Filters, IndexInfo, Prefix, StoredDocument
+from ragline.store.base import SEARCH_MODES, Filters, Fusion, IndexInfo, Prefix, SearchMode, StoredDocument
 
 # The dense vector's name: a sparse "bm25" vector can later sit beside it in the same points.
 DENSE = "dense"
@@ -128,6 +128,26 @@ def info_from_json(data: Any) -> IndexInfo | None:
     if not isinstance(data, dict) or "model" not in data or "dimension" not in data:
         return None
     return IndexInfo(model=str(data["model"]), dimension=int(data["dimension"]))
+
+
+def check_search(vector: np.ndarray | None, text: str | None, k: int, mode: SearchMode) -> None:
+    """Reject a search that cannot be run as asked, the same way on every backend."""
+    if k < 1:
+        raise BadRequestError(f"k must be at least 1, got {k}")
+    if mode not in SEARCH_MODES:
+        raise BadRequestError(f"unknown search mode {mode!r}; one of {', '.join(SEARCH_MODES)}")
+    if mode != "bm25" and vector is None:
+        raise BadRequestError(f"a {mode} search needs the query vector")
+    if mode != "dense" and not (text or "").strip():
+        raise BadRequestError(f"a {mode} search needs the query text")
+
+
+def fusion_plan(k: int, fusion: Fusion | None) -> tuple[Fusion, int]:
+    """The fusion settings and how many candidates each list contributes (never fewer than k)."""
+    f = fusion or Fusion()
+    if f.k < 1 or f.dense_weight < 0 or f.sparse_weight < 0 or f.dense_weight + f.sparse_weight <= 0:
+        raise BadRequestError(f"invalid fusion settings: {f}")
+    return f, max(k, f.candidates)
 
 
 def empty_index(where: str) -> EmptyIndexError:

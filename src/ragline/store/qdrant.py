@@ -3,6 +3,10 @@
 Local mode (``path`` on disk, or in memory) is brute force in pure Python, but it speaks the server's API,
 so it stands in for a server in tests. The IndexInfo lives in the collection's metadata (key ``ragline``),
 so it travels with the collection, in snapshots too.
+
+Points hold a dense vector and a BM25 sparse vector (``bm25``, with the IDF modifier, so the server weighs
+terms by the collection's statistics); hybrid search fuses both with reciprocal rank fusion on the server.
+A collection created before BM25 existed keeps working: hybrid search falls back to dense with a warning.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from ragline.errors import BadRequestError, IndexMismatchError, StoreError
+from ragline.errors import IndexMismatchError, StoreError
 from ragline.records import Chunk, Hit
-from ragline.store.base import Filters, IndexInfo, StoredDocument
+from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
 from ragline.store.filters import (
     DENSE,
     DOCUMENT_FIELDS,
@@ -32,13 +36,16 @@ from ragline.store.filters import (
     as_matrix,
     as_query,
     check_info,
+    check_search,
     conditions,
     empty_index,
+    fusion_plan,
     info_from_json,
     point_payload,
     stale_points,
     stored_document,
 )
+from ragline.store.sparse import SPARSE, SparseVector, document_vector, query_vector, sparse_text
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ class QdrantStore:
         self._client: QdrantClient | None = None
         self._info: IndexInfo | None = None  # set by open(): writes need it
         self._exists = False  # the collection is known to exist (never cached as False)
+        self._bm25: bool | None = None  # does the collection have the BM25 vector? (asked once)
 
     def __enter__(self) -> QdrantStore:
         return self
@@ -83,6 +91,7 @@ class QdrantStore:
     def open(self, info: IndexInfo, *, recreate: bool = False) -> None:
         """Create the collection, or check the existing one was built with ``info``."""
         with self._errors():
+            self._bm25 = None
             client = self._conn()
             if recreate and client.collection_exists(self.collection):
                 client.delete_collection(self.collection)
@@ -94,6 +103,7 @@ class QdrantStore:
                 client.create_collection(
                     self.collection,
                     vectors_config={DENSE: models.VectorParams(size=info.dimension, distance=models.Distance.COSINE)},
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                     metadata={INFO_KEY: info.to_json()},
                 )
             self._ensure_indexes(client)
@@ -118,6 +128,7 @@ class QdrantStore:
             self._client.close()
             self._client = None
         self._exists = False
+        self._bm25 = None
         self._info = None  # an in-memory collection is gone; others are re-read on the next open()
 
     # -- writes ----------------------------------------------------------------------------------
@@ -137,8 +148,9 @@ class QdrantStore:
                     matrix[start : start + _UPSERT_BATCH].tolist(),
                     strict=True,
                 )
+                sparse = self._has_sparse(client)
                 points = [
-                    models.PointStruct(id=chunk.id, vector={DENSE: row}, payload=point_payload(chunk))
+                    models.PointStruct(id=chunk.id, vector=_vectors(chunk, row, sparse), payload=point_payload(chunk))
                     for chunk, row in batch
                 ]
                 client.upsert(self.collection, points=points, wait=True)
@@ -156,33 +168,82 @@ class QdrantStore:
 
     def search(
         self,
-        vector: np.ndarray,
+        vector: np.ndarray | None,
         k: int,
         *,
         filters: Filters | None = None,
         score_threshold: float | None = None,
+        text: str | None = None,
+        mode: SearchMode = "dense",
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
-        """Top-k points by cosine similarity (higher is better), best first."""
-        if k < 1:
-            raise BadRequestError(f"k must be at least 1, got {k}")
-        query = as_query(vector, self._info.dimension if self._info else None)
+        """Top-k points, best first: cosine (dense), BM25 (bm25) or both fused by RRF (hybrid)."""
+        check_search(vector, text, k, mode)
+        dense = as_query(vector, self._info.dimension if self._info else None) if vector is not None else None
         query_filter = _maybe_filter(conditions(filters))
         with self._errors():
             if not self._ready():
                 raise empty_index(self.where)
             client = self._conn()
+            if mode != "dense" and not self._has_sparse(client):
+                if mode == "bm25":
+                    raise StoreError(f"the collection {self.where} has no BM25 vectors: re-ingest with --recreate")
+                log.warning("the collection %s has no BM25 vectors: hybrid search runs dense only", self.where)
+                mode = "dense"
+            sparse = query_vector(text or "") if mode != "dense" else SparseVector([], [])
+            points = self._query(client, mode, dense, sparse, k, query_filter, score_threshold, fusion)
+            if not points and client.count(self.collection, exact=True).count == 0:
+                raise empty_index(self.where)
+        return [Hit(Chunk.from_payload(p.payload or {}), float(p.score)) for p in points]
+
+    def _query(
+        self,
+        client: QdrantClient,
+        mode: SearchMode,
+        dense: list[float] | None,
+        sparse: SparseVector,
+        k: int,
+        query_filter: models.Filter | None,
+        score_threshold: float | None,
+        fusion: Fusion | None,
+    ) -> list[models.ScoredPoint]:
+        common: dict[str, Any] = {"limit": k, "with_payload": True}
+        if mode == "dense":
             response = client.query_points(
                 self.collection,
-                query=query,
+                query=dense,
                 using=DENSE,
                 query_filter=query_filter,
-                limit=k,
                 score_threshold=score_threshold,
-                with_payload=True,
+                **common,
             )
-            if not response.points and client.count(self.collection, exact=True).count == 0:
-                raise empty_index(self.where)
-        return [Hit(Chunk.from_payload(p.payload or {}), float(p.score)) for p in response.points]
+        elif mode == "bm25":
+            if not sparse:  # only stop words: nothing can match
+                return []
+            response = client.query_points(
+                self.collection,
+                query=_sparse(sparse),
+                using=SPARSE,
+                query_filter=query_filter,
+                score_threshold=score_threshold,
+                **common,
+            )
+        else:
+            f, n = fusion_plan(k, fusion)
+            prefetch = [
+                models.Prefetch(query=dense, using=DENSE, filter=query_filter, limit=n, score_threshold=score_threshold)
+            ]
+            weights = [f.dense_weight]
+            if sparse:
+                prefetch.append(models.Prefetch(query=_sparse(sparse), using=SPARSE, filter=query_filter, limit=n))
+                weights.append(f.sparse_weight)
+            response = client.query_points(
+                self.collection,
+                prefetch=prefetch,
+                query=models.RrfQuery(rrf=models.Rrf(k=f.k, weights=weights)),
+                **common,
+            )
+        return list(response.points)
 
     def documents(self) -> Iterator[StoredDocument]:
         """One entry per (doc_id, doc_hash), read from first chunks only."""
@@ -243,6 +304,13 @@ class QdrantStore:
                     raise StoreError(f"cannot open {self.where}: {e}") from e
         return self._client
 
+    def _has_sparse(self, client: QdrantClient) -> bool:
+        """Does the collection hold BM25 vectors? (A collection made before them does not.)"""
+        if self._bm25 is None:
+            sparse = client.get_collection(self.collection).config.params.sparse_vectors or {}
+            self._bm25 = SPARSE in sparse
+        return self._bm25
+
     def _ready(self) -> bool:
         """Does the collection exist? Asked until it does, then remembered."""
         if not self._exists:
@@ -292,6 +360,16 @@ class QdrantStore:
             raise StoreError(f"Qdrant at {self.url} answered {e.status_code} {e.reason_phrase}: {detail}") from e
         except httpx.HTTPError as e:
             raise StoreError(f"cannot reach Qdrant at {self.url}: {e}") from e
+
+
+def _sparse(v: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=v.indices, values=v.values)
+
+
+def _vectors(chunk: Chunk, dense: list[float], sparse: bool) -> dict[str, Any]:
+    if not sparse:
+        return {DENSE: dense}
+    return {DENSE: dense, SPARSE: _sparse(document_vector(sparse_text(chunk)))}
 
 
 def _maybe_filter(must: Sequence[Match]) -> models.Filter | None:

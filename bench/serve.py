@@ -1,0 +1,376 @@
+"""Serving under bounded load on 127.0.0.1: Ray Serve over HTTP against the same calls made in-process.
+
+    .venv/bin/python bench/serve.py [--clients 16] [--seconds 60] [--answer-clients 4] [--answer-seconds 60]
+        [--max-tokens 48] [--size 100000] [--unique 2000] [--no-size-test] [--data-dir DIR]
+
+On an index of ../shared/corpora/ray-docs (built once, then reused: ingest is incremental):
+  retrieval-only   in-process Retriever.search, 1 client  vs  POST /search, 1 client and --clients clients, on
+                   `ragline serve --engine uvicorn` (HTTP alone) and on Ray Serve (HTTP + proxy + handles)
+  full answers     in-process Agent.ask, 1 client         vs  POST /query on Ray Serve, --answer-clients clients
+then retrieval-only again on a --size-chunk index (ray-docs chunks repeated with perturbed vectors, cached).
+The 1-client rows give the serving overhead at p50 (HTTP; HTTP + Serve proxy + ingress + handle call). Every load
+is bounded by time and by --max-requests. Ray runs on 127.0.0.1 with 2 CPUs; the embedder uses --threads threads
+in-process and in each replica alike. Prints a table and writes bench/results/serve.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import need_corpora, percentile, table, write_json
+
+from ragline.api.settings import GeneratorDeployment, IngressDeployment, RetrieverDeployment, ServeSettings
+from ragline.components import Components
+from ragline.config import Settings, load_settings
+from ragline.ingest.local import ingest
+from ragline.records import Chunk
+
+URL_TEMPLATE = "https://docs.ray.io/en/master/{path_noext}.html"
+COLUMNS = ["index", "chunks", "mode", "path", "clients", "requests", "qps", "p50_ms", "p95_ms", "p99_ms", "errors_pct"]
+
+
+@dataclass
+class Load:
+    """Latencies (ms) and failures of one measured run."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def row(self, **labels: Any) -> dict[str, Any]:
+        n = len(self.latencies) + self.errors
+        return {
+            **labels,
+            "requests": n,
+            "qps": n / self.seconds if self.seconds else float("nan"),
+            "p50_ms": percentile(self.latencies, 50),
+            "p95_ms": percentile(self.latencies, 95),
+            "p99_ms": percentile(self.latencies, 99),
+            "errors_pct": 100.0 * self.errors / n if n else 0.0,
+        }
+
+
+# -- indexes -------------------------------------------------------------------------------------------
+
+
+def bench_settings(data_dir: Path, args: argparse.Namespace) -> Settings:
+    s = load_settings(data_dir=data_dir)
+    s.embedding.threads = args.threads
+    s.llm.max_tokens = args.max_tokens
+    s.parse.url_template = URL_TEMPLATE
+    s.serve = ServeSettings(
+        port=args.port,
+        max_k=10,
+        request_timeout=600,
+        max_concurrent_streams=64,
+        ingress=IngressDeployment(num_replicas=1, max_ongoing_requests=256),
+        retriever=RetrieverDeployment(num_replicas=args.retriever_replicas, num_cpus=0.5, max_ongoing_requests=64),
+        generator=GeneratorDeployment(num_replicas=1, num_cpus=1, max_ongoing_requests=4),
+    )
+    return s
+
+
+def ray_docs_index(data_dir: Path, args: argparse.Namespace) -> int:
+    comp = Components(bench_settings(data_dir, args))
+    try:
+        started = time.perf_counter()
+        report = ingest([need_corpora("ray-docs")], comp)
+        elapsed = time.perf_counter() - started
+        print(f"ray-docs: {report.chunks} chunks ({report.chunks_written} written) in {elapsed:.0f} s")
+        return report.chunks
+    finally:
+        comp.close()
+
+
+def synthetic_index(source_dir: Path, data_dir: Path, args: argparse.Namespace) -> int:
+    """``--size`` chunks: ``--unique`` real ray-docs chunks, embedded once, repeated with perturbed vectors."""
+    comp = Components(bench_settings(data_dir, args))
+    try:
+        if comp.store.info() is not None and comp.store.count() == args.size:
+            return args.size
+    finally:
+        comp.close()
+    src = Components(bench_settings(source_dir, args))
+    try:
+        src.open_for_reading()
+        chunks = [Chunk.from_payload(p) for _, p in src.store.points()][: args.unique]
+        started = time.perf_counter()
+        vectors = src.embedder.embed_documents([c.embedding_text() for c in chunks])
+        print(f"synthetic: embedded {len(chunks)} unique chunks in {time.perf_counter() - started:.0f} s")
+        info = src.index_info()
+    finally:
+        src.close()
+    dst = Components(bench_settings(data_dir, args))
+    rng = np.random.default_rng(0)
+    try:
+        dst.store.open(info, recreate=True)
+        written, copy = 0, 0
+        while written < args.size:
+            n = min(len(chunks), args.size - written)
+            copies = [_copy(c, copy) for c in chunks[:n]]
+            noisy = vectors[:n] + rng.normal(0, 0.03, size=vectors[:n].shape).astype(np.float32)
+            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+            dst.store.upsert(copies, noisy)
+            written += n
+            copy += 1
+        started = time.perf_counter()
+        dst.store.flush()  # builds the HNSW graph
+        print(f"synthetic: {written} chunks, index optimised in {time.perf_counter() - started:.0f} s")
+        return dst.store.count()
+    finally:
+        dst.close()
+
+
+def _copy(chunk: Chunk, n: int) -> Chunk:
+    source = f"{chunk.source}?copy={n}"
+    return Chunk(
+        doc_id=f"{chunk.doc_id}-{n}",
+        source=source,
+        title=chunk.title,
+        section=chunk.section,
+        anchor=chunk.anchor,
+        text=chunk.text,
+        start=chunk.start,
+        end=chunk.end,
+        index=chunk.index,
+        kind=chunk.kind,
+        doc_hash=chunk.doc_hash,
+        metadata=dict(chunk.metadata),
+    )
+
+
+# -- in-process ------------------------------------------------------------------------------------------
+
+
+def in_process(settings: Settings, call: Callable[[Components, str], Any], questions: list[str], n: int) -> Load:
+    comp = Components(settings)
+    try:
+        comp.open_for_reading()
+        call(comp, "warm up")
+        load = Load()
+        started = time.perf_counter()
+        for q in (questions * (n // len(questions) + 1))[:n]:
+            t = time.perf_counter()
+            call(comp, q)
+            load.latencies.append((time.perf_counter() - t) * 1000)
+        load.seconds = time.perf_counter() - started
+        return load
+    finally:
+        comp.close()
+        del comp
+        gc.collect()
+
+
+# -- HTTP load -------------------------------------------------------------------------------------------
+
+
+async def _http_load(
+    url: str, make_body: Callable[[str], dict[str, Any]], questions: list[str], clients: int, seconds: float, cap: int
+) -> Load:
+    import httpx
+
+    load = Load()
+    counter = iter(range(cap))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=900, limits=limits) as http:
+        for q in questions[:3]:  # warm-up: connections, replicas, caches
+            await http.post(url, json=make_body(q))
+        deadline = time.perf_counter() + seconds
+
+        async def client(offset: int) -> None:
+            i = offset
+            while time.perf_counter() < deadline and next(counter, None) is not None:
+                body = make_body(questions[i % len(questions)])
+                i += clients
+                t = time.perf_counter()
+                try:
+                    r = await http.post(url, json=body)
+                    status = str(r.status_code)
+                except Exception as e:  # counted, never fatal: a load test reports errors
+                    status = type(e).__name__
+                elapsed = (time.perf_counter() - t) * 1000
+                load.statuses[status] = load.statuses.get(status, 0) + 1
+                if status == "200":
+                    load.latencies.append(elapsed)
+                else:
+                    load.errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        load.seconds = time.perf_counter() - started
+    return load
+
+
+def http_load(
+    url: str, make_body: Callable[[str], dict[str, Any]], questions: list[str], clients: int, seconds: float, cap: int
+) -> Load:
+    load = asyncio.run(_http_load(url, make_body, questions, clients, seconds, cap))
+    if load.errors:
+        print(f"  {url}: statuses {json.dumps(load.statuses)}")
+    return load
+
+
+@contextmanager
+def uvicorn_serve(data_dir: Path, args: argparse.Namespace) -> Iterator[str]:
+    """`ragline serve --engine uvicorn` in its own process: the HTTP cost without Ray Serve."""
+    import httpx
+
+    port = args.port + 1
+    env = {**os.environ, "RAGLINE_EMBEDDING__THREADS": str(args.threads), "RAGLINE_SERVE__MAX_K": "10"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragline.cli",
+        "-q",
+        "serve",
+        "--engine",
+        "uvicorn",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ragline serve --engine uvicorn did not start")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+@contextmanager
+def ray_serve(settings: Settings) -> Iterator[str]:
+    from ragline import serve
+    from ragline.ray_local import stop_local_ray
+
+    started = time.perf_counter()
+    try:
+        url = serve.run(settings, log_to_driver=False)
+        print(f"Ray Serve up at {url} in {time.perf_counter() - started:.0f} s")
+        yield url
+    finally:
+        serve.shutdown()
+        stop_local_ray()
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+
+def search_body(q: str) -> dict[str, Any]:
+    return {"query": q, "k": 5}
+
+
+def answer_body(q: str) -> dict[str, Any]:
+    return {"query": q, "k": 5}
+
+
+def bench_index(
+    name: str, data_dir: Path, chunks: int, answers: bool, args: argparse.Namespace, questions: list[str]
+) -> list[dict[str, Any]]:
+    settings = bench_settings(data_dir, args)
+    label = {"index": name, "chunks": chunks}
+    rows = []
+    search = in_process(settings, lambda c, q: c.retriever.search(q, 5), questions, args.inprocess_searches)
+    rows.append(search.row(**label, mode="retrieval", path="in-process", clients=1))
+    if answers:
+        asks = in_process(settings, lambda c, q: c.agent.ask(q, 5), questions, args.inprocess_answers)
+        rows.append(asks.row(**label, mode="answer", path="in-process", clients=1))
+    with uvicorn_serve(data_dir, args) as url:
+        one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
+        rows.append(one.row(**label, mode="retrieval", path="http+uvicorn", clients=1))
+        many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
+        rows.append(many.row(**label, mode="retrieval", path="http+uvicorn", clients=args.clients))
+    with ray_serve(settings) as url:
+        one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
+        rows.append(one.row(**label, mode="retrieval", path="http+ray", clients=1))
+        many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
+        rows.append(many.row(**label, mode="retrieval", path="http+ray", clients=args.clients))
+        if answers:
+            full = http_load(
+                f"{url}/query", answer_body, questions, args.answer_clients, args.answer_seconds, args.max_requests
+            )
+            rows.append(full.row(**label, mode="answer", path="http+ray", clients=args.answer_clients))
+    for r in rows:
+        print(table([r], COLUMNS).splitlines()[-1])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=16, help="concurrent clients, retrieval-only")
+    ap.add_argument("--seconds", type=float, default=60, help="length of each retrieval-only load")
+    ap.add_argument("--answer-clients", type=int, default=4, help="concurrent clients, full answers")
+    ap.add_argument("--answer-seconds", type=float, default=60, help="length of the full-answer load")
+    ap.add_argument("--max-requests", type=int, default=50_000, help="cap on requests per load")
+    ap.add_argument("--max-tokens", type=int, default=48, help="answer length (tokens)")
+    ap.add_argument("--inprocess-searches", type=int, default=200)
+    ap.add_argument("--inprocess-answers", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="embedder threads, in-process and per replica")
+    ap.add_argument("--retriever-replicas", type=int, default=2)
+    ap.add_argument("--size", type=int, default=100_000, help="chunks in the size test")
+    ap.add_argument("--unique", type=int, default=2000, help="distinct chunks embedded for the size test")
+    ap.add_argument("--no-size-test", action="store_true")
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "ragline-bench-serve")
+    args = ap.parse_args()
+    logging.getLogger("ragline.ingest").setLevel(logging.ERROR)  # skipped files are expected here
+
+    questions = [
+        json.loads(line)["question"]
+        for line in need_corpora("ray-eval", "questions-dev.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    docs_dir = args.data_dir / "ray-docs"
+    rows = bench_index("ray-docs", docs_dir, ray_docs_index(docs_dir, args), True, args, questions)
+    if not args.no_size_test:
+        big_dir = args.data_dir / f"synthetic-{args.size}"
+        chunks = synthetic_index(docs_dir, big_dir, args)
+        rows += bench_index(f"synthetic-{args.size // 1000}k", big_dir, chunks, False, args, questions)
+
+    print()
+    print(table(rows, COLUMNS))
+    for name in dict.fromkeys(r["index"] for r in rows):
+        one_client = {
+            r["path"]: r for r in rows if r["index"] == name and r["mode"] == "retrieval" and r["clients"] == 1
+        }
+        base = one_client["in-process"]["p50_ms"]
+        for path in ("http+uvicorn", "http+ray"):
+            print(
+                f"{name}: serving overhead at p50, 1 client, {path} /search vs in-process Retriever.search: "
+                f"{one_client[path]['p50_ms'] - base:.1f} ms"
+            )
+    print("written", write_json("serve", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""What the HTTP app needs from the query path (a QueryBackend), and the in-process implementation.
+
+Two implementations: ``InProcessBackend`` (here) runs retrieval and generation in this process, for
+``--engine uvicorn`` and for the benchmark's in-process figures; ``RayServeBackend`` (ragline.serve) calls
+the retrieval and generation deployments through Ray Serve handles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import anyio.to_thread
+
+from ragline.agent import Event
+from ragline.api.answering import answer_events
+from ragline.components import Components
+from ragline.errors import EmptyIndexError, RaglineError
+from ragline.generate.base import Message
+from ragline.records import Hit
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class QueryBackend(Protocol):
+    """Retrieval, streamed answers and readiness, wherever they run."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Load what requests need (index, models); called once before serving."""
+
+    async def search(
+        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
+    ) -> list[Hit]:
+        """Top-k hits; ``tenant`` (when set) restricts them to that tenant's chunks."""
+
+    def stream(
+        self,
+        question: str,
+        k: int | None,
+        filters: Mapping[str, Any] | None,
+        *,
+        tenant: str | None,
+        history: Sequence[Message] = (),
+    ) -> AsyncGenerator[Event, None]:
+        """Retrieved, Token..., Done; errors raise (RaglineError subclasses)."""
+
+    async def check_index(self) -> None:
+        """Raise when the index cannot serve searches."""
+
+    async def check_llm(self) -> None:
+        """Raise LLMUnavailableError when the language model cannot answer."""
+
+    async def close(self) -> None:
+        """Release the index and models."""
+
+
+class InProcessBackend:
+    """The query path in this process; blocking calls run in worker threads."""
+
+    name = "in-process"
+
+    def __init__(self, components: Components) -> None:
+        self.components = components
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(self._start)
+
+    def _start(self) -> None:
+        self.components.open_for_reading()
+        self.components.retriever.warm_up()
+        try:
+            self.components.generator.warm_up()
+        except RaglineError as e:  # readiness reports it; retrieval can still serve
+            log.warning("the language model is not ready: %s", e)
+
+    async def search(
+        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
+    ) -> list[Hit]:
+        retriever = self.components.retriever
+        return await anyio.to_thread.run_sync(lambda: retriever.search(query, k, filters=filters, tenant=tenant))
+
+    def stream(
+        self,
+        question: str,
+        k: int | None,
+        filters: Mapping[str, Any] | None,
+        *,
+        tenant: str | None,
+        history: Sequence[Message] = (),
+    ) -> AsyncGenerator[Event, None]:
+        c = self.components
+        return iterate_in_thread(
+            lambda: answer_events(
+                c.retriever, c.generator, c.settings.llm, question, k, filters, tenant=tenant, history=history
+            )
+        )
+
+    async def check_index(self) -> None:
+        await anyio.to_thread.run_sync(_check_store, self.components)
+
+    async def check_llm(self) -> None:
+        await anyio.to_thread.run_sync(self.components.generator.check)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.components.close)
+
+
+def _check_store(components: Components) -> None:
+    if components.store.count() == 0:
+        raise EmptyIndexError("the index holds no chunks")
+
+
+_END = object()
+
+
+async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
+    """Iterate a blocking iterator from async code, one ``next()`` per worker-thread call.
+
+    A cancelled consumer (timeout, client gone) does not wait for the current step: the iterator is
+    closed in the background once that step ends, which frees the model or the HTTP connection.
+    """
+    lock = threading.Lock()  # next() and close() never overlap
+    it: Iterator[T] | None = None
+    finished = False
+
+    def step() -> Any:
+        nonlocal it
+        with lock:
+            if it is None:
+                it = make()
+            return next(it, _END)
+
+    def close() -> None:
+        with lock:
+            close_it = getattr(it, "close", None)
+            if close_it is not None:
+                close_it()
+
+    try:
+        while True:
+            item = await anyio.to_thread.run_sync(step, abandon_on_cancel=True)
+            if item is _END:
+                finished = True
+                return
+            yield item
+    finally:
+        if not finished:
+            asyncio.get_running_loop().run_in_executor(None, close)

@@ -1,0 +1,17 @@
+"""Thin routers: parse, call the AnswerService, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ragline.api.service import AnswerService
+
+
+def _service(request: Request) -> AnswerService:
+    service: AnswerService = request.app.state.service
+    return service
+
+
+Service = Annotated[AnswerService, Depends(_service)]

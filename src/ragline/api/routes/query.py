@@ -1,0 +1,59 @@
+"""POST /query (the `ragline ask --json` object, or SSE) and POST /search (the `ragline search --json` object)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from ragline.agent import Done, Event, Retrieved, Token
+from ragline.api import sse
+from ragline.api.auth import Tenant
+from ragline.api.routes import Service
+from ragline.api.schemas import ERROR_RESPONSES, AnswerOut, QueryRequest, SearchOut, SearchRequest
+
+router = APIRouter(tags=["query"])
+
+_SSE_DOC = {
+    "description": 'With `stream: true`: `event: token` (data `{"text"}`) for each piece of the answer, then '
+    "`event: citations` (the citations list), then `event: done` (the whole answer object). A failure after "
+    'the stream started arrives as `event: error` (data `{"error": {...}}`) and ends the stream.',
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
+
+@router.post(
+    "/query",
+    response_model=AnswerOut,
+    responses={**ERROR_RESPONSES, 200: _SSE_DOC},
+    summary="Answer a question with citations",
+)
+async def query(body: QueryRequest, service: Service, tenant: Tenant) -> Response:
+    if body.stream:
+        events = await service.open_stream(body.query, body.k, body.filters, tenant=tenant)
+        return sse.response(_query_events(events), lambda e: [sse.event("error", sse.error_data(e))])
+    answer = await service.answer(body.query, body.k, body.filters, tenant=tenant)
+    return JSONResponse(answer.to_json())
+
+
+async def _query_events(events: AsyncGenerator[Event, None]) -> AsyncIterator[bytes]:
+    # Citations are known first but sent after the tokens: a client renders the answer, then its sources.
+    streamed = False
+    async for event in events:
+        if isinstance(event, Token):
+            streamed = True
+            yield sse.event("token", {"text": event.text})
+        elif isinstance(event, Done):
+            if event.answer.answer and not streamed:  # a retrieval-only answer: its notice was never streamed
+                yield sse.event("token", {"text": event.answer.answer})
+            yield sse.event("citations", [c.to_json() for c in event.answer.citations])
+            yield sse.event("done", event.answer.to_json())
+        elif not isinstance(event, Retrieved):  # pragma: no cover - the Event union is closed
+            raise TypeError(f"unexpected event {event!r}")
+
+
+@router.post("/search", response_model=SearchOut, responses=ERROR_RESPONSES, summary="Retrieve chunks, no answer")
+async def search(body: SearchRequest, service: Service, tenant: Tenant) -> Response:
+    hits = await service.search(body.query, body.k, body.filters, tenant=tenant)
+    return JSONResponse({"query": body.query, "hits": [h.to_json() for h in hits]})

@@ -1,0 +1,196 @@
+"""Request and response bodies, as the OpenAPI schema shows them.
+
+Requests are strict (a number is not a string, unknown fields in ``/query`` are refused); responses are
+documented here but built from the records' ``to_json()``, so ``/query`` returns exactly what
+``ragline ask --json`` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
+
+from ragline.retrieve import MAX_K
+
+FilterKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
+FilterString = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500)]
+FilterValue = (
+    FilterString
+    | StrictBool
+    | StrictInt
+    | Annotated[list[FilterString], Field(min_length=1, max_length=32)]
+    | Annotated[list[StrictInt], Field(min_length=1, max_length=32)]
+)
+Filters = Annotated[
+    dict[FilterKey, FilterValue],
+    Field(
+        max_length=16,
+        description="Narrow the search: `source` (URL or path prefix), `type` (html, markdown, rst, notebook), "
+        "or any metadata field. Under an API key, the key's tenant always applies on top.",
+        examples=[{"source": "https://docs.ray.io/en/master/serve/"}],
+    ),
+]
+K = Annotated[
+    StrictInt | None, Field(ge=1, description=f"How many chunks to retrieve: at most serve.max_k (≤ {MAX_K})")
+]
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"query": "How do I stream a chain?", "k": 5}]}
+    )
+
+    query: StrictStr = Field(min_length=1, description="The question (server limit on its length applies)")
+    k: K = None
+    filters: Filters | None = None
+    stream: StrictBool = Field(default=False, description="Server-Sent Events: token..., citations, done")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "autoscaling", "k": 5}]})
+
+    query: StrictStr = Field(min_length=1)
+    k: K = None
+    filters: Filters | None = None
+
+
+class HitOut(BaseModel):
+    source: str = Field(description="URL#anchor of the chunk")
+    title: str
+    section: str
+    chunk_id: str
+    score: float
+    text: str
+
+
+class CitationOut(HitOut):
+    n: int = Field(description="The [n] the answer cites")
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str
+    citations: list[CitationOut]
+    document_ids: list[str]
+    llm: str
+    timings: dict[str, float] = Field(description="Seconds: retrieve, generate, first_token, total")
+    usage: UsageOut
+
+
+class SearchOut(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="'ok' or why the part is not ready")
+
+
+# -- OpenAI-compatible ------------------------------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: StrictStr
+    text: StrictStr | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: StrictStr | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: StrictBool = False
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat-completion request; sampling fields (temperature, max_tokens...) are accepted and ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"model": "ragline", "messages": [{"role": "user", "content": "What is Ray?"}]}]
+        },
+    )
+
+    model: StrictStr = "ragline"
+    messages: list[ChatMessage] = Field(min_length=1, max_length=64)
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    k: K = None
+    filters: Filters | None = None
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatChoiceMessage
+    finish_reason: str
+
+
+class ChatCompletionOut(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageOut
+    citations: list[CitationOut] = Field(description="ragline extension: the sources the answer cites as [n]")
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelOut]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in {
+        401: "Missing or unknown API key",
+        413: "Body too large",
+        422: "Invalid request (empty or too long query, k out of range, wrong types, broken JSON)",
+        429: "Too many answers streaming at once",
+        503: "The language model or the index is unavailable",
+        504: "The language model or the whole request took too long",
+    }.items()
+}

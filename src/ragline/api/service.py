@@ -1,0 +1,193 @@
+"""What every route shares: request limits, the request deadline, the retrieval-only fallback and metrics.
+
+Sits between the routes and a QueryBackend, so both engines behave the same at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any
+
+from ragline.agent import Done, Event, Retrieved, Token
+from ragline.api.answering import retrieval_only
+from ragline.api.backend import QueryBackend
+from ragline.api.errors import RequestTimeoutError, describe
+from ragline.api.limits import StreamSlots
+from ragline.api.metrics import Metrics
+from ragline.api.settings import ServeSettings
+from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
+from ragline.generate.base import Message
+from ragline.records import Answer, Citation, Hit
+
+log = logging.getLogger(__name__)
+
+READINESS_TIMEOUT = 10.0
+
+
+class AnswerService:
+    def __init__(self, backend: QueryBackend, settings: ServeSettings, metrics: Metrics) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.metrics = metrics
+        self.streams = StreamSlots(settings.max_concurrent_streams)
+
+    def check_limits(self, query: str, k: int | None) -> None:
+        """The server's own limits, stricter than the schema's; raise BadRequestError with the limit in it."""
+        limit = self.settings.max_query_chars
+        if len(query) > limit:
+            raise BadRequestError(f"the query is {len(query)} characters long; the limit is {limit}")
+        if not query.strip():
+            raise BadRequestError("the query is empty")
+        if k is not None and not 1 <= k <= self.settings.max_k:
+            raise BadRequestError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+
+    async def search(
+        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
+    ) -> list[Hit]:
+        self.check_limits(query, k)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                hits = await self.backend.search(query, k, filters, tenant=tenant)
+        except TimeoutError:
+            raise RequestTimeoutError(f"the search took longer than {self.settings.request_timeout:g} s") from None
+        self.metrics.retrieval_seconds.observe(time.perf_counter() - started)
+        return hits
+
+    async def events(
+        self,
+        question: str,
+        k: int | None,
+        filters: Mapping[str, Any] | None,
+        *,
+        tenant: str | None,
+        history: Sequence[Message] = (),
+    ) -> AsyncGenerator[Event, None]:
+        """Retrieved, Token..., Done, within ``request_timeout``; with ``retrieval_only_fallback``, an LLM that
+        is down or slow before the first token gives a Done carrying the citations alone."""
+        self.check_limits(question, k)
+        started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout
+        stream = self.backend.stream(question, k, filters, tenant=tenant, history=history)
+        citations: list[Citation] | None = None
+        tokens = 0
+        try:
+            while True:
+                # The deadline covers waiting for the backend only, never the consumer's sending.
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(stream, None)
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"the answer took longer than {self.settings.request_timeout:g} s"
+                    ) from None
+                if event is None:
+                    return
+                if isinstance(event, Retrieved):
+                    citations = event.citations
+                elif isinstance(event, Token):
+                    tokens += 1
+                elif isinstance(event, Done):
+                    self.metrics.observe_answer(event.answer)
+                yield event
+        except (LLMUnavailableError, LLMTimeoutError, RequestTimeoutError) as e:
+            if not (self.settings.retrieval_only_fallback and citations is not None and tokens == 0):
+                raise
+            describe(e)  # logs why
+            self.metrics.fallbacks.inc()
+            elapsed = time.perf_counter() - started
+            yield Done(retrieval_only(question, citations, {"total": elapsed}))
+        finally:
+            await stream.aclose()
+
+    async def open_stream(
+        self,
+        question: str,
+        k: int | None,
+        filters: Mapping[str, Any] | None,
+        *,
+        tenant: str | None,
+        history: Sequence[Message] = (),
+    ) -> AsyncGenerator[Event, None]:
+        """events() for a streaming response. Takes a stream slot (429 when none is free) and waits here for
+        the first token, so a bad request, a failed retrieval or an LLM that is down still get their HTTP
+        status; nothing is sent before the first token anyway (citations follow the answer)."""
+        self.streams.acquire()
+        slot = _Slot(self.streams)
+        events = self.events(question, k, filters, tenant=tenant, history=history)
+        head: list[Event] = []
+        try:
+            async for event in events:
+                head.append(event)
+                if not isinstance(event, Retrieved):
+                    break
+        except BaseException:
+            slot.release()
+            await events.aclose()
+            raise
+        rest = self._continue(head, events, slot)
+        # A response that is never iterated (client gone before the body) must still free its slot.
+        weakref.finalize(rest, slot.release)
+        return rest
+
+    async def _continue(
+        self, head: list[Event], events: AsyncGenerator[Event, None], slot: _Slot
+    ) -> AsyncGenerator[Event, None]:
+        self.metrics.streams.inc()
+        try:
+            for event in head:
+                yield event
+            async for event in events:
+                yield event
+        finally:
+            self.metrics.streams.dec()
+            slot.release()
+            await events.aclose()
+
+    async def answer(
+        self,
+        question: str,
+        k: int | None,
+        filters: Mapping[str, Any] | None,
+        *,
+        tenant: str | None,
+        history: Sequence[Message] = (),
+    ) -> Answer:
+        async for event in self.events(question, k, filters, tenant=tenant, history=history):
+            if isinstance(event, Done):
+                return event.answer
+        raise RuntimeError("the answer stream ended without an answer")
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Whether the index and the language model can serve, each checked at once with a deadline."""
+
+        async def run(name: str, check: Any) -> tuple[str, str]:
+            try:
+                async with asyncio.timeout(READINESS_TIMEOUT):
+                    await check()
+            except TimeoutError:
+                return name, f"no answer within {READINESS_TIMEOUT:g} s"
+            except Exception as e:
+                return name, describe(e)[2]
+            return name, "ok"
+
+        results = await asyncio.gather(run("index", self.backend.check_index), run("llm", self.backend.check_llm))
+        checks = dict(results)
+        return all(v == "ok" for v in checks.values()), checks
+
+
+class _Slot:
+    """One taken stream slot, released exactly once."""
+
+    def __init__(self, slots: StreamSlots) -> None:
+        self.slots = slots
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()

@@ -1,0 +1,96 @@
+"""Serving settings (``settings.serve``): listening address, engine, API keys, limits, Ray Serve deployments.
+
+Plain pydantic only: ``ragline.config`` imports this module, so nothing heavy may be imported here.
+Environment examples: ``RAGLINE_SERVE__PORT=9000``, ``RAGLINE_SERVE__API_KEYS='{"key-1": "acme"}'``,
+``RAGLINE_SERVE__GENERATOR__MAX_REPLICAS=2``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class DeploymentSettings(BaseModel):
+    """Replicas, resources and autoscaling of one Ray Serve deployment."""
+
+    num_replicas: int | None = Field(default=None, ge=1)  # a fixed count; None autoscales min..max
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+    max_ongoing_requests: int = Field(default=16, ge=1)
+    num_cpus: float = Field(default=0.5, ge=0)
+    upscale_delay_s: float = Field(default=5.0, ge=0)
+    downscale_delay_s: float = Field(default=60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> DeploymentSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Deployment.options``."""
+        out: dict[str, Any] = {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "ray_actor_options": {"num_cpus": self.num_cpus},
+        }
+        if self.num_replicas is not None:
+            out["num_replicas"] = self.num_replicas
+        else:
+            out["autoscaling_config"] = {
+                "min_replicas": self.min_replicas,
+                "initial_replicas": max(self.min_replicas, 1),
+                "max_replicas": self.max_replicas,
+                "target_ongoing_requests": self.target_ongoing_requests,
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s,
+            }
+        return out
+
+
+class IngressDeployment(DeploymentSettings):
+    """The FastAPI app: parsing, auth and streaming only, so no CPU is reserved for it."""
+
+    num_cpus: float = Field(default=0, ge=0)
+    max_ongoing_requests: int = Field(default=64, ge=1)
+
+
+class RetrieverDeployment(DeploymentSettings):
+    """Embedder + index: light and cheap to copy, so it scales out first."""
+
+    num_cpus: float = Field(default=0.5, ge=0)
+    max_replicas: int = Field(default=2, ge=1)
+    target_ongoing_requests: float = Field(default=4.0, gt=0)
+
+
+class GeneratorDeployment(DeploymentSettings):
+    """The language model; the embedded llama.cpp answers one request at a time per replica."""
+
+    num_cpus: float = Field(default=1.0, ge=0)
+    target_ongoing_requests: float = Field(default=1.0, gt=0)
+    max_ongoing_requests: int = Field(default=4, ge=1)
+
+
+class ServeSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    engine: Literal["ray", "uvicorn"] = "ray"
+    # API key -> tenant. Empty: no authentication, and every request sees every chunk.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_query_chars: int = Field(default=2000, ge=1)
+    max_k: int = Field(default=50, ge=1, le=100)
+    max_body_bytes: int = Field(default=64_000, ge=1024)
+    max_concurrent_streams: int = Field(default=16, ge=1)  # per ingress process
+    request_timeout: float = Field(default=120.0, gt=0)  # seconds, for a whole answer
+    # When the language model is down or slow, answer with the retrieved citations only (HTTP 200).
+    retrieval_only_fallback: bool = False
+    graceful_shutdown_timeout: float = Field(default=30.0, ge=0)  # seconds to finish requests in flight
+    num_cpus: int | None = 2  # CPUs of the local Ray started by `ragline serve` (None: all)
+    # Separate classes, not one class with different defaults: an env override of one field
+    # (RAGLINE_SERVE__GENERATOR__MAX_REPLICAS) rebuilds the model from its class defaults.
+    ingress: IngressDeployment = IngressDeployment()
+    retriever: RetrieverDeployment = RetrieverDeployment()
+    generator: GeneratorDeployment = GeneratorDeployment()

@@ -1,0 +1,119 @@
+"""crawl: a documentation site -> HTML pages and a manifest on disk, with a progress bar and a failure summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.markup import escape
+
+from ragline.cli.app import JsonOut, app, emit_json, err, out, settings, state
+from ragline.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from ragline.sources.crawl import CrawlProgress, CrawlReport, CrawlSettings
+
+
+@app.command()
+def crawl(
+    url: Annotated[str, typer.Argument(help="Start URL; the crawl stays under its scheme, host and path")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pages and manifest.jsonl")] = Path(
+        "pages"
+    ),
+    max_pages: Annotated[int | None, typer.Option(help="Stop queueing new pages after this many")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Link hops from the start URL")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once")] = None,
+    rate: Annotated[float | None, typer.Option(help="Requests per second to one host (0: no limit)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds for one request, body included")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries on timeouts, 429 and 5xx")] = None,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="URL glob to crawl even outside the start path")
+    ] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="URL glob never to crawl")] = None,
+    ignore_robots: Annotated[bool, typer.Option("--ignore-robots", help="Do not read robots.txt")] = False,
+    no_sitemap: Annotated[bool, typer.Option("--no-sitemap", help="Do not seed from the sitemap")] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """Crawl a documentation site; pages already crawled are re-fetched only when they changed."""
+    from ragline.sources.crawl import crawl as run_crawl
+
+    overrides: dict[str, Any] = {
+        "max_pages": max_pages,
+        "max_depth": max_depth,
+        "concurrency": concurrency,
+        "rate_per_host": rate,
+        "timeout": timeout,
+        "retries": retries,
+        "include": include or None,
+        "exclude": exclude or None,
+        "robots": False if ignore_robots else None,
+        "sitemap": False if no_sitemap else None,
+    }
+    crawl_settings = _settings({k: v for k, v in overrides.items() if v is not None})
+    with _Bar(enabled=err.is_terminal and not state.get("quiet")) as bar:
+        report = run_crawl(url, out_dir, crawl_settings, progress=bar.update)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _summary(report)
+    if report.pages == 0 and report.failures:
+        raise SourceError(f"no page crawled from {report.start_url}")
+
+
+def _settings(overrides: dict[str, Any]) -> CrawlSettings:
+    from ragline.sources.crawl import CrawlSettings
+
+    base = settings().crawl
+    try:
+        return CrawlSettings.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid crawl setting {first['loc'][0]}: {first['msg']}") from e
+
+
+def _summary(r: CrawlReport) -> None:
+    out.print(
+        f"{r.pages} pages ({r.new} new, {r.changed} changed, {r.unchanged} unchanged, {r.not_modified} not modified)"
+        f" in {escape(r.out_dir)}, {len(r.failures)} failed, {r.dropped} dropped; {r.requests} requests,"
+        f" {r.bytes / 1e6:.1f} MB in {r.seconds:.1f}s ({r.pages_per_second:.1f} pages/s);"
+        f" {r.out_of_scope} links out of scope, {r.over_limit} over the limits"
+    )
+    for p in r.failures:
+        out.print(f"  [red]failed[/red] {escape(p.url)}: {escape(p.reason)}")
+    for p in r.skipped:
+        out.print(f"  [yellow]skipped[/yellow] {escape(p.url)}: {escape(p.reason)}")
+    if not r.complete:
+        out.print("  [yellow]interrupted[/yellow]: pages not reached were kept from the previous crawl")
+
+
+class _Bar:
+    """A progress line on stderr: pages, pages/s, queue and errors; silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Bar:
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("starting")
+        return self
+
+    def update(self, p: CrawlProgress) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task,
+                description=f"{p.pages} pages, {p.pages_per_second:.1f}/s, queue {p.queued}, {p.errors} errors",
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,157 @@
+"""``ragline eval retrieval`` and ``ragline eval answers``: measure the index and the answers, write reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, err, out
+
+if TYPE_CHECKING:
+    from ragline.components import Components
+
+eval_app = typer.Typer(help="Measure retrieval and answer quality; write JSON, Markdown and a chart.")
+app.add_typer(eval_app, name="eval")
+
+Out = Annotated[Path, typer.Option("--out", help="Folder for the reports")]
+Questions = Annotated[
+    Path, typer.Option("--questions", help="JSON lines {question, source} (or BEIR queries.jsonl with --qrels)")
+]
+Limit = Annotated[int | None, typer.Option("--limit", help="Only the first N questions")]
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@eval_app.command("retrieval")
+def retrieval(
+    questions: Questions,
+    out_dir: Out = Path("report"),
+    qrels: Annotated[Path | None, typer.Option("--qrels", help="BEIR qrels TSV: query-id, corpus-id, score")] = None,
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="BEIR corpus.jsonl to index into the data dir first (incremental)")
+    ] = None,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated k values")] = "1,5,10,13",
+    methods: Annotated[
+        str,
+        typer.Option(
+            "--methods",
+            help="Comma-separated: dense, bm25, hybrid, hybrid+rerank, MODE+STAGE (title, page, sentences, "
+            "cross-encoder), MODE@setting=value",
+        ),
+    ] = "dense,bm25,hybrid,hybrid+rerank",
+    limit: Limit = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Hit@k, MRR, nDCG@10 and recall@k of each method on the index in the data dir."""
+    from ragline.errors import BadRequestError
+    from ragline.evaluate.datasets import load_questions
+    from ragline.evaluate.report import retrieval_markdown, write_retrieval
+    from ragline.evaluate.runner import evaluate
+
+    try:
+        ks = [int(v) for v in _csv(k)]
+    except ValueError:
+        raise BadRequestError(f"--k {k!r}: expected comma-separated integers") from None
+    if not ks or min(ks) < 1:
+        raise BadRequestError("--k needs positive integers")
+    qset = load_questions(questions, qrels)
+    if limit:
+        qset.questions = qset.questions[:limit]
+    comp = components(data_dir)
+    try:
+        if corpus is not None:
+            _index_beir(comp, corpus)
+        comp.open_for_reading()
+        report = evaluate(
+            qset,
+            _csv(methods),
+            comp.store,
+            comp.embedder,
+            comp.settings.retrieval,
+            ks,
+            progress=None if as_json else lambda r: err.print(f"[dim]{r.method}: {r.metrics}[/dim]"),
+        )
+    finally:
+        comp.close()
+    paths = write_retrieval(report, out_dir)
+    if as_json:
+        emit_json({**report, "written": {k: str(p) for k, p in paths.items()}})
+        return
+    out.print(retrieval_markdown(report))
+    out.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _index_beir(comp: Components, corpus: Path) -> None:
+    from ragline.evaluate.datasets import beir_documents
+    from ragline.ingest.local import Loaded, index_documents
+
+    name = corpus.parent.name or "beir"
+    loaded = (Loaded(d.source, document=d) for d in beir_documents(corpus, name))
+    report = index_documents(loaded, [], comp)
+    err.print(f"[dim]indexed {corpus}: {report.documents} documents, {report.chunks_written} chunks embedded[/dim]")
+
+
+@eval_app.command("answers")
+def answers(
+    questions: Annotated[Path, typer.Option("--questions", help="JSON lines {question[, source, reference]}")],
+    out_dir: Out = Path("report"),
+    references: Annotated[
+        Path | None, typer.Option("--references", help="JSON lines {id or question, reference}")
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="How many chunks to retrieve")] = None,
+    groundedness: Annotated[
+        str, typer.Option(help="auto (an LLM judge when an OpenAI-compatible LLM is configured), embedding, llm")
+    ] = "auto",
+    threshold: Annotated[float, typer.Option(help="Embedding similarity that counts as support")] = 0.6,
+    limit: Limit = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Answer each question; score citation validity, groundedness and (with references) quality."""
+    from ragline.errors import BadRequestError
+    from ragline.evaluate.answers import EmbeddingSupport, LLMSupport, evaluate_answers
+    from ragline.evaluate.datasets import load_answer_questions, page_key
+    from ragline.evaluate.report import answers_markdown, write_answers
+
+    if groundedness not in ("auto", "embedding", "llm"):
+        raise BadRequestError(f"--groundedness {groundedness!r}: auto, embedding or llm")
+    qs = load_answer_questions(questions, references)[: limit or None]
+    comp = components(data_dir)
+    try:
+        comp.open_for_reading()
+        by = groundedness
+        if by == "auto":
+            by = "llm" if comp.settings.llm.backend == "openai" else "embedding"
+        support = LLMSupport(comp.generator) if by == "llm" else EmbeddingSupport(comp.embedder, threshold)
+        judge = comp.generator if any(q.reference for q in qs) or by == "llm" else None
+        rows, summary = evaluate_answers(
+            qs,
+            lambda q: comp.agent.ask(q, k),
+            support,
+            judge,
+            key=page_key,
+            progress=None
+            if as_json
+            else lambda r: err.print(f"[dim]{r['qid']}: grounded {r['groundedness']:.2f}[/dim]"),
+        )
+        report = {
+            "dataset": questions.stem,
+            "questions": len(rows),
+            "llm": comp.generator.name,
+            "groundedness_by": by if by == "llm" else f"embedding (threshold {threshold})",
+            "summary": summary,
+            "answers": rows,
+        }
+    finally:
+        comp.close()
+    paths = write_answers(report, out_dir)
+    if as_json:
+        emit_json({**report, "written": {k: str(p) for k, p in paths.items()}})
+        return
+    out.print(answers_markdown(report))
+    out.print("written: " + ", ".join(str(p) for p in paths.values()))

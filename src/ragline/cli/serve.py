@@ -1,0 +1,120 @@
+"""ragline serve: the HTTP API on Ray Serve (default) or in one uvicorn process (development)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from ragline.cli.app import DataDir, app, out, settings, state
+from ragline.config import Settings
+from ragline.errors import ConfigError, EmptyIndexError
+
+ENGINES = ("ray", "uvicorn")
+ACCESS_FIELDS = ("method", "route", "status", "ms")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1, or serve.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000, or serve.port)")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="ray: Ray Serve deployments (default); uvicorn: one process, for development")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve the index over HTTP: /query, /search, /v1/chat/completions (OpenAI), /healthz, /readyz, /metrics."""
+    s = settings(data_dir)
+    if host is not None:
+        s.serve.host = host
+    if port is not None:
+        s.serve.port = port
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        s.serve.engine = engine  # type: ignore[assignment]
+    _check_index(s)
+    _json_logs()
+    url = f"http://{s.serve.host}:{s.serve.port}"
+    if s.serve.engine == "uvicorn":
+        _run_uvicorn(s, url)
+    else:
+        _run_ray(s, url)
+
+
+def _check_index(s: Settings) -> None:
+    """Fail before starting anything when there is nothing to serve (reads index.json only: no lock taken)."""
+    from ragline.components import Components
+
+    comp = Components(s)
+    if comp.store.info() is None:
+        raise EmptyIndexError(f"no index in {s.data_dir.resolve()}: run `ragline ingest PATH` first")
+
+
+def _run_uvicorn(s: Settings, url: str) -> None:
+    import uvicorn
+
+    from ragline.api.app import create_app
+    from ragline.api.backend import InProcessBackend
+    from ragline.components import Components
+
+    api = create_app(InProcessBackend(Components(s)), s.serve)
+    out.print(f"serving on {url} (uvicorn, one process); API docs at {url}/docs")
+    uvicorn.run(
+        api,
+        host=s.serve.host,
+        port=s.serve.port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # the app logs each request itself
+        timeout_graceful_shutdown=int(s.serve.graceful_shutdown_timeout),
+    )
+
+
+def _run_ray(s: Settings, url: str) -> None:
+    from ragline import serve as ray_serve
+    from ragline.ray_local import stop_local_ray
+
+    stop = threading.Event()
+    try:
+        ray_serve.run(s, log_to_driver=bool(state.get("verbose")))
+        # After ray.init, which installs its own SIGTERM handler: ours stops Serve gracefully instead.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        out.print(f"serving on {url} (Ray Serve); API docs at {url}/docs; Ctrl-C to stop")
+        while not stop.wait(1):
+            pass
+        out.print("stopping: finishing the requests in flight")
+    finally:
+        ray_serve.shutdown()
+        stop_local_ray()
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ACCESS_FIELDS:  # set by ragline.api.metrics on request lines
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _json_logs() -> None:
+    """A server logs one JSON object per line; request lines come from ragline.api.access at INFO."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    if not state.get("quiet"):
+        logging.getLogger("ragline").setLevel(logging.INFO if not state.get("verbose") else logging.DEBUG)

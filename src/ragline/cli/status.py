@@ -1,0 +1,76 @@
+"""``ragline status``: what the index holds and where."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, out
+
+LAST_INGEST = "last-ingest.json"
+
+
+def record_ingest(data_dir: Path, report: dict[str, Any]) -> None:
+    """Keep the last ingest's report beside the index, for ``status``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / (LAST_INGEST + ".tmp")
+    tmp.write_text(json.dumps(report))
+    tmp.replace(data_dir / LAST_INGEST)
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def _site(source: str) -> str:
+    parts = urlsplit(source)
+    if parts.scheme in ("http", "https"):
+        return f"{parts.scheme}://{parts.netloc}/"
+    return str(Path(source).parent) + "/"
+
+
+@app.command()
+def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """Index size, embedding model, sources, last ingest and disk use."""
+    comp = components(data_dir)
+    s = comp.settings
+    try:
+        info = comp.store.info()
+        docs = list(comp.store.documents()) if info else []
+        chunks = comp.store.count() if info else 0
+    finally:
+        comp.close()
+    last_file = s.data_dir / LAST_INGEST
+    report: dict[str, Any] = {
+        "index": s.qdrant.url or str((s.data_dir / "index").resolve()),
+        "backend": "qdrant-server" if s.qdrant.url else ("qdrant-local" if s.qdrant.path else "qdrant-edge"),
+        "model": info.model if info else None,
+        "dimension": info.dimension if info else None,
+        "documents": len({d.doc_id for d in docs}),
+        "chunks": chunks,
+        "sites": dict(Counter(_site(d.source) for d in docs).most_common(20)),
+        "last_ingest": json.loads(last_file.read_text()) if last_file.is_file() else None,
+        "disk_bytes": _disk_bytes(s.data_dir),
+        "llm": s.llm.base_url or s.llm.model_path or s.llm.model,
+    }
+    if as_json:
+        emit_json(report)
+        return
+    if info is None:
+        out.print(f"no index at {report['index']}: run `ragline ingest PATH` first")
+        return
+    out.print(f"index       {report['index']} ({report['backend']})")
+    out.print(f"model       {report['model']} ({report['dimension']} dims)")
+    out.print(f"contents    {report['documents']} documents, {report['chunks']} chunks")
+    out.print(f"disk        {report['disk_bytes'] / 1e6:.1f} MB")
+    if report["last_ingest"]:
+        li = report["last_ingest"]
+        out.print(
+            f"last ingest {li.get('finished', '?')}: {li.get('added', 0)} added, {li.get('updated', 0)} updated, "
+            f"{li.get('deleted', 0)} deleted, {len(li.get('skipped', []))} skipped"
+        )
+    for site, n in report["sites"].items():
+        out.print(f"  {n:6d}  {site}")

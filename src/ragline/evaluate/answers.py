@@ -1,0 +1,193 @@
+"""Evaluation of answers: are the citations valid, is the answer grounded in what it cites, is it good?
+
+For each question the agent answers with numbered blocks; then
+
+* citation validity: every ``[n]`` in the answer names a block that was given (1.0 or 0.0 per answer);
+* groundedness: the share of answer sentences supported by the blocks they cite (a sentence without its
+  own marker is checked against every block the answer cites). Support is judged by embedding similarity
+  (the best-matching window of the evidence at or above ``threshold``), or by an LLM judge;
+* quality (only with a reference answer): an LLM judge's score from 1 to 5.
+
+The judge is the configured generator: any OpenAI-compatible endpoint, or the embedded model.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ragline.embed.base import Embedder
+from ragline.errors import GenerationError
+from ragline.evaluate.datasets import Question
+from ragline.evaluate.metrics import mean
+from ragline.generate.base import Generator
+from ragline.records import Answer, Citation
+from ragline.rerank import windows
+
+log = logging.getLogger(__name__)
+
+Judge = Literal["embedding", "llm"]
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_MIN_SENTENCE_CHARS = 12  # "See [1]." and list bullets are not claims
+
+
+def cited(text: str) -> list[int]:
+    """Every block number the text cites, valid or not, in order of first appearance."""
+    seen: dict[int, None] = {}
+    for match in _MARKER.finditer(text):
+        for part in match.group(1).split(","):
+            seen.setdefault(int(part), None)
+    return list(seen)
+
+
+def citation_validity(answer: str, n_blocks: int) -> float:
+    """1.0 when every [n] in ``answer`` is between 1 and ``n_blocks`` (also when it cites nothing)."""
+    return 1.0 if all(1 <= n <= n_blocks for n in cited(answer)) else 0.0
+
+
+def sentences(answer: str) -> list[str]:
+    """The answer's sentences that can carry a claim (long enough once markers are removed)."""
+    out = []
+    for s in _SENTENCE.split(answer):
+        s = s.strip()
+        if len(_MARKER.sub("", s).strip(" -*•:")) >= _MIN_SENTENCE_CHARS:
+            out.append(s)
+    return out
+
+
+def evidence(sentence: str, answer: str, citations: Sequence[Citation]) -> list[str]:
+    """Texts of the blocks a sentence cites, or of every block the answer cites when it cites none."""
+    by_n = {c.n: c.hit.chunk.text for c in citations}
+    own = [n for n in cited(sentence) if n in by_n]
+    return [by_n[n] for n in (own or [n for n in cited(answer) if n in by_n])]
+
+
+@dataclass(slots=True)
+class EmbeddingSupport:
+    """A sentence is supported when some window of its evidence is at least ``threshold`` similar."""
+
+    embedder: Embedder
+    threshold: float = 0.6
+
+    def __call__(self, sentence: str, blocks: Sequence[str]) -> bool:
+        pieces = [w for b in blocks for w in (windows(b, 2) or [b])]
+        if not pieces:
+            return False
+        claim = _MARKER.sub("", sentence).strip()
+        sims = self.embedder.embed_documents(pieces) @ self.embedder.embed_documents([claim])[0]
+        return bool(np.max(sims) >= self.threshold)
+
+
+SUPPORT_PROMPT = (
+    "Context:\n{context}\n\nStatement: {sentence}\n\n"
+    "Is the statement supported by the context? Reply with one word: yes or no."
+)
+QUALITY_PROMPT = (
+    "Question: {question}\n\nReference answer: {reference}\n\nCandidate answer: {answer}\n\n"
+    "Rate the candidate answer against the reference from 1 (wrong or useless) to 5 (correct and complete). "
+    "Reply with the number only."
+)
+
+
+@dataclass(slots=True)
+class LLMSupport:
+    """Asks the judge model whether the evidence supports the sentence."""
+
+    judge: Generator
+    max_context_chars: int = 6000
+
+    def __call__(self, sentence: str, blocks: Sequence[str]) -> bool:
+        if not blocks:
+            return False
+        context = "\n\n".join(blocks)[: self.max_context_chars]
+        reply = _ask(self.judge, SUPPORT_PROMPT.format(context=context, sentence=_MARKER.sub("", sentence)))
+        return reply.strip().lower().startswith("yes")
+
+
+def quality(judge: Generator, question: str, reference: str, answer: str) -> int | None:
+    """The judge's 1-5 score of ``answer`` against ``reference``; None when it gives no number."""
+    reply = _ask(judge, QUALITY_PROMPT.format(question=question, reference=reference, answer=answer))
+    match = re.search(r"[1-5]", reply)
+    return int(match.group()) if match else None
+
+
+def _ask(judge: Generator, prompt: str) -> str:
+    messages = [{"role": "user", "content": prompt}]
+    return judge.generate(messages, max_tokens=8, temperature=0.0).text
+
+
+def score_answer(
+    question: Question,
+    answer: Answer,
+    support: Callable[[str, Sequence[str]], bool],
+    judge: Generator | None,
+    key: Callable[[Any], str] | None = None,
+) -> dict[str, Any]:
+    """One question's answer, its citations and its scores."""
+    claims = sentences(answer.answer)
+    supported = [support(s, evidence(s, answer.answer, answer.citations)) for s in claims]
+    row: dict[str, Any] = {
+        "qid": question.qid,
+        "question": question.text,
+        "answer": answer.answer,
+        "citations": [{"n": c.n, "source": c.hit.chunk.url, "title": c.hit.chunk.title} for c in answer.citations],
+        "cited": cited(answer.answer),
+        "citation_validity": citation_validity(answer.answer, len(answer.citations)),
+        "cites_any": bool(cited(answer.answer)),
+        "sentences": len(claims),
+        "supported": sum(supported),
+        "groundedness": (sum(supported) / len(claims)) if claims else 0.0,
+        "seconds": round(answer.timings.get("total", 0.0), 3),
+    }
+    if key is not None and question.relevant:
+        row["relevant_retrieved"] = any(question.relevant.get(key(c.hit.chunk), 0) > 0 for c in answer.citations)
+    if question.reference and judge is not None:
+        try:
+            row["quality"] = quality(judge, question.text, question.reference, answer.answer)
+        except GenerationError as e:
+            log.warning("quality judge failed on %s: %s", question.qid, e)
+            row["quality"] = None
+    return row
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    out = {
+        "citation_validity": mean([r["citation_validity"] for r in rows]),
+        "cites_any": mean([float(r["cites_any"]) for r in rows]),
+        "groundedness": mean([r["groundedness"] for r in rows]),
+        "seconds_per_answer": mean([r["seconds"] for r in rows]),
+    }
+    if any("relevant_retrieved" in r for r in rows):
+        out["relevant_retrieved"] = mean([float(r.get("relevant_retrieved", False)) for r in rows])
+    scores = [r["quality"] for r in rows if r.get("quality") is not None]
+    if any("quality" in r for r in rows):
+        out["quality"] = mean(scores)
+        out["quality_scored"] = float(len(scores))
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def evaluate_answers(
+    questions: Sequence[Question],
+    ask: Callable[[str], Answer],
+    support: Callable[[str, Sequence[str]], bool],
+    judge: Generator | None,
+    key: Callable[[Any], str] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Answer and score every question; the per-question rows and their means."""
+    rows = []
+    t0 = time.perf_counter()
+    for q in questions:
+        row = score_answer(q, ask(q.text), support, judge, key)
+        rows.append(row)
+        if progress:
+            progress(row)
+    log.info("%d answers scored in %.0f s", len(rows), time.perf_counter() - t0)
+    return rows, summarise(rows)

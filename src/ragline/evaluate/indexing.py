@@ -1,0 +1,49 @@
+"""Index a benchmark once into a cache folder keyed by everything that shapes the index.
+
+Methods differ only at query time (dense and BM25 vectors live in the same points), so one index per
+chunking / embedding-text / model choice serves every method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from pathlib import Path
+
+from ragline.components import Components
+from ragline.config import Settings
+from ragline.evaluate.benchmarks import Benchmark
+from ragline.index import IndexReport
+from ragline.ingest.local import Loaded, index_documents, ingest
+from ragline.records import Chunk
+from ragline.store import sparse
+
+log = logging.getLogger(__name__)
+
+
+def index_key(settings: Settings) -> str:
+    """A short hash of what decides the index's content: chunking, model, embedding text, BM25 settings."""
+    parts = {
+        "chunk": settings.chunk.model_dump(),
+        "model": settings.embedding.model,
+        "prefix": settings.embedding.document_prefix,
+        "parse": settings.parse.model_dump(exclude={"url_template"}),
+        "embedding_text": inspect.getsource(Chunk.embedding_text),
+        "bm25_avg_len": sparse.AVG_LEN,
+    }
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=6).hexdigest()
+
+
+def index_dir(cache: Path, bench: Benchmark, settings: Settings) -> Path:
+    return cache / f"{bench.name}-{index_key(settings)}"
+
+
+def build_index(bench: Benchmark, components: Components) -> IndexReport:
+    """Bring the index in ``components``' data dir in line with the benchmark's corpus (incremental)."""
+    if bench.corpus is not None:
+        loaded = (Loaded(d.source, document=d) for d in bench.documents())
+        return index_documents(loaded, [], components)
+    components.settings.parse.url_template = bench.url_template
+    return ingest(bench.paths, components)

@@ -1,0 +1,334 @@
+"""Ray Serve deployments: retrieval and generation scale apart, composed through handles behind the ingress.
+
+    Ingress (the FastAPI app of ragline.api, no logic of its own)
+      -> Retriever deployment: embedder + index; search()
+      -> Generator deployment: the language model; answer() streams Retrieved, Token..., Done
+
+Each deployment takes its replicas, CPUs and autoscaling from ``settings.serve``. The embedded Qdrant engine
+lets one process open an index folder at a time, so each retriever replica serves a private copy of the
+index taken when it starts (a Qdrant server, ``qdrant.url``, is shared instead): restart the service, or let
+Serve replace replicas, to serve what was ingested since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from ray import serve
+from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+
+from ragline.agent import Done, Event, Token
+from ragline.api.answering import GivenHits, answer_events
+from ragline.api.app import create_app
+from ragline.api.errors import ServiceUnavailableError
+from ragline.components import Components
+from ragline.config import Settings
+from ragline.errors import EmptyIndexError, RaglineError
+from ragline.generate import make_generator
+from ragline.generate.base import Message
+from ragline.ray_local import start_local_ray
+from ragline.records import Hit
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "ragline"
+REPLICA_RETRIES = 2  # a request whose replica died is sent again (before any token reached the client)
+_RETRY_PAUSE = 0.5
+_SNAPSHOT_PREFIX = "ragline-replica-"
+
+T = TypeVar("T")
+
+
+# -- deployments -----------------------------------------------------------------------------------------
+
+
+@serve.deployment(name="Retriever")
+class RetrieverDeployment:
+    """The embedder and the index; many replicas can serve at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.snapshot: Path | None = None
+        settings, self.snapshot = private_index(settings)
+        self.components = Components(settings)
+        self.components.open_for_reading()
+        self.retriever = self.components.retriever
+        self.retriever.warm_up()
+        self.retriever.embedder.embed_query("warm up")  # the first call pays for lazy initialisation
+
+    def search(self, query: str, k: int | None, filters: dict[str, Any] | None, tenant: str | None) -> list[Hit]:
+        return self.retriever.search(query, k, filters=filters, tenant=tenant)
+
+    def check(self) -> int:
+        count = self.components.store.count()
+        if count == 0:
+            raise EmptyIndexError("the index holds no chunks")
+        return count
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.components.close()
+        if self.snapshot is not None:
+            shutil.rmtree(self.snapshot, ignore_errors=True)
+
+
+@serve.deployment(name="Generator")
+class GeneratorDeployment:
+    """The language model: builds the prompt from the given hits (with its own tokenizer) and streams."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.llm = settings.llm
+        self.generator = make_generator(settings.llm)
+        try:
+            self.generator.warm_up()
+        except RaglineError as e:  # readiness reports it; the replica stays up for when the LLM comes back
+            log.warning("the language model is not ready: %s", e)
+
+    def answer(self, question: str, hits: list[Hit], history: list[Message]) -> Iterator[Event]:
+        yield from answer_events(GivenHits(hits), self.generator, self.llm, question, history=history)
+
+    def check(self) -> None:
+        self.generator.check()
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress()
+class IngressDeployment:
+    """The FastAPI app of ragline.api over handles to the two deployments."""
+
+    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, settings: Settings) -> None:
+        self.backend = RayServeBackend(retriever, generator)
+        self.settings = settings
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self.backend, self.settings.serve)
+
+
+# -- the backend the ingress serves ----------------------------------------------------------------------
+
+
+class RayServeBackend:
+    """A QueryBackend that calls the Retriever and Generator deployments through their handles."""
+
+    name = "ray-serve"
+
+    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle) -> None:
+        self.retriever = retriever
+        self.generator = generator
+
+    async def start(self) -> None:
+        return None
+
+    async def search(
+        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
+    ) -> list[Hit]:
+        plain = dict(filters) if filters else None
+        hits: list[Hit] = await _with_retries(lambda: self.retriever.search.remote(query, k, plain, tenant))
+        return hits
+
+    async def stream(
+        self,
+        question: str,
+        k: int | None,
+        filters: Mapping[str, Any] | None,
+        *,
+        tenant: str | None,
+        history: Sequence[Message] = (),
+    ) -> AsyncGenerator[Event, None]:
+        started = time.perf_counter()
+        hits = await self.search(question, k, filters, tenant=tenant)
+        retrieved = time.perf_counter()
+        first_token: float | None = None
+        for attempt in range(REPLICA_RETRIES + 1):
+            response = cast(
+                DeploymentResponseGenerator[Event],
+                self.generator.options(stream=True).answer.remote(question, hits, list(history)),
+            )
+            finished = False
+            try:
+                async for event in response:
+                    if isinstance(event, Token) and first_token is None:
+                        first_token = time.perf_counter()
+                    elif isinstance(event, Done):
+                        _ingress_timings(event, started, retrieved, first_token)
+                    yield event
+                finished = True
+                return
+            except Exception as e:
+                error = _unwrap(e)
+                if isinstance(error, _ReplicaGone) and first_token is None and attempt < REPLICA_RETRIES:
+                    log.warning("a generator replica failed (%s); trying again", e)
+                    await asyncio.sleep(_RETRY_PAUSE)
+                    continue
+                raise _public(error) from None
+            finally:
+                if not finished:
+                    response.cancel()  # the consumer left or failed: stop generating
+
+    async def check_index(self) -> None:
+        await _with_retries(lambda: self.retriever.check.remote())
+
+    async def check_llm(self) -> None:
+        await _with_retries(lambda: self.generator.check.remote())
+
+    async def close(self) -> None:
+        return None
+
+
+def _ingress_timings(done: Done, started: float, retrieved: float, first_token: float | None) -> None:
+    # The generator replica timed generation only; retrieval and totals are what this request saw.
+    timings = done.answer.timings
+    timings["retrieve"] = retrieved - started
+    timings["total"] = time.perf_counter() - started
+    if first_token is not None:
+        timings["first_token"] = first_token - started
+
+
+class _ReplicaGone(Exception):
+    """The replica serving a call died; another one (or its replacement) can take the call again."""
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error a deployment raised, out of Ray's wrappers; replica deaths become _ReplicaGone."""
+    if isinstance(exc, RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, RaglineError):
+            return cause
+        return _unwrap(cause) if isinstance(cause, RayActorError | WorkerCrashedError) else exc
+    if isinstance(exc, RayActorError | WorkerCrashedError | ReplicaUnavailableError):
+        return _ReplicaGone(str(exc))
+    if isinstance(exc, BackPressureError):
+        return ServiceUnavailableError("the service is at capacity; retry in a moment")
+    if isinstance(exc, DeploymentUnavailableError):
+        return ServiceUnavailableError("a part of the service failed to start; see the server log")
+    return exc
+
+
+def _public(error: BaseException) -> BaseException:
+    if isinstance(error, _ReplicaGone):
+        return ServiceUnavailableError("a replica of the service failed; retry in a moment")
+    return error
+
+
+async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """Await a handle call, again when its replica died (calls are idempotent reads)."""
+    for attempt in range(REPLICA_RETRIES + 1):
+        try:
+            return await call()
+        except Exception as e:
+            error = _unwrap(e)
+            if isinstance(error, _ReplicaGone) and attempt < REPLICA_RETRIES:
+                log.warning("a replica failed (%s); trying again", e)
+                await asyncio.sleep(_RETRY_PAUSE)
+                continue
+            raise _public(error) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- private index copies --------------------------------------------------------------------------------
+
+
+def private_index(settings: Settings) -> tuple[Settings, Path | None]:
+    """Settings pointing at this replica's own copy of a local index, and the copy's folder to delete.
+
+    A Qdrant server is shared by every replica, so it is used as is.
+    """
+    if settings.qdrant.url:
+        return settings, None
+    _sweep_stale_copies()
+    root = Path(tempfile.mkdtemp(prefix=f"{_SNAPSHOT_PREFIX}{os.getpid()}-"))
+    started = time.perf_counter()
+    try:
+        if settings.qdrant.path:  # qdrant-client local mode locks its folder too
+            target = root / "qdrant"
+            shutil.copytree(settings.qdrant.path, target)
+            copied = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"path": str(target)})})
+        else:
+            if not settings.index_dir.is_dir():
+                raise EmptyIndexError(f"no index in {settings.data_dir}: run `ragline ingest PATH` first")
+            shutil.copytree(settings.index_dir, root / "index")
+            copied = settings.model_copy(update={"data_dir": root})
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    log.info("copied the index for this replica in %.1f s", time.perf_counter() - started)
+    return copied, root
+
+
+def _sweep_stale_copies() -> None:
+    """Delete copies left by replicas that were killed (their __del__ never ran)."""
+    pattern = re.compile(rf"^{_SNAPSHOT_PREFIX}(\d+)-")
+    for entry in Path(tempfile.gettempdir()).glob(f"{_SNAPSHOT_PREFIX}*"):
+        match = pattern.match(entry.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- running it ------------------------------------------------------------------------------------------
+
+
+def build_app(settings: Settings) -> Any:
+    """The bound Serve application: ingress -> (retriever, generator), each with its options from settings."""
+    s = settings.serve
+    settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})  # replicas have other cwds
+    common: dict[str, Any] = {
+        "graceful_shutdown_timeout_s": s.graceful_shutdown_timeout,
+        "logging_config": {"encoding": "JSON"},
+    }
+    # The decorators make Deployments of the classes; mypy still sees the classes.
+    retriever = cast(Any, RetrieverDeployment).options(**s.retriever.options(), **common).bind(settings)
+    generator = cast(Any, GeneratorDeployment).options(**s.generator.options(), **common).bind(settings)
+    ingress = cast(Any, IngressDeployment).options(**s.ingress.options(), **common)
+    return ingress.bind(retriever, generator, settings)
+
+
+def run(settings: Settings, **ray_init: Any) -> str:
+    """Start a local Ray on loopback (if needed), Serve on ``serve.host:port``, and the app; returns its URL."""
+    s = settings.serve
+    # Ray runs its workers at nice 15 by default, fine for batch jobs; replicas answering requests must not
+    # lose the CPU to every other process on the machine.
+    ray_init.setdefault("_system_config", {"worker_niceness": 0})
+    ray_init.setdefault("runtime_env", {"worker_process_setup_hook": "ragline.ray_local.serve_replicas_on_loopback"})
+    start_local_ray(num_cpus=s.num_cpus, **ray_init)
+    serve.start(
+        http_options={
+            "host": s.host,
+            "port": s.port,
+            # a backstop above the app's own deadline, which answers first with a clear message
+            "request_timeout_s": s.request_timeout + 30,
+            "keep_alive_timeout_s": 30,
+        }
+    )
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+    return f"http://{s.host}:{s.port}"
+
+
+def shutdown() -> None:
+    """Stop the app, then Serve. Deleting the app first drains it: the proxy stays up while each replica
+    finishes the requests it holds (within graceful_shutdown_timeout); serve.shutdown alone drops them."""
+    try:
+        serve.delete(APP_NAME)
+    except Exception:  # not running (failed start): nothing to drain
+        log.debug("no app to delete", exc_info=True)
+    serve.shutdown()

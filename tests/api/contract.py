@@ -1,0 +1,248 @@
+"""What every engine must serve the same way; test modules subclass ``ServingContract`` with a ``base_url``.
+
+Each engine's module provides a module-scoped ``base_url`` fixture for a server built with
+``conftest.app_settings`` (API keys for two tenants) over the two-tenant index.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from .helpers import KEY, SITE, auth
+
+FLUX = "How do I calibrate the flux widget?"
+REACTOR = "How is the Globex reactor cooled?"
+ANSWER_KEYS = {"question", "answer", "citations", "document_ids", "llm", "timings", "usage"}
+CITATION_KEYS = {"n", "source", "title", "section", "chunk_id", "score", "text"}
+
+
+def sse_events(text: str) -> list[tuple[str | None, str]]:
+    """(event, data) pairs of a Server-Sent Events body."""
+    out = []
+    for block in text.split("\n\n"):
+        name, data = None, []
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data.append(line[len("data: ") :])
+        if data:
+            out.append((name, "\n".join(data)))
+    return out
+
+
+class ServingContract:
+    # -- operations ----------------------------------------------------------------------------------
+
+    def test_healthz_and_readyz(self, base_url: str, client: httpx.Client) -> None:
+        assert client.get(f"{base_url}/healthz").json() == {"status": "alive"}
+        ready = client.get(f"{base_url}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"status": "ready", "checks": {"index": "ok", "llm": "ok"}}
+
+    def test_openapi_documents_every_route(self, base_url: str, client: httpx.Client) -> None:
+        paths = client.get(f"{base_url}/openapi.json").json()["paths"]
+        for path in ("/query", "/search", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/metrics"):
+            assert path in paths
+        assert client.get(f"{base_url}/docs").status_code == 200
+
+    # -- /query and /search --------------------------------------------------------------------------
+
+    def test_query_returns_the_ask_json_object(self, base_url: str, client: httpx.Client) -> None:
+        r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 3}, headers=auth("acme"))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == ANSWER_KEYS
+        assert body["question"] == FLUX and body["answer"].strip()
+        assert 1 <= len(body["citations"]) <= 3
+        assert all(set(c) == CITATION_KEYS for c in body["citations"])
+        assert body["citations"][0]["source"].startswith(SITE["acme"] + "/flux.html")
+        assert body["usage"]["completion_tokens"] > 0
+        assert body["timings"]["retrieve"] > 0 and body["timings"]["total"] >= body["timings"]["retrieve"]
+
+    def test_query_streams_tokens_then_citations_then_done(self, base_url: str, client: httpx.Client) -> None:
+        r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 2, "stream": True}, headers=auth("acme"))
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(r.text)
+        names = [name for name, _ in events]
+        assert names[0] == "token" and names[-2:] == ["citations", "done"]
+        assert set(names[:-2]) == {"token"}
+        text = "".join(json.loads(data)["text"] for name, data in events if name == "token")
+        done = json.loads(events[-1][1])
+        assert set(done) == ANSWER_KEYS and done["answer"] == text.strip()
+        assert json.loads(events[-2][1]) == done["citations"]
+
+    def test_search_returns_hits(self, base_url: str, client: httpx.Client) -> None:
+        r = client.post(f"{base_url}/search", json={"query": "lemon brine", "k": 2}, headers=auth("globex"))
+        assert r.status_code == 200, r.text
+        hits = r.json()["hits"]
+        assert len(hits) == 2 and hits[0]["source"].startswith(SITE["globex"] + "/reactor.html")
+
+    # -- OpenAI-compatible ---------------------------------------------------------------------------
+
+    def test_chat_completion_through_the_openai_client(self, base_url: str) -> None:
+        llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["acme"], max_retries=0)
+        resp = llm.chat.completions.create(
+            model="ragline",
+            messages=[
+                {"role": "user", "content": "I have a flux widget."},
+                {"role": "assistant", "content": "Good. What would you like to know about it?"},
+                {"role": "user", "content": FLUX},
+            ],
+        )
+        content = resp.choices[0].message.content or ""
+        assert "Sources:" in content and SITE["acme"] + "/flux.html" in content
+        extra: dict[str, Any] = resp.model_extra or {}
+        assert extra["citations"][0]["source"].startswith(SITE["acme"] + "/flux.html")
+        assert resp.usage is not None and resp.usage.completion_tokens > 0
+
+    def test_chat_completion_streams_through_the_openai_client(self, base_url: str) -> None:
+        llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["acme"], max_retries=0)
+        stream = llm.chat.completions.create(
+            model="ragline",
+            messages=[{"role": "user", "content": FLUX}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.strip() and "Sources:" in text
+        final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
+        assert len(final) == 1 and (final[0].model_extra or {})["citations"]
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+    def test_models_lists_ragline(self, base_url: str) -> None:
+        llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["globex"], max_retries=0)
+        assert [m.id for m in llm.models.list()] == ["ragline"]
+
+    # -- metrics -------------------------------------------------------------------------------------
+
+    def test_metrics_count_requests_and_time_each_stage(self, base_url: str, client: httpx.Client) -> None:
+        client.post(f"{base_url}/query", json={"query": FLUX, "k": 1}, headers=auth("acme")).raise_for_status()
+        client.post(f"{base_url}/query", json={"query": ""}, headers=auth("acme"))
+        text = client.get(f"{base_url}/metrics").text
+        assert 'ragline_http_requests_total{method="POST",route="/query",status="200"}' in text
+        assert 'ragline_http_requests_total{method="POST",route="/query",status="422"}' in text
+        for name in (
+            'ragline_http_request_seconds_bucket{le="0.1",route="/query"}',
+            "ragline_retrieval_seconds_count",
+            "ragline_generation_seconds_count",
+            'ragline_tokens_total{kind="completion"}',
+        ):
+            assert name in text, name
+
+    # -- security ------------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": "Basic eA=="}])
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("POST", "/query", {"query": FLUX}),
+            ("POST", "/search", {"query": FLUX}),
+            ("POST", "/v1/chat/completions", {"model": "ragline", "messages": [{"role": "user", "content": FLUX}]}),
+            ("GET", "/v1/models", None),
+        ],
+    )
+    def test_no_key_or_a_wrong_key_is_401(
+        self, base_url: str, client: httpx.Client, headers: dict[str, str], method: str, path: str, body: Any
+    ) -> None:
+        r = client.request(method, f"{base_url}{path}", json=body, headers=headers)
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert r.json()["error"]["type"] == "unauthorized"
+
+    @pytest.mark.parametrize(
+        ("tenant", "question", "own", "other"),
+        [
+            ("acme", REACTOR, "acme", "globex"),
+            ("acme", "When does Project Hammock launch?", "acme", "globex"),
+            ("globex", FLUX, "globex", "acme"),
+        ],
+    )
+    def test_a_tenant_never_sees_another_tenants_chunks(
+        self, base_url: str, client: httpx.Client, tenant: str, question: str, own: str, other: str
+    ) -> None:
+        # The question is about the other tenant's documents, and even asks for them by filter.
+        for filters in (None, {"tenant": other}, {"metadata.tenant": other}, {"source": SITE[other]}):
+            r = client.post(
+                f"{base_url}/search", json={"query": question, "k": 10, "filters": filters}, headers=auth(tenant)
+            )
+            assert r.status_code == 200, r.text
+            sources = [h["source"] for h in r.json()["hits"]]
+            assert all(s.startswith(SITE[own]) for s in sources), (filters, sources)
+        r = client.post(f"{base_url}/query", json={"query": question, "k": 10}, headers=auth(tenant))
+        assert r.status_code == 200, r.text
+        assert all(c["source"].startswith(SITE[own]) for c in r.json()["citations"])
+
+    # -- bad requests --------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("path", "content"),
+        [
+            ("/query", {"query": ""}),
+            ("/query", {"query": "   "}),
+            ("/query", {"query": "x" * 100_000}),
+            ("/query", {"query": "why? " * 1000}),
+            ("/query", {"query": FLUX, "k": 0}),
+            ("/query", {"query": FLUX, "k": 10**6}),
+            ("/query", {"query": FLUX, "k": -3}),
+            ("/query", {"query": FLUX, "k": "five"}),
+            ("/query", {"query": FLUX, "k": 2.5}),
+            ("/query", {"query": 42}),
+            ("/query", {"query": [FLUX]}),
+            ("/query", {"query": FLUX, "stream": "maybe"}),
+            ("/query", {"query": FLUX, "filters": ["source"]}),
+            ("/query", {"query": FLUX, "filters": {"": "x"}}),
+            ("/query", {"query": FLUX, "filters": {"source": 1.5}}),
+            ("/query", {"query": FLUX, "unknown": 1}),
+            ("/query", {}),
+            ("/query", []),
+            ("/query", None),
+            ("/search", {"query": FLUX, "k": 0}),
+            ("/v1/chat/completions", {"model": "ragline", "messages": []}),
+            ("/v1/chat/completions", {"model": "ragline", "messages": [{"role": "system", "content": "hi"}]}),
+            ("/v1/chat/completions", {"model": "ragline", "messages": [{"role": "wizard", "content": "hi"}]}),
+            ("/v1/chat/completions", {"model": "ragline", "messages": "hello"}),
+        ],
+    )
+    def test_bad_requests_are_4xx_with_a_clear_message(
+        self, base_url: str, client: httpx.Client, path: str, content: Any
+    ) -> None:
+        r = client.post(f"{base_url}{path}", json=content, headers=auth("acme"))
+        assert 400 <= r.status_code < 500, r.text
+        error = r.json()["error"]
+        assert error["message"] and error["code"] == r.status_code
+        assert "Traceback" not in r.text and "/site-packages/" not in r.text
+
+    @pytest.mark.parametrize(
+        "raw", [b"{", b'{"query": "unterminated', b"\xff\xfe", b'{"query": "a"}{"query": "b"}', b"query=flux"]
+    )
+    def test_broken_json_is_400(self, base_url: str, client: httpx.Client, raw: bytes) -> None:
+        headers = {**auth("acme"), "content-type": "application/json"}
+        r = client.post(f"{base_url}/query", content=raw, headers=headers)
+        assert r.status_code in (400, 422), r.text
+        assert r.json()["error"]["message"]
+
+    def test_a_body_over_the_limit_is_413(self, base_url: str, client: httpx.Client) -> None:
+        big = json.dumps({"query": FLUX, "filters": {"source": "x" * 200_000}}).encode()
+        r = client.post(f"{base_url}/query", content=big, headers={**auth("acme"), "content-type": "application/json"})
+        assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
+
+        def chunks():  # no Content-Length: the limit still holds
+            for _ in range(50):
+                yield b" " * 10_000
+
+        r = client.post(
+            f"{base_url}/query", content=chunks(), headers={**auth("acme"), "content-type": "application/json"}
+        )
+        assert r.status_code == 413
+
+    def test_unknown_routes_and_methods_are_4xx(self, base_url: str, client: httpx.Client) -> None:
+        assert client.get(f"{base_url}/nowhere").status_code == 404
+        assert client.get(f"{base_url}/query").status_code == 405

@@ -1,0 +1,229 @@
+"""The real app on Ray Serve on 127.0.0.1: the serving contract, fuzzing, an LLM outage, a killed replica.
+
+One Serve start for the module (~10-20 s): retrieval (2 replicas) and generation (1 replica, the
+OpenAI-compatible backend against a real llama.cpp server) behind the FastAPI ingress.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from llm_server import MODEL_ALIAS, LlamaServer
+
+from ragline.api.settings import GeneratorDeployment, IngressDeployment, RetrieverDeployment
+
+from .contract import FLUX, ServingContract, sse_events
+from .helpers import app_settings, auth, listening_sockets
+
+pytestmark = [
+    pytest.mark.slow,
+    # Ray Serve's own config models use pydantic features deprecated in pydantic 2: not ours to fix.
+    pytest.mark.filterwarnings("ignore:Using extra keyword arguments on `Field`:DeprecationWarning"),
+]
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[LlamaServer]:
+    server = LlamaServer(n_ctx=2048, threads=2)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
+    from ragline import serve as ray_serve
+    from ragline.ray_local import stop_local_ray
+
+    settings = app_settings(
+        index_dir,
+        llm={"backend": "openai", "base_url": llm.base_url, "model": MODEL_ALIAS, "max_retries": 0, "timeout": 30},
+        # Short enough that no question can overflow the test server's 2048-token window, whatever its
+        # characters (the openai backend counts tokens with another tokenizer than the server's).
+        max_query_chars=300,
+        ingress=IngressDeployment(num_replicas=1),
+        retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5),
+        generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
+        graceful_shutdown_timeout=5,
+    )
+    try:
+        url = ray_serve.run(settings, log_to_driver=False)
+        yield url
+    finally:
+        ray_serve.shutdown()
+        stop_local_ray()
+
+
+class TestRayServe(ServingContract):
+    def test_retrieval_and_generation_are_separate_deployments(self, base_url: str) -> None:
+        from ray import serve
+
+        deployments = serve.status().applications["ragline"].deployments
+        running = {name: d.replica_states.get("RUNNING", 0) for name, d in deployments.items()}
+        assert running == {"Ingress": 1, "Retriever": 2, "Generator": 1}
+
+    def test_every_socket_of_ray_and_serve_listens_on_loopback(self, base_url: str) -> None:
+        sockets = listening_sockets(os.getpid())
+        assert len(sockets) > 5  # gcs, raylet, workers, proxy, replicas, the HTTP port
+        assert any(port == int(base_url.rsplit(":", 1)[1]) for _, _, port in sockets)
+        assert {address for _, address, _ in sockets} <= {"127.0.0.1", "::1"}, sockets
+
+
+# -- fuzzing -------------------------------------------------------------------------------------------------
+
+
+def test_schemathesis_finds_no_server_error(base_url: str) -> None:
+    """Positive and negative cases for every operation of the OpenAPI schema: never a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    failures: list[str] = []
+    calls = 0
+    headers = auth("acme")
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        answers = operation.path in ("/query", "/v1/chat/completions")
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            # Answers cost the LLM a second or more each: fewer of them.
+            examples = 6 if answers and mode is GenerationMode.POSITIVE else 25
+
+            @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            def run(case: Any) -> None:
+                nonlocal calls
+                calls += 1
+                response = case.call(base_url=base_url, headers=headers, timeout=120)
+                if response.status_code >= 500:
+                    failures.append(
+                        f"{case.method} {case.path} {case.body!r:.300} -> {response.status_code} {response.text:.300}"
+                    )
+
+            try:
+                run()
+            except Unsatisfiable:  # e.g. no invalid request exists for GET /healthz
+                continue
+    assert calls > 100
+    assert not failures, "\n".join(failures)
+
+
+# -- resilience ------------------------------------------------------------------------------------------------
+
+
+def test_llm_down_gives_503_and_answers_return_when_it_is_back(
+    base_url: str, client: httpx.Client, llm: LlamaServer
+) -> None:
+    llm.stop()
+    try:
+        ready = client.get(f"{base_url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"index": "ok", "llm": "the language model is unavailable; try again later"}
+
+        r = client.post(f"{base_url}/query", json={"query": FLUX}, headers=auth("acme"))
+        assert r.status_code == 503
+        assert r.json()["error"] == {
+            "message": "the language model is unavailable; try again later",
+            "type": "llm_unavailable",
+            "code": 503,
+        }
+        streamed = client.post(f"{base_url}/query", json={"query": FLUX, "stream": True}, headers=auth("acme"))
+        assert streamed.status_code == 503
+        chat = openai.OpenAI(base_url=f"{base_url}/v1", api_key=auth("acme")["Authorization"][7:], max_retries=0)
+        with pytest.raises(openai.APIStatusError, match="language model is unavailable") as info:
+            chat.chat.completions.create(model="ragline", messages=[{"role": "user", "content": FLUX}])
+        assert info.value.status_code == 503
+        # Retrieval does not need the LLM.
+        assert client.post(f"{base_url}/search", json={"query": FLUX}, headers=auth("acme")).status_code == 200
+    finally:
+        llm.start()
+    assert client.get(f"{base_url}/readyz").status_code == 200
+    r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 2}, headers=auth("acme"))
+    assert r.status_code == 200, r.text
+    assert r.json()["answer"].strip()
+
+
+def test_a_killed_replica_is_replaced_and_the_service_keeps_answering(base_url: str) -> None:
+    from ray import serve
+
+    def retriever_replicas() -> list[str]:
+        actors = ray.util.list_named_actors(all_namespaces=True)
+        return sorted(a["name"] for a in actors if "#Retriever#" in a["name"])
+
+    before = retriever_replicas()
+    assert len(before) == 2
+    statuses: list[tuple[float, int]] = []
+    stop_at = time.monotonic() + 25  # bounded: 4 clients, at most 25 s
+
+    def client_loop(n: int) -> None:
+        with httpx.Client(timeout=60) as http:
+            while time.monotonic() < stop_at:
+                if n == 0:  # one client asks for whole answers, the others search
+                    r = http.post(f"{base_url}/query", json={"query": FLUX, "k": 2}, headers=auth("acme"))
+                else:
+                    r = http.post(f"{base_url}/search", json={"query": FLUX, "k": 3}, headers=auth("acme"))
+                statuses.append((time.monotonic(), r.status_code))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client_loop, n) for n in range(4)]
+        time.sleep(5)
+        killed_at = time.monotonic()
+        ray.kill(ray.get_actor(before[0], namespace="serve"), no_restart=True)
+        for f in futures:
+            f.result()
+
+    after_kill = [s for t, s in statuses if t > killed_at]
+    errors = [s for _, s in statuses if s != 200]
+    print(f"{len(statuses)} requests, {len(after_kill)} after the kill, errors: {errors}")
+    assert len(after_kill) > 20, "the service stopped answering after the kill"
+    assert after_kill[-10:] == [200] * 10
+    assert len(errors) <= 0.02 * len(statuses), errors
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        replicas = retriever_replicas()
+        status = serve.status().applications["ragline"].deployments["Retriever"]
+        if len(replicas) == 2 and before[0] not in replicas and status.replica_states.get("RUNNING") == 2:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"the killed replica was not replaced: {retriever_replicas()}")
+
+
+def test_shutdown_finishes_the_requests_in_flight(base_url: str) -> None:
+    """Last in the module: stops the app the way `ragline serve` does on SIGTERM."""
+    from ragline import serve as ray_serve
+
+    responses: list[httpx.Response] = []
+
+    def ask() -> None:
+        body = {"query": FLUX, "k": 2, "stream": True}
+        responses.append(httpx.post(f"{base_url}/query", json=body, headers=auth("acme"), timeout=300))
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    time.sleep(1.0)  # the request is at the ingress, waiting for retrieval and generation
+    ray_serve.shutdown()
+    worker.join(timeout=300)
+    assert responses and responses[0].status_code == 200, responses
+    assert sse_events(responses[0].text)[-1][0] == "done"
