@@ -106,11 +106,19 @@ class QdrantSettings(BaseModel):
     path: str | None = None  # qdrant-client local mode (tests, small setups)
     collection: str = "ragline"
     timeout: float = 30.0
+    # Memory layout, applied when an index or collection is created (re-ingest with --recreate to change it).
+    # int8: scalar-quantised dense vectors kept in RAM (4x smaller), searched first and rescored with the
+    # originals; on_disk_vectors: original dense vectors (and the BM25 index) read from disk through the
+    # page cache instead of held in memory; on_disk_payload: payloads (chunk texts) on disk, both engines'
+    # own default. docs/scale.md has the measured cost of each at 1M chunks.
+    quantization: Literal["none", "int8"] = "none"
+    on_disk_vectors: bool = False
+    on_disk_payload: bool = True
 
 
 class RetrievalSettings(BaseModel):
     """How questions find chunks; every choice here was measured on the Ray and SciFact benchmarks
-    (``bench/eval.py``, docs/evaluation)."""
+    (``bench/eval.py``; README, "Evaluation")."""
 
     k: int = Field(default=5, ge=1, le=100)
     # dense: cosine on the embeddings; bm25: keywords; hybrid: both, fused by reciprocal rank fusion.
@@ -119,15 +127,16 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(default=1.0, ge=0)
     sparse_weight: float = Field(default=1.0, ge=0)
     rrf_k: int = Field(default=60, ge=1)
-    candidates: int = Field(default=50, ge=1, le=1000)  # per list fused in hybrid mode
+    # Per list fused in hybrid mode, and the pool the per-page cap picks distinct pages from.
+    candidates: int = Field(default=100, ge=1, le=1000)
     # Rerank stages, in order (see ragline.rerank.RERANKERS): e.g. ["cross-encoder"] with rerank_model set.
     rerank: list[str] = Field(default_factory=list)
     rerank_model: str | None = None  # a sentence-transformers CrossEncoder name or path
-    rerank_depth: int = Field(default=30, ge=1, le=1000)  # how many candidates the rerankers reorder
+    rerank_depth: int = Field(default=50, ge=1, le=1000)  # how many candidates the rerankers reorder
     # Result shaping: collapse near-duplicate chunks, cap chunks per page (None: no cap), merge
     # adjacent chunks of one section into one prompt block.
     dedupe: bool = True
-    max_per_page: int | None = Field(default=None, ge=1)
+    max_per_page: int | None = Field(default=1, ge=1)
     merge_adjacent: bool = True
 
 

@@ -236,7 +236,8 @@ class _Run:
                 report.skipped.append(Skipped(e.fallback, e.reason))
                 continue
             if e.change == DUPLICATE or e.doc_id in winners:
-                contested.add(e.doc_id)
+                if e.change != DUPLICATE:  # it learnt too late that it lost: its chunks went in
+                    contested.add(e.doc_id)
                 report.skipped.append(Skipped(e.fallback, f"same URL as another document: {e.source}"))
                 continue
             winners[e.doc_id] = e
@@ -254,6 +255,7 @@ class _Run:
         self, components: Components, files: list[dict[str, Any]], winner: DocEvent, metadata: Mapping[str, Any]
     ) -> int:
         """Replace every point of a contested URL with its first file's version, in the driver."""
+        log.info("rewriting %s: a later file with the same URL was indexed before it", winner.source)
         self.committer.discard(winner.doc_id)
         self.store.delete_document(winner.doc_id)
         if winner.change == SKIPPED:

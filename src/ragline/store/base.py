@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -84,6 +85,17 @@ class VectorStore(Protocol):
 
     def delete_document(self, doc_id: str, *, keep_hash: str | None = None) -> None:
         """Delete every point of a document, except those whose doc_hash equals keep_hash."""
+
+    def delete(self, filters: Filters) -> int:
+        """Delete every point matching ``filters`` (e.g. ``{"source": Prefix(...)}``), dense and BM25
+        vectors alike (they live in the same points); returns how many. Empty filters are refused."""
+
+    def snapshot(self, target: Path) -> None:
+        """Write a consistent, self-contained copy of the whole index (points, vectors, IndexInfo) into
+        the new folder ``target``, after making every write durable."""
+
+    def restore(self, source: Path) -> None:
+        """Replace the whole index with the copy ``snapshot()`` wrote into ``source``."""
 
     def search(
         self,

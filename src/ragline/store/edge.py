@@ -62,8 +62,14 @@ _SCROLL_PAGE = 512
 class EdgeStore:
     """A VectorStore on qdrant-edge, persistent in ``path``; cheap to construct, files open on first use."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, quantization: str = "none", on_disk_vectors: bool = False, on_disk_payload: bool = True
+    ) -> None:
         self.path = Path(path)
+        # How a new shard lays out its data (QdrantSettings); an existing shard keeps the layout it was made with.
+        self.quantization = quantization
+        self.on_disk_vectors = on_disk_vectors
+        self.on_disk_payload = on_disk_payload
         self._shard: qe.EdgeShard | None = None
         self._info: IndexInfo | None = None
         self._dirty = False  # written since the last flush: flush() then optimizes
@@ -269,13 +275,30 @@ class EdgeStore:
             # still checks the vector size; the model name cannot be checked.
             return self._load(qe.EdgeConfig(vectors=dense) if validate else None)
         log.info("creating the index at %s (%s, %d dimensions)", self.path, info.model, info.dimension)
-        config = qe.EdgeConfig(
-            vectors=dense, sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
-        )
+        config = self._new_config(info)
         try:
             return qe.EdgeShard.create(str(shard_dir), config)
         except Exception as e:  # the engine raises plain Exception
             raise StoreError(f"cannot create the index at {self.path}: {e}") from e
+
+    def _new_config(self, info: IndexInfo) -> qe.EdgeConfig:
+        """A new shard's config: dense + BM25 vectors, with the memory layout asked for."""
+        # Cold: read from disk through the page cache, nothing held by the process; Pinned: kept in RAM.
+        stored = qe.Memory.Cold if self.on_disk_vectors else None
+        quantized = (
+            qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+            if self.quantization == "int8"
+            else None
+        )
+        dense = qe.EdgeVectorParams(
+            size=info.dimension, distance=qe.Distance.Cosine, memory=stored, quantization_config=quantized
+        )
+        sparse = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=stored)
+        return qe.EdgeConfig(
+            vectors={DENSE: dense},
+            sparse_vectors={SPARSE: sparse},
+            payload_memory=qe.Memory.Cold if self.on_disk_payload else qe.Memory.Cached,
+        )
 
     def _load(self, config: qe.EdgeConfig | None) -> qe.EdgeShard:
         try:
