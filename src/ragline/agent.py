@@ -11,6 +11,7 @@ from typing import Any
 from ragline.config import LLMSettings
 from ragline.generate.base import Generator
 from ragline.generate.prompt import build_messages
+from ragline.observability.tracing import traced
 from ragline.records import Answer, Citation, Hit, Usage
 from ragline.retrieve import Retriever
 
@@ -88,8 +89,10 @@ class Agent:
         parts: list[str] = []
         usage = Usage()
         t_first: float | None = None
-        for delta in self.generator.stream(
-            messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
+        for delta in traced(
+            "generate",
+            self.generator.stream(messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature),
+            model=self.generator.name,
         ):
             if delta.text:
                 t_first = t_first or time.perf_counter()

@@ -38,11 +38,14 @@ class Chunker:
         for section in doc.sections:
             prev_start, prev_end = -1, 0
             for piece in self._splitter.split_text(section.text):
-                # Pieces come back in order, each starting after the previous start and ending after
-                # the previous end (overlap < size); searching from there finds the right copy even
-                # in repetitive text.
-                lo = max(prev_start + 1, prev_end - len(piece) + 1, 0)
+                # Pieces come back in order: none starts before the previous start or ends before the
+                # previous end (overlap < size). A piece can be the previous one's tail, or grow it from
+                # the same start, when a split did not fit. Searching from there finds the right copy
+                # even in repetitive text; the very same span twice means a later copy.
+                lo = max(prev_start, prev_end - len(piece), 0)
                 at = section.text.find(piece, lo)
+                if at == prev_start and at + len(piece) == prev_end:
+                    at = section.text.find(piece, at + 1)
                 if at < 0:  # cannot happen with strip_whitespace pieces; keep offsets sane anyway
                     at = min(lo, len(section.text))
                 prev_start, prev_end = at, at + len(piece)

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from ragline.api.settings import ServeSettings
+from ragline.observability.settings import ObservabilitySettings
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_LLM = "smollm2-135m-instruct"
@@ -30,6 +31,10 @@ class ParseSettings(BaseModel):
     url_template: str | None = None  # e.g. https://docs.ray.io/en/master/{path_noext}.html
     max_file_bytes: int = 20_000_000
     notebook_output_chars: int = 500  # notebook cell outputs are cut to this many characters
+    # Replace e-mails, phone numbers, IP addresses and secrets with [EMAIL], [PHONE], [IP], [SECRET] in the
+    # parsed text, before chunking and embedding (``ragline ingest --redact``); see ragline.privacy.
+    redact: bool = False
+    redact_kinds: list[Literal["secret", "email", "ip", "phone"]] = ["secret", "email", "ip", "phone"]
 
 
 class ChunkSettings(BaseModel):
@@ -175,6 +180,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     serve: ServeSettings = ServeSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     # Short forms documented for the common case (RAGLINE_QDRANT_URL, RAGLINE_QDRANT_API_KEY).
     qdrant_url: str | None = None

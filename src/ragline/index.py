@@ -57,6 +57,8 @@ class IndexReport:
     chunks_written: int = 0  # chunks embedded and upserted
     chunks_deleted: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    # Values replaced by redaction (parse.redact) in the documents read, by kind; never the values themselves.
+    redacted: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def count(self, change: Change) -> None:
@@ -73,6 +75,7 @@ class IndexReport:
             "chunks_written": self.chunks_written,
             "chunks_deleted": self.chunks_deleted,
             "skipped": [s.to_json() for s in self.skipped],
+            "redacted": dict(sorted(self.redacted.items())),
             "seconds": round(self.seconds, 3),
         }
 

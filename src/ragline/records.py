@@ -49,6 +49,7 @@ class Document:
     text: str = ""
     path: str | None = None  # local file it was read from, if any
     metadata: dict[str, Any] = field(default_factory=dict)
+    redacted: dict[str, int] = field(default_factory=dict)  # values redacted at parse time, by kind
 
     @classmethod
     def from_sections(

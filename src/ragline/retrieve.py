@@ -17,6 +17,7 @@ import numpy as np
 from ragline.config import RetrievalSettings
 from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError
+from ragline.observability.tracing import span
 from ragline.records import Hit
 from ragline.rerank import Reranker, make_rerankers
 from ragline.shaping import collapse_duplicates, diversify, merge_adjacent
@@ -123,22 +124,26 @@ class Retriever:
         conditions = normalise_filters(filters)
         if tenant is not None:
             conditions["metadata.tenant"] = tenant
-        vector = self.embedder.embed_query(query) if s.mode != "bm25" or self.rerankers else None
+        vector = None
+        if s.mode != "bm25" or self.rerankers:
+            with span("embed"):
+                vector = self.embedder.embed_query(query)
         threshold = s.score_threshold if score_threshold is None else score_threshold
         pool = depth + _SPARE if s.dedupe or s.max_per_page else depth
         if s.max_per_page:  # the cap needs enough distinct pages behind the first ones to fill the list
             pool = max(pool, s.candidates)
         if self.rerankers:
             pool = max(pool, s.rerank_depth)
-        hits = self.store.search(
-            vector if s.mode != "bm25" else None,
-            pool,
-            filters=conditions,
-            score_threshold=threshold,
-            text=query,
-            mode=s.mode,
-            fusion=Fusion(s.dense_weight, s.sparse_weight, s.rrf_k, s.candidates),
-        )
+        with span("search", mode=s.mode, limit=pool):
+            hits = self.store.search(
+                vector if s.mode != "bm25" else None,
+                pool,
+                filters=conditions,
+                score_threshold=threshold,
+                text=query,
+                mode=s.mode,
+                fusion=Fusion(s.dense_weight, s.sparse_weight, s.rrf_k, s.candidates),
+            )
         hits = self._rerank(query, hits, vector)
         if s.dedupe:
             hits = collapse_duplicates(hits)
@@ -149,6 +154,7 @@ class Retriever:
         if not self.rerankers or not hits:
             return hits
         head, tail = hits[: self.settings.rerank_depth], hits[self.settings.rerank_depth :]
-        for stage in self.rerankers:
-            head = stage.rerank(query, head, vector)
+        with span("rerank", stages=",".join(r.name for r in self.rerankers), candidates=len(head)):
+            for stage in self.rerankers:
+                head = stage.rerank(query, head, vector)
         return head + tail

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -32,12 +33,15 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from ragline.agent import Done, Event, Token
 from ragline.api.answering import GivenHits, answer_events
 from ragline.api.app import create_app
-from ragline.api.errors import ServiceUnavailableError
+from ragline.api.errors import NotSupportedError, ServiceUnavailableError
 from ragline.components import Components
-from ragline.config import Settings
+from ragline.config import Settings, load_settings
 from ragline.errors import EmptyIndexError, RaglineError
 from ragline.generate import make_generator
 from ragline.generate.base import Message
+from ragline.observability.logging import configure_logging
+from ragline.observability.tracing import adopt, adopted, carrier, configure_tracing
+from ragline.ops.delete import DeleteReport, delete_sources
 from ragline.ray_local import start_local_ray
 from ragline.records import Hit
 
@@ -59,6 +63,7 @@ class RetrieverDeployment:
     """The embedder and the index; many replicas can serve at once."""
 
     def __init__(self, settings: Settings) -> None:
+        replica_observability(settings)
         self.snapshot: Path | None = None
         settings, self.snapshot = private_index(settings)
         self.components = Components(settings)
@@ -67,14 +72,26 @@ class RetrieverDeployment:
         self.retriever.warm_up()
         self.retriever.embedder.embed_query("warm up")  # the first call pays for lazy initialisation
 
-    def search(self, query: str, k: int | None, filters: dict[str, Any] | None, tenant: str | None) -> list[Hit]:
-        return self.retriever.search(query, k, filters=filters, tenant=tenant)
+    def search(
+        self,
+        query: str,
+        k: int | None,
+        filters: dict[str, Any] | None,
+        tenant: str | None,
+        context: dict[str, str] | None = None,
+    ) -> list[Hit]:
+        with adopt(context):  # the ingress's request id and trace
+            return self.retriever.search(query, k, filters=filters, tenant=tenant)
 
     def check(self) -> int:
         count = self.components.store.count()
         if count == 0:
             raise EmptyIndexError("the index holds no chunks")
         return count
+
+    def delete_sources(self, prefix: str) -> DeleteReport:
+        """Only called when the index is a shared Qdrant server: one replica's delete serves them all."""
+        return delete_sources(self.components.store, prefix)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -88,6 +105,7 @@ class GeneratorDeployment:
     """The language model: builds the prompt from the given hits (with its own tokenizer) and streams."""
 
     def __init__(self, settings: Settings) -> None:
+        replica_observability(settings)
         self.llm = settings.llm
         self.generator = make_generator(settings.llm)
         try:
@@ -95,8 +113,11 @@ class GeneratorDeployment:
         except RaglineError as e:  # readiness reports it; the replica stays up for when the LLM comes back
             log.warning("the language model is not ready: %s", e)
 
-    def answer(self, question: str, hits: list[Hit], history: list[Message]) -> Iterator[Event]:
-        yield from answer_events(GivenHits(hits), self.generator, self.llm, question, history=history)
+    def answer(
+        self, question: str, hits: list[Hit], history: list[Message], context: dict[str, str] | None = None
+    ) -> Iterator[Event]:
+        events = answer_events(GivenHits(hits), self.generator, self.llm, question, history=history)
+        yield from adopted(context, events)  # each step under the ingress's request id and trace
 
     def check(self) -> None:
         self.generator.check()
@@ -108,11 +129,21 @@ class IngressDeployment:
     """The FastAPI app of ragline.api over handles to the two deployments."""
 
     def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, settings: Settings) -> None:
-        self.backend = RayServeBackend(retriever, generator)
+        replica_observability(settings)
+        self.backend = RayServeBackend(retriever, generator, shared_index=bool(settings.qdrant.url))
         self.settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self.backend, self.settings.serve)
+
+
+def replica_observability(settings: Settings) -> None:
+    """In a replica: tracing as configured, and ragline's log lines (JSON by default, with the request id the
+    ingress passed along) on the worker's real stderr, which Ray keeps in the worker's log file. Serve's own
+    logger stays as Serve configures it (``logging_config`` below)."""
+    configure_tracing(settings.observability)
+    stream = sys.__stderr__ or sys.stderr  # Serve redirects sys.stderr into its own logger
+    configure_logging(settings.observability.log_format, logging.WARNING, stream, ragline_level=logging.INFO)
 
 
 # -- the backend the ingress serves ----------------------------------------------------------------------
@@ -123,9 +154,10 @@ class RayServeBackend:
 
     name = "ray-serve"
 
-    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle) -> None:
+    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, *, shared_index: bool = False) -> None:
         self.retriever = retriever
         self.generator = generator
+        self.shared_index = shared_index  # a Qdrant server every retriever replica queries
 
     async def start(self) -> None:
         return None
@@ -134,7 +166,8 @@ class RayServeBackend:
         self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
     ) -> list[Hit]:
         plain = dict(filters) if filters else None
-        hits: list[Hit] = await _with_retries(lambda: self.retriever.search.remote(query, k, plain, tenant))
+        context = carrier()
+        hits: list[Hit] = await _with_retries(lambda: self.retriever.search.remote(query, k, plain, tenant, context))
         return hits
 
     async def stream(
@@ -153,7 +186,7 @@ class RayServeBackend:
         for attempt in range(REPLICA_RETRIES + 1):
             response = cast(
                 DeploymentResponseGenerator[Event],
-                self.generator.options(stream=True).answer.remote(question, hits, list(history)),
+                self.generator.options(stream=True).answer.remote(question, hits, list(history), carrier()),
             )
             finished = False
             try:
@@ -178,6 +211,17 @@ class RayServeBackend:
 
     async def check_index(self) -> None:
         await _with_retries(lambda: self.retriever.check.remote())
+
+    async def delete_sources(self, prefix: str) -> DeleteReport:
+        if not self.shared_index:
+            # Each retriever replica serves its own copy of a local index: a delete in one copy would
+            # leave the others (and the index on disk) serving the chunks.
+            raise NotSupportedError(
+                "the Ray Serve engine serves copies of a local index: run `ragline delete --source PREFIX` "
+                "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
+            )
+        report: DeleteReport = await _with_retries(lambda: self.retriever.delete_sources.remote(prefix))
+        return report
 
     async def check_llm(self) -> None:
         await _with_retries(lambda: self.generator.check.remote())
@@ -301,6 +345,13 @@ def build_app(settings: Settings) -> Any:
     generator = cast(Any, GeneratorDeployment).options(**s.generator.options(), **common).bind(settings)
     ingress = cast(Any, IngressDeployment).options(**s.ingress.options(), **common)
     return ingress.bind(retriever, generator, settings)
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """The application for a Ray cluster: ``import_path: ragline.serve:app_builder`` in a RayService's
+    serveConfigV2 (or ``serve run``). Settings come from the environment (``RAGLINE_*``) with ``args``,
+    nested like the settings tree (e.g. ``{"retrieval": {"k": 8}}``), on top."""
+    return build_app(load_settings(**args))
 
 
 def run(settings: Settings, **ray_init: Any) -> str:

@@ -57,7 +57,8 @@ def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
         ingress=IngressDeployment(num_replicas=1),
         retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5),
         generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
-        graceful_shutdown_timeout=5,
+        # Generous: the shutdown test's answer must finish within it, however busy the machine.
+        graceful_shutdown_timeout=120,
     )
     try:
         url = ray_serve.run(settings, log_to_driver=False)
@@ -83,6 +84,39 @@ class TestRayServe(ServingContract):
 
 
 # -- fuzzing -------------------------------------------------------------------------------------------------
+
+
+def test_request_id_reaches_every_replica(base_url: str) -> None:
+    """The given X-Request-ID comes back once, is on ragline's JSON access line in the ingress replica, and
+    Serve's logs of the retrieval and generation replicas carry it too."""
+    import json
+    import uuid
+
+    rid = f"ray-rid-{uuid.uuid4().hex[:12]}"
+    r = httpx.post(
+        f"{base_url}/query", json={"query": FLUX, "k": 2}, headers={**auth(), "X-Request-ID": rid}, timeout=120
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers.get_list("x-request-id") == [rid]
+    logs = Path(ray._private.worker.global_worker.node.get_logs_dir_path())
+
+    def lines_with_rid() -> list[tuple[Path, str]]:
+        found = []
+        for path in logs.rglob("*"):
+            if path.is_file() and path.suffix in (".err", ".out", ".log"):
+                found += [(path, line) for line in path.read_text(errors="replace").splitlines() if rid in line]
+        return found
+
+    deadline = time.monotonic() + 30
+    while True:  # log files are flushed asynchronously
+        found = lines_with_rid()
+        access = [json.loads(line) for _, line in found if '"ragline.api.access"' in line]
+        replicas = {path.name for path, _ in found}
+        if access and any("Retriever" in n for n in replicas) and any("Generator" in n for n in replicas):
+            break
+        assert time.monotonic() < deadline, f"request id missing from the replicas' logs: {sorted(replicas)}"
+        time.sleep(0.5)
+    assert access[0]["request_id"] == rid and access[0]["route"] == "/query" and access[0]["status"] == 200
 
 
 def test_schemathesis_finds_no_server_error(base_url: str) -> None:

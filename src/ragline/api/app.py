@@ -22,7 +22,7 @@ from ragline.api.backend import QueryBackend
 from ragline.api.errors import UnauthorizedError, describe, error_body
 from ragline.api.limits import BodyLimitMiddleware
 from ragline.api.metrics import Metrics, MetricsMiddleware
-from ragline.api.routes import chat, health, query, web
+from ragline.api.routes import admin, chat, health, query, web
 from ragline.api.service import AnswerService
 from ragline.api.settings import ServeSettings
 from ragline.errors import RaglineError
@@ -35,6 +35,7 @@ DESCRIPTION = """Cited answers from your documentation.
 * `POST /v1/chat/completions` and `GET /v1/models` speak the OpenAI API: use any OpenAI client with
   `base_url=http://HOST:PORT/v1`.
 * When API keys are configured, send `Authorization: Bearer <key>`; each key sees its tenant's documents only.
+* `DELETE /admin/sources?prefix=...` removes every chunk under a source prefix (keys in serve.admin_api_keys).
 * Errors have the shape `{"error": {"message", "type", "code"}}`.
 """
 
@@ -56,7 +57,7 @@ def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
     app.state.serve_settings = settings
     app.state.metrics = metrics
     app.state.service = AnswerService(backend, settings, metrics)
-    for router in (query.router, chat.router, health.router, web.router):
+    for router in (query.router, chat.router, health.router, admin.router, web.router):
         app.include_router(router)
     app.mount("/static", web.static, name="static")
     _add_error_handlers(app, metrics)
@@ -70,7 +71,8 @@ def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Ray Serve's proxy returns X-Request-ID itself; a second copy would repeat the header.
+    app.add_middleware(MetricsMiddleware, metrics=metrics, echo_request_id=backend.name != "ray-serve")
     return app
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ragline.api.errors import UnauthorizedError
+from ragline.api.errors import ForbiddenError, UnauthorizedError
 from ragline.api.settings import ServeSettings
 
 # auto_error=False: a missing key is answered in our error shape, not FastAPI's.
@@ -39,3 +39,28 @@ def _tenant(
 
 
 Tenant = Annotated[str | None, Depends(_tenant)]
+
+
+def check_admin(settings: ServeSettings, token: str | None) -> None:
+    """Let an admin key through; 401 without a valid key, 403 for a tenant key or when no admin key is set."""
+    if not token:
+        raise UnauthorizedError("an admin API key is required: send Authorization: Bearer <key>")
+    given = token.encode("utf-8", "surrogatepass")
+    admin = False
+    for key in settings.admin_api_keys:  # no early exit, as above
+        admin |= hmac.compare_digest(key.encode("utf-8"), given)
+    if admin:
+        return
+    if not settings.admin_api_keys:
+        raise ForbiddenError("the admin routes are disabled: configure serve.admin_api_keys")
+    if any(hmac.compare_digest(key.encode("utf-8"), given) for key in settings.api_keys):
+        raise ForbiddenError("this API key has no admin rights")
+    raise UnauthorizedError("the API key is not valid")
+
+
+def _admin(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    settings: ServeSettings = request.app.state.serve_settings
+    check_admin(settings, credentials.credentials if credentials else None)
+
+
+Admin = Depends(_admin)

@@ -20,6 +20,7 @@ from ragline.api.answering import answer_events
 from ragline.components import Components
 from ragline.errors import EmptyIndexError, RaglineError
 from ragline.generate.base import Message
+from ragline.ops.delete import DeleteReport, delete_sources
 from ragline.records import Hit
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class QueryBackend(Protocol):
 
     async def check_index(self) -> None:
         """Raise when the index cannot serve searches."""
+
+    async def delete_sources(self, prefix: str) -> DeleteReport:
+        """Delete every chunk whose source is under ``prefix`` from the index being served."""
 
     async def check_llm(self) -> None:
         """Raise LLMUnavailableError when the language model cannot answer."""
@@ -104,6 +108,10 @@ class InProcessBackend:
 
     async def check_index(self) -> None:
         await anyio.to_thread.run_sync(_check_store, self.components)
+
+    async def delete_sources(self, prefix: str) -> DeleteReport:
+        store = self.components.store
+        return await anyio.to_thread.run_sync(delete_sources, store, prefix)
 
     async def check_llm(self) -> None:
         await anyio.to_thread.run_sync(self.components.generator.check)

@@ -32,6 +32,18 @@ class UnauthorizedError(RaglineError):
     http_status = 401
 
 
+class ForbiddenError(RaglineError):
+    """A valid key without the rights the route needs (the admin routes)."""
+
+    http_status = 403
+
+
+class NotSupportedError(RaglineError):
+    """The serving engine cannot do this with the configured index."""
+
+    http_status = 501
+
+
 class PayloadTooLargeError(RaglineError):
     http_status = 413
 
@@ -57,6 +69,8 @@ class ServiceUnavailableError(RaglineError):
 # (error class, type, public message or None to show the error's own message); first match wins.
 _PUBLIC: list[tuple[type[RaglineError], str, str | None]] = [
     (UnauthorizedError, "unauthorized", None),
+    (ForbiddenError, "forbidden", None),
+    (NotSupportedError, "not_supported", None),
     (PayloadTooLargeError, "payload_too_large", None),
     (TooManyStreamsError, "too_many_streams", None),
     (RequestTimeoutError, "timeout", None),

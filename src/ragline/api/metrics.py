@@ -14,8 +14,12 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ragline.observability import ingest_metrics
+from ragline.observability.logging import REQUEST_ID_HEADER, clean_request_id, new_request_id, request_context
+from ragline.observability.tracing import root_span
 from ragline.records import Answer
 
 log = logging.getLogger("ragline.api.access")
@@ -23,6 +27,7 @@ log = logging.getLogger("ragline.api.access")
 __all__ = ["PROMETHEUS_CONTENT_TYPE", "Metrics", "MetricsMiddleware"]
 
 _FAST = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
+QUERY_PATHS = frozenset({"/query", "/search", "/v1/chat/completions"})  # traced under a `query` span
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 
 
@@ -67,15 +72,22 @@ class Metrics:
         self.tokens.labels("completion").inc(answer.usage.completion_tokens)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This server's metrics, then the counters of ingests run in this process."""
+        return generate_latest(self.registry) + ingest_metrics.render()
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template, and writes one JSON access-log line."""
+    """The HTTP edge: gives each request its id (``X-Request-ID``, or a new one) for every log line and span
+    of the request, counts and times it by route template, and writes one access-log line (never the body).
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    For the query routes it opens the ``query`` span that retrieval and generation spans hang under.
+    ``echo_request_id``: return the id in the response header (Ray Serve's proxy does that itself).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, echo_request_id: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.echo_request_id = echo_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,31 +95,39 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500  # if the app fails before answering
+        rid = clean_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or new_request_id()
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.echo_request_id:
+                    MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = _route(scope)
-            method = scope.get("method", "")
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.request_seconds.labels(route).observe(elapsed)
-            ms = round(elapsed * 1000, 2)
-            # Plain text for humans; the fields again as `extra` for JSON formatters.
-            log.info(
-                "%s %s %d %.1f ms",
-                method,
-                route,
-                status,
-                ms,
-                extra={"method": method, "route": route, "status": status, "ms": ms},
-            )
+        with request_context(rid):
+            try:
+                if scope.get("path") in QUERY_PATHS:
+                    with root_span("query", route=scope["path"]):
+                        await self.app(scope, receive, send_status)
+                else:
+                    await self.app(scope, receive, send_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = _route(scope)
+                method = scope.get("method", "")
+                self.metrics.requests.labels(route, method, str(status)).inc()
+                self.metrics.request_seconds.labels(route).observe(elapsed)
+                ms = round(elapsed * 1000, 2)
+                # Plain text for humans; the fields again as `extra` for the JSON formatter.
+                log.info(
+                    "%s %s %d %.1f ms",
+                    method,
+                    route,
+                    status,
+                    ms,
+                    extra={"method": method, "route": route, "status": status, "duration_ms": ms},
+                )
 
 
 def _route(scope: Scope) -> str:

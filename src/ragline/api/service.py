@@ -21,6 +21,7 @@ from ragline.api.metrics import Metrics
 from ragline.api.settings import ServeSettings
 from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
 from ragline.generate.base import Message
+from ragline.privacy import query_ref
 from ragline.records import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ class AnswerService:
         self.settings = settings
         self.metrics = metrics
         self.streams = StreamSlots(settings.max_concurrent_streams)
+
+    def query_ref(self, text: str) -> str:
+        """A question as log lines show it: verbatim only with ``serve.log_queries``."""
+        return query_ref(text, verbatim=self.settings.log_queries)
 
     def check_limits(self, query: str, k: int | None) -> None:
         """The server's own limits, stricter than the schema's; raise BadRequestError with the limit in it."""
@@ -49,6 +54,7 @@ class AnswerService:
         self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
     ) -> list[Hit]:
         self.check_limits(query, k)
+        log.debug("search %s k=%s tenant=%s", self.query_ref(query), k, tenant)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.request_timeout):
@@ -70,6 +76,7 @@ class AnswerService:
         """Retrieved, Token..., Done, within ``request_timeout``; with ``retrieval_only_fallback``, an LLM that
         is down or slow before the first token gives a Done carrying the citations alone."""
         self.check_limits(question, k)
+        log.debug("question %s k=%s tenant=%s history=%d", self.query_ref(question), k, tenant, len(history))
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout
         stream = self.backend.stream(question, k, filters, tenant=tenant, history=history)

@@ -79,6 +79,8 @@ class ServeSettings(BaseModel):
     engine: Literal["ray", "uvicorn"] = "ray"
     # API key -> tenant. Empty: no authentication, and every request sees every chunk.
     api_keys: dict[str, str] = Field(default_factory=dict)
+    # Keys allowed on the /admin routes (deleting sources). Empty: the admin routes answer 403.
+    admin_api_keys: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     max_query_chars: int = Field(default=2000, ge=1)
     max_k: int = Field(default=50, ge=1, le=100)
@@ -87,6 +89,8 @@ class ServeSettings(BaseModel):
     request_timeout: float = Field(default=120.0, gt=0)  # seconds, for a whole answer
     # When the language model is down or slow, answer with the retrieved citations only (HTTP 200).
     retrieval_only_fallback: bool = False
+    # Write questions into the logs as they are; otherwise a log line shows a short hash and the length.
+    log_queries: bool = False
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)  # seconds to finish requests in flight
     num_cpus: int | None = 2  # CPUs of the local Ray started by `ragline serve` (None: all)
     # Separate classes, not one class with different defaults: an env override of one field

@@ -9,6 +9,7 @@ import sys
 
 from ragline.cli import (
     crawl,  # noqa: F401
+    ops,  # noqa: F401  (registers delete, snapshot)
     query,  # noqa: F401  (registers ingest, search, ask)
     serve,  # noqa: F401
     status,  # noqa: F401

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from ragline.config import Settings, load_settings
 from ragline.errors import ConfigError
+from ragline.observability.logging import configure_logging
 
 app = typer.Typer(
     name="ragline",
@@ -62,7 +63,10 @@ def main_options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr")] = False,
 ) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging("text", level)  # `serve` switches to the server's format (JSON by default)
+    # The OpenAI client's debug lines dump whole requests (the question and the retrieved text): never
+    # at -vv; questions reach the logs only as ragline.privacy.query_ref shows them.
+    logging.getLogger("openai").setLevel(max(level, logging.INFO))
     state["verbose"], state["quiet"] = verbose, quiet
     # Weights come from installed packages; never wait on an unreachable hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -9,7 +10,8 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from ragline.cli.app import JsonOut, app, emit_json, err, out, settings, state
+from ragline.cli.app import JsonOut, app, emit_json, out, settings
+from ragline.cli.progress import Bars, bars_enabled
 from ragline.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -52,8 +54,9 @@ def crawl(
         "sitemap": False if no_sitemap else None,
     }
     crawl_settings = _settings({k: v for k, v in overrides.items() if v is not None})
-    with _Bar(enabled=err.is_terminal and not state.get("quiet")) as bar:
-        report = run_crawl(url, out_dir, crawl_settings, progress=bar.update)
+    bars, update = _crawl_bars(bars_enabled(as_json), crawl_settings.max_pages)
+    with bars:
+        report = run_crawl(url, out_dir, crawl_settings, progress=update)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -88,32 +91,17 @@ def _summary(r: CrawlReport) -> None:
         out.print("  [yellow]interrupted[/yellow]: pages not reached were kept from the previous crawl")
 
 
-class _Bar:
-    """A progress line on stderr: pages, pages/s, queue and errors; silent when stderr is not a terminal."""
+def _crawl_bars(enabled: bool, max_pages: int) -> tuple[Bars, Callable[[CrawlProgress], None]]:
+    """One row: URLs done of those known so far (capped at max_pages), pages/s, ETA, pages and errors."""
+    bars = Bars(enabled)
+    bars.add("urls", "crawl", None, unit="pages")
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
+    def update(p: CrawlProgress) -> None:
+        bars.update(
+            "urls",
+            completed=p.done,
+            total=min(p.done + p.queued, max_pages),
+            note=f"{p.pages} pages, queue {p.queued}, {p.errors} errors",
+        )
 
-    def __enter__(self) -> _Bar:
-        if self.enabled:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("starting")
-        return self
-
-    def update(self, p: CrawlProgress) -> None:
-        if self._progress is not None:
-            self._progress.update(
-                self._task,
-                description=f"{p.pages} pages, {p.pages_per_second:.1f}/s, queue {p.queued}, {p.errors} errors",
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    return bars, update

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, err, out
+from ragline.cli.progress import Bars, bars_enabled
 
 if TYPE_CHECKING:
     from ragline.components import Components
@@ -67,15 +68,17 @@ def retrieval(
         if corpus is not None:
             _index_beir(comp, corpus)
         comp.open_for_reading()
-        report = evaluate(
-            qset,
-            _csv(methods),
-            comp.store,
-            comp.embedder,
-            comp.settings.retrieval,
-            ks,
-            progress=None if as_json else lambda r: err.print(f"[dim]{r.method}: {r.metrics}[/dim]"),
-        )
+        with Bars(bars_enabled(as_json)) as bars:
+            bars.add("methods", "methods", len(_csv(methods)), unit="methods")
+
+            def done(r: Any) -> None:
+                bars.advance("methods")
+                if not as_json:
+                    bars.print(f"[dim]{r.method}: {r.metrics}[/dim]")
+
+            report = evaluate(
+                qset, _csv(methods), comp.store, comp.embedder, comp.settings.retrieval, ks, progress=done
+            )
     finally:
         comp.close()
     paths = write_retrieval(report, out_dir)
@@ -129,16 +132,17 @@ def answers(
             by = "llm" if comp.settings.llm.backend == "openai" else "embedding"
         support = LLMSupport(comp.generator) if by == "llm" else EmbeddingSupport(comp.embedder, threshold)
         judge = comp.generator if any(q.reference for q in qs) or by == "llm" else None
-        rows, summary = evaluate_answers(
-            qs,
-            lambda q: comp.agent.ask(q, k),
-            support,
-            judge,
-            key=page_key,
-            progress=None
-            if as_json
-            else lambda r: err.print(f"[dim]{r['qid']}: grounded {r['groundedness']:.2f}[/dim]"),
-        )
+        with Bars(bars_enabled(as_json)) as bars:
+            bars.add("questions", "questions", len(qs), unit="questions")
+
+            def answered(r: dict[str, Any]) -> None:
+                bars.advance("questions")
+                if not as_json:
+                    bars.print(f"[dim]{r['qid']}: grounded {r['groundedness']:.2f}[/dim]")
+
+            rows, summary = evaluate_answers(
+                qs, lambda q: comp.agent.ask(q, k), support, judge, key=page_key, progress=answered
+            )
         report = {
             "dataset": questions.stem,
             "questions": len(rows),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,11 +18,14 @@ from ragline.cli.app import (
     app,
     components,
     emit_json,
-    err,
     out,
     snippet,
-    state,
 )
+from ragline.cli.progress import Bars, bars_enabled
+from ragline.cli.status import record_ingest
+
+if TYPE_CHECKING:
+    from ragline.index import IndexReport
 
 
 @app.command()
@@ -32,6 +38,9 @@ def ingest(
     ] = None,
     selector: Annotated[str | None, typer.Option(help="CSS selector of the content in HTML pages")] = None,
     recreate: Annotated[bool, typer.Option(help="Drop the index first (e.g. to change embedding model)")] = False,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Replace e-mails, phone numbers, IPs and secrets before indexing")
+    ] = False,
     tenant: Annotated[str | None, typer.Option(help="Tenant owning these documents")] = None,
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="key=value metadata on every document (filterable)")
@@ -46,6 +55,16 @@ def ingest(
     embed_actors: Annotated[int | None, typer.Option(help="ray: embedding actors (default 1)")] = None,
     embed_batch: Annotated[int | None, typer.Option(help="Chunks per embedding call and write (default 256)")] = None,
     num_gpus: Annotated[float | None, typer.Option(help="ray: GPUs per embedding actor (default 0)")] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the ingest counters here, in the Prometheus textfile format (node exporter)"),
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep running: ingest again whenever a file changes (Ctrl-C stops)")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.1, help="--watch: seconds between checks (web sources: between re-crawls)")
+    ] = 5.0,
     as_json: JsonOut = False,
 ) -> None:
     """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
@@ -56,6 +75,8 @@ def ingest(
         comp.settings.parse.url_template = url_template
     if selector:
         comp.settings.parse.html_selector = selector
+    if redact:
+        comp.settings.parse.redact = True
     comp.settings.ingest = _ingest_settings(
         comp.settings.ingest,
         engine=engine,
@@ -64,11 +85,27 @@ def ingest(
         embed_batch=embed_batch,
         num_gpus=num_gpus,
     )
+    if watch:
+        from ragline.cli.ops import watch_ingest
+
+        metadata = _metadata(meta, tenant)
+        watch_ingest(
+            paths,
+            comp,
+            lambda again: _recorded(
+                comp, paths, run_ingest(paths, comp, recreate=again, metadata=metadata), metrics_file
+            ),
+            interval=interval,
+            as_json=as_json,
+        )
+        return
+    bars, tick = _ingest_bars(paths, bars_enabled(as_json))
     try:
-        with _progress(not as_json) as tick:
+        with bars:
             report = run_ingest(paths, comp, recreate=recreate, progress=tick, metadata=_metadata(meta, tenant))
     finally:
         comp.close()
+    _recorded(comp, paths, report, metrics_file)
     if as_json:
         emit_json(report.to_json())
         return
@@ -77,6 +114,8 @@ def ingest(
         f"{report.unchanged} unchanged, {report.deleted} deleted), {report.chunks} chunks in the index, "
         f"{report.chunks_written} written, in {report.seconds:.1f}s"
     )
+    if report.redacted:
+        out.print("  redacted " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.redacted.items())))
     for s in report.skipped:
         out.print(f"  skipped {s.source}: {s.reason}")
 
@@ -110,36 +149,49 @@ def _metadata(pairs: list[str] | None, tenant: str | None) -> dict[str, Any]:
     return out
 
 
-class _progress:
-    """A progress line on stderr for interactive runs; silent otherwise."""
+def _recorded(comp: Any, paths: list[str], report: IndexReport, metrics_file: Path | None) -> IndexReport:
+    """Keep the report for ``ragline status`` and, when asked, write the ingest counters; returns the report."""
+    record_ingest(
+        comp.settings.data_dir,
+        {
+            **report.to_json(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "paths": [str(p) for p in paths],
+            "engine": comp.settings.ingest.engine,
+        },
+    )
+    if metrics_file is not None:
+        from ragline.observability.ingest_metrics import write_textfile
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and err.is_terminal and not state.get("quiet")
-        self._p: Any = None
+        write_textfile(metrics_file)
+    return report
 
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err)
-        self._p.start()
-        task = self._p.add_task("reading")
-        counts = {"document": 0, "chunks": 0, "skipped": 0}
+def _ingest_bars(paths: list[str], enabled: bool) -> tuple[Bars, Callable[[str, int], None]]:
+    """Rows for documents (with a total and ETA when every path is local) and chunks embedded per second."""
+    bars = Bars(enabled)
+    if not enabled:
+        return bars, lambda _e, _n: None
+    total = None
+    if not any(p.startswith(("http://", "https://")) for p in paths):
+        from ragline.sources.files import iter_files
 
-        def tick(event: str, n: int) -> None:
-            counts[event] = counts.get(event, 0) + n
-            self._p.update(
-                task,
-                description=f"{counts['document']} documents, {counts['chunks']} chunks embedded, "
-                f"{counts['skipped']} skipped",
-            )
+        total = sum(1 for _ in iter_files([Path(p) for p in paths]))
+    skipped = 0
 
-        return tick
+    def tick(event: str, n: int) -> None:
+        nonlocal skipped
+        if event == "chunks":
+            bars.advance("chunks", n)
+            return
+        bars.advance("documents", n)
+        if event == "skipped":
+            skipped += n
+            bars.update("documents", note=f"{skipped} skipped")
 
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()
+    bars.add("documents", "documents", total, unit="docs")
+    bars.add("chunks", "chunks", None, unit="chunks")
+    return bars, tick
 
 
 @app.command()

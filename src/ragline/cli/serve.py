@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
-import sys
 import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,7 +14,6 @@ from ragline.config import Settings
 from ragline.errors import ConfigError, EmptyIndexError
 
 ENGINES = ("ray", "uvicorn")
-ACCESS_FIELDS = ("method", "route", "status", "ms")
 
 
 @app.command()
@@ -39,7 +36,7 @@ def serve(
             raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         s.serve.engine = engine  # type: ignore[assignment]
     _check_index(s)
-    _json_logs()
+    _server_logs(s)
     url = f"http://{s.serve.host}:{s.serve.port}"
     if s.serve.engine == "uvicorn":
         _run_uvicorn(s, url)
@@ -62,7 +59,9 @@ def _run_uvicorn(s: Settings, url: str) -> None:
     from ragline.api.app import create_app
     from ragline.api.backend import InProcessBackend
     from ragline.components import Components
+    from ragline.observability.tracing import configure_tracing
 
+    configure_tracing(s.observability)
     api = create_app(InProcessBackend(Components(s)), s.serve)
     out.print(f"serving on {url} (uvicorn, one process); API docs at {url}/docs")
     uvicorn.run(
@@ -94,27 +93,10 @@ def _run_ray(s: Settings, url: str) -> None:
         stop_local_ray()
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in ACCESS_FIELDS:  # set by ragline.api.metrics on request lines
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+def _server_logs(s: Settings) -> None:
+    """A server logs one line per record (JSON by default) with request ids; request lines come at INFO."""
+    from ragline.observability.logging import configure_logging
 
-
-def _json_logs() -> None:
-    """A server logs one JSON object per line; request lines come from ragline.api.access at INFO."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    if not state.get("quiet"):
-        logging.getLogger("ragline").setLevel(logging.INFO if not state.get("verbose") else logging.DEBUG)
+    quiet, verbose = state.get("quiet"), state.get("verbose")
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)
+    configure_logging(s.observability.log_format, logging.WARNING, ragline_level=level)

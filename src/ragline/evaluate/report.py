@@ -62,16 +62,32 @@ def hit_chart(report: dict[str, Any], path: Path, metric: str = "hit") -> Path |
         log.warning("%s", MissingDependencyError("matplotlib", "eval"))
         return None
     ks = report["ks"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for r in report["methods"]:
-        ax.plot(ks, [r["metrics"][f"{metric}@{k}"] for k in ks], marker="o", label=r["method"])
+    methods = report["methods"]
+    # Many methods: the legend goes beside the plot, and line styles cycle with the colours so no two
+    # lines look alike; the shipped default ("hybrid" alone, if measured) is drawn thicker.
+    fig, ax = plt.subplots(figsize=(7 + (4 if len(methods) > 6 else 0), 4.5), dpi=120)
+    styles = ["-", "--", ":", "-."]
+    for n, r in enumerate(methods):
+        default = r["method"] == "hybrid"
+        ax.plot(
+            ks,
+            [r["metrics"][f"{metric}@{k}"] for k in ks],
+            marker="o",
+            markersize=4,
+            linestyle=styles[(n // 10) % len(styles)],
+            linewidth=2.5 if default else 1.2,
+            label=r["method"] + (" (default)" if default else ""),
+        )
     ax.set_xlabel("k (chunks)" if report["unit"] == "chunks" else "k (documents)")
     ax.set_ylabel(f"{metric}@k")
     ax.set_xticks(ks)
     ax.set_ylim(0, 1)
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{report['dataset']}: {metric} rate against k ({report['questions']} questions)")
-    ax.legend(fontsize=8, loc="lower right")
+    if len(methods) > 6:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -9,13 +9,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ragline.chunk import Chunker
 from ragline.components import Components
+from ragline.embed.base import Embedder
 from ragline.errors import SourceError
 from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped
 from ragline.ingest.parallel import ParallelEmbedder, ingest_embedder
+from ragline.observability import ingest_metrics
+from ragline.observability.ingest_metrics import TimedEmbedder
+from ragline.privacy import add_counts
 from ragline.records import Document, doc_id_for
 from ragline.sources.files import iter_files, load_document, source_url
 from ragline.store.base import VectorStore
@@ -123,7 +127,8 @@ def index_documents(
     state = IndexState(store.documents())
     embedder, concurrent = ingest_embedder(settings.embedding, settings.ingest.embed_workers, components.embedder)
     # Embedding and writing run beside chunking when the embedder allows it (see ingest.parallel).
-    writer = IndexWriter(store, embedder, batch_chunks=settings.ingest.embed_batch, background=concurrent)
+    timed = cast(Embedder, TimedEmbedder(embedder))  # counts embedding time into the ingest metrics
+    writer = IndexWriter(store, timed, batch_chunks=settings.ingest.embed_batch, background=concurrent)
     try:
         seen = _index(read_ahead(loaded, settings.ingest.parse_ahead), state, chunker, writer, report, progress)
     finally:
@@ -160,6 +165,7 @@ def _index(
             continue
         seen[doc.doc_id] = doc.source
         report.documents += 1
+        add_counts(report.redacted, doc.redacted)
         change = state.change(doc.doc_id, doc.content_hash)
         report.count(change)
         if change is not Change.UNCHANGED:  # unchanged documents cost no chunking and no embedding
@@ -183,6 +189,7 @@ def finish(
     store.flush()
     report.chunks = store.count()
     report.seconds = time.perf_counter() - t0
+    ingest_metrics.record(report)
 
 
 _DONE = object()

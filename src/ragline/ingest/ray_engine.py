@@ -12,6 +12,7 @@ point ids and payloads as the in-process engine.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -44,6 +45,7 @@ from ragline.ingest.stages import (
     unpickle_chunk,
     write_chunks,
 )
+from ragline.privacy import add_counts
 from ragline.ray_local import start_local_ray, stop_local_ray
 from ragline.records import doc_id_for
 from ragline.store.base import IndexInfo, VectorStore
@@ -64,6 +66,7 @@ class DocEvent:
     fallback: str
     change: str
     reason: str
+    redacted: str = ""  # JSON counts by kind of what redaction replaced, or ""
 
 
 def ingest(
@@ -220,6 +223,7 @@ class _Run:
                         fallback=str(batch["fallback"][i]),
                         change=str(batch["change"][i]),
                         reason=str(batch["reason"][i]),
+                        redacted=str(batch["redacted"][i]) if "redacted" in batch else "",
                     ),
                     n_chunks=int(batch["count"][i]),
                 )
@@ -242,6 +246,8 @@ class _Run:
                 continue
             winners[e.doc_id] = e
             report.documents += 1
+            if e.redacted:
+                add_counts(report.redacted, json.loads(e.redacted))
             report.count(Change(e.change))
         self.seen = set(winners)
         report.chunks_written = self.chunks_written + self.committer.chunks_written

@@ -12,6 +12,7 @@ document (unchanged and skipped ones too), which tells the driver what each docu
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from collections import defaultdict
@@ -116,7 +117,14 @@ def parse_file(
     UrlClaims actor handle)."""
 
     def parsed(
-        doc_id: str, source: str, change: str, *, doc_hash: str = "", reason: str = "", doc: bytes = b""
+        doc_id: str,
+        source: str,
+        change: str,
+        *,
+        doc_hash: str = "",
+        reason: str = "",
+        doc: bytes = b"",
+        redacted: str = "",
     ) -> dict[str, Any]:
         return {
             "seq": row["seq"],
@@ -128,6 +136,7 @@ def parse_file(
             "doc_hash": doc_hash,
             "reason": reason,
             "doc": doc,
+            "redacted": redacted,
         }
 
     try:
@@ -140,7 +149,8 @@ def parse_file(
     change = change_of(stored.get(doc.doc_id), doc_hash)
     # Unchanged documents travel no further than this row: no chunking, no embedding, no writes.
     blob = b"" if change is Change.UNCHANGED else pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
-    return parsed(doc.doc_id, doc.source, change.value, doc_hash=doc_hash, doc=blob)
+    redacted = json.dumps(doc.redacted, sort_keys=True) if doc.redacted else ""
+    return parsed(doc.doc_id, doc.source, change.value, doc_hash=doc_hash, doc=blob, redacted=redacted)
 
 
 def _claim(claims: Any, doc_id: str, seq: int) -> int:
@@ -174,6 +184,7 @@ def _row(
         "fallback": parsed["fallback"],
         "change": parsed["change"],
         "reason": parsed["reason"],
+        "redacted": parsed.get("redacted", ""),  # JSON counts by kind, or ""
         "count": count,
         "index": index,
         "text": text,
@@ -230,7 +241,7 @@ def write_chunks(store: VectorStore, batch: Batch) -> Batch:
     wrote: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i in rest:
         wrote[(str(batch["doc_id"][i]), str(batch["doc_hash"][i]))].append(int(index[i]))
-    empty = {"seq": -1, "source": "", "fallback": "", "change": "", "reason": ""}
+    empty = {"seq": -1, "source": "", "fallback": "", "change": "", "reason": "", "redacted": ""}
     extra = [_row(WROTE, {**empty, "doc_id": d, "doc_hash": h}, count=len(ix)) for (d, h), ix in wrote.items()]
     out: Batch = {}
     for k, v in batch.items():

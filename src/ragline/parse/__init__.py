@@ -9,6 +9,7 @@ aborts an ingest.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ragline.parse.markdown import parse_markdown
 from ragline.parse.notebook import parse_notebook
 from ragline.parse.rst import parse_rst
 from ragline.parse.text import parse_text
+from ragline.privacy import Redactor, redact_document
 from ragline.records import Document
 
 __all__ = ["PARSERS", "ParseContext", "Parser", "kind_for", "looks_binary", "looks_like_rst", "parse_bytes"]
@@ -171,8 +173,18 @@ def parse_bytes(
         raise SourceError("binary content")
     text = _decode(data, kind)
     try:
-        return parser.parse(text, ParseContext(source=source, settings=settings, path=path))
+        doc = parser.parse(text, ParseContext(source=source, settings=settings, path=path))
     except SourceError:
         raise
     except Exception as exc:  # one bad document must not abort an ingest
         raise SourceError(f"parser failed: {type(exc).__name__}: {exc}") from exc
+    if settings.redact:
+        # Here, the one step every source goes through: offsets, hashes, chunks and embeddings all
+        # come from the redacted text.
+        doc = redact_document(doc, _redactor(tuple(settings.redact_kinds)))
+    return doc
+
+
+@functools.cache
+def _redactor(kinds: tuple[str, ...]) -> Redactor:
+    return Redactor(kinds)

@@ -56,6 +56,67 @@ _TITLE_SEPARATORS = (" — ", " – ", " | ", " · ", " :: ")
 _PERMALINK_MARKS = "¶§\u200b\ufeff"
 
 
+# Browsers flatten the DOM below a few hundred levels too. lexbor checks element scopes by walking the stack
+# of open elements on every block tag, so nesting N deep costs O(N^2): 200k nested <div>s took minutes.
+MAX_DEPTH = 256
+_VOID_TAGS = _words(
+    "area base basefont bgsound br col embed frame hr img input keygen link meta param source track wbr"
+)
+_IMPLICITLY_CLOSED = _words("p li dt dd option tr td th")  # a second one closes the first
+# Comments and raw-text elements are skipped whole (an unclosed one runs to the end, still in linear time);
+# a "<" inside a tag ends the match, so unclosed tags cannot make the scan quadratic either.
+_TAG_RE = re.compile(
+    r"<!--(?:.*?-->|.*\Z)"
+    r"|<(?:script|style|textarea|title|xmp)\b(?:.*?</(?:script|style|textarea|title|xmp)\s*>|.*\Z)"
+    r"|<(/?)([A-Za-z][^\s/<>]*)[^<>]*>",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def cap_depth(text: str, limit: int = MAX_DEPTH) -> str:
+    """``text`` with the tags nested deeper than ``limit`` (and their end tags) replaced by a space.
+
+    Linear time; a page within the limit comes back unchanged (the same object).
+    """
+    if text.count("<") <= limit:
+        return text
+    stack: list[str] = []
+    dropped: dict[str, int] = {}
+    cuts: list[tuple[int, int]] = []
+    for m in _TAG_RE.finditer(text):
+        name = m.group(2)
+        if name is None:
+            continue
+        name = name.lower()
+        if m.group(1):  # an end tag
+            if dropped.get(name):
+                dropped[name] -= 1
+                cuts.append(m.span())
+            elif name in stack:
+                while stack.pop() != name:
+                    pass
+            continue
+        if name in _VOID_TAGS or m.group(0).endswith("/>"):
+            continue
+        if name in _IMPLICITLY_CLOSED and stack and stack[-1] == name:
+            stack.pop()
+        if len(stack) >= limit:
+            dropped[name] = dropped.get(name, 0) + 1
+            cuts.append(m.span())
+        else:
+            stack.append(name)
+    if not cuts:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for start, end in cuts:
+        parts.append(text[pos:start])
+        parts.append(" ")
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 def declared_charset(data: bytes) -> str | None:
     """The charset an HTML page declares in a ``<meta>`` tag near its start, if Python knows it."""
     match = _CHARSET_RE.search(data[:4096])
@@ -274,7 +335,7 @@ def parse_html(
     path: str | None = None,
 ) -> Document:
     """Parse an HTML page; ``source`` is replaced by the page's absolute canonical URL if it has one."""
-    tree = LexborHTMLParser(text)
+    tree = LexborHTMLParser(cap_depth(text))
     canonical = _canonical(tree)
     head_title = tree.css_first("title")
     page_title = clean_title(head_title.text()) if head_title is not None else ""

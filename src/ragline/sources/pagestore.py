@@ -207,3 +207,26 @@ def load_crawled(out_dir: Path, settings: ParseSettings, origin: str | None = No
             continue
         doc.path = str(path)
         yield Loaded(entry.final_url, document=doc)
+
+
+def remove_pages(out_dir: Path, prefix: str) -> int:
+    """Forget every stored page whose URL (canonical or served) starts with ``prefix``: its manifest line and
+    its file. Returns how many pages went. Not for use while a crawl writes to the same folder."""
+    if not prefix:
+        raise ValueError("an empty prefix would forget every page")
+    entries = read_manifest(out_dir)
+    gone = [e for e in entries if e.url.startswith(prefix) or e.final_url.startswith(prefix)]
+    if not gone:
+        return 0
+    kept = [e for e in entries if not (e.url.startswith(prefix) or e.final_url.startswith(prefix))]
+    lines = [json.dumps(asdict(e), ensure_ascii=False, sort_keys=True) for e in kept]
+    _write_atomic(out_dir / MANIFEST, ("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
+    used = {e.file for e in kept}
+    root = out_dir.resolve()
+    for entry in gone:
+        path = (out_dir / entry.file).resolve()
+        if entry.file in used or not path.is_relative_to(root):  # shared, or a manifest pointing outside
+            continue
+        path.unlink(missing_ok=True)
+    log.info("forgot %d stored pages under %s", len(gone), prefix)
+    return len(gone)

@@ -34,7 +34,7 @@ __all__ = [
 def _edge(settings: QdrantSettings, data_dir: Path) -> VectorStore:
     from ragline.store.edge import EdgeStore
 
-    return EdgeStore(data_dir / "index")
+    return EdgeStore(data_dir / "index", **_layout(settings))
 
 
 def _client(settings: QdrantSettings, data_dir: Path) -> VectorStore:
@@ -46,7 +46,17 @@ def _client(settings: QdrantSettings, data_dir: Path) -> VectorStore:
         path=settings.path,
         collection=settings.collection,
         timeout=settings.timeout,
+        **_layout(settings),
     )
+
+
+def _layout(settings: QdrantSettings) -> dict[str, Any]:
+    """The memory layout a new index or collection is created with."""
+    return {
+        "quantization": settings.quantization,
+        "on_disk_vectors": settings.on_disk_vectors,
+        "on_disk_payload": settings.on_disk_payload,
+    }
 
 
 # name -> (does it apply to these settings?, build it). The first that applies wins; edge is the fallback.

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from ragline.errors import IndexMismatchError, StoreError
+from ragline.errors import EmptyIndexError, IndexMismatchError, StoreError
 from ragline.records import Chunk, Hit
 from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
 from ragline.store.filters import (
@@ -45,6 +45,7 @@ from ragline.store.filters import (
     fusion_plan,
     info_from_json,
     point_payload,
+    required_conditions,
     stale_points,
     stored_document,
 )
@@ -56,6 +57,9 @@ INFO_FILE = "index.json"
 SHARD_DIR = "shard"
 CONFIG_FILE = "edge_config.json"  # the engine's own record of the shard's vectors
 _UPSERT_BATCH = 512
+# Scores of int8-quantised vectors are recomputed from the originals, so cosine scores (and thresholds)
+# mean the same with quantisation on; without quantisation the engine ignores it.
+_RESCORE = qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=True))
 _SCROLL_PAGE = 512
 
 
@@ -166,6 +170,62 @@ class EdgeStore:
         shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(must, must_not)))
         self._dirty = True
 
+    def delete(self, filters: Filters) -> int:
+        """Delete every point matching ``filters``; returns how many (both vectors go with each point)."""
+        where = _filter(required_conditions(filters))
+        shard = self._readable()
+        if shard is None:
+            return 0
+        n = shard.count(qe.CountRequest(exact=True, filter=where))
+        if n:
+            shard.update(qe.UpdateOperation.delete_points_by_filter(where))
+            self._dirty = True
+        return n
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def snapshot(self, target: Path) -> None:
+        """Copy the flushed shard and index.json into ``target``. The loaded shard holds the folder's WAL
+        lock, so no other process writes while the files are copied."""
+        shard = self._readable()
+        if shard is None or self.info() is None:
+            raise EmptyIndexError(f"no index at {self.path} to snapshot: run `ragline ingest` first")
+        self.flush()
+        target.mkdir(parents=True)
+        shutil.copy2(self.path / INFO_FILE, target / INFO_FILE)
+        shutil.copytree(self.path / SHARD_DIR, target / SHARD_DIR)
+
+    def restore(self, source: Path) -> None:
+        """Replace the index folder with a copy of ``source``: staged beside it and checked to load, then
+        swapped in by two renames, so the live index is never half-copied."""
+        if not (source / INFO_FILE).is_file() or not _has_shard(source / SHARD_DIR):
+            raise StoreError(f"{source} holds no index snapshot")
+        stage = self.path.with_name(f".{self.path.name}.restoring")
+        retired = self.path.with_name(f".{self.path.name}.replaced")
+        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+        shutil.copytree(source, stage)
+        try:
+            qe.EdgeShard.load(str(stage / SHARD_DIR), None).close()
+        except Exception as e:  # the engine raises plain Exception
+            shutil.rmtree(stage, ignore_errors=True)
+            raise StoreError(f"the snapshot at {source} does not load: {e}") from e
+        try:
+            self._readable()  # fails while another process holds the index, before anything is replaced
+        except StoreError:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        self._info = None
+        self._dirty = False
+        if self.path.exists():
+            os.replace(self.path, retired)
+        os.replace(stage, self.path)
+        shutil.rmtree(retired, ignore_errors=True)
+        log.info("restored the index at %s from %s", self.path, source)
+
     # -- reads -----------------------------------------------------------------------------------
 
     def search(
@@ -195,13 +255,20 @@ class EdgeStore:
         if mode == "dense" or (mode == "bm25" and sparse):
             query = dense if mode == "dense" else qe.Query.Nearest(_sparse(sparse), using=SPARSE)
             request = qe.QueryRequest(
-                limit=k, query=query, filter=where, score_threshold=score_threshold, with_payload=True
+                limit=k,
+                query=query,
+                filter=where,
+                score_threshold=score_threshold,
+                with_payload=True,
+                params=_RESCORE if mode == "dense" else None,
             )
         elif mode == "bm25":  # only stop words: nothing can match
             request = None
         else:
             f, n = fusion_plan(k, fusion)
-            prefetches = [qe.Prefetch(limit=n, query=dense, filter=where, score_threshold=score_threshold)]
+            prefetches = [
+                qe.Prefetch(limit=n, query=dense, filter=where, score_threshold=score_threshold, params=_RESCORE)
+            ]
             weights = [f.dense_weight]
             if sparse:
                 prefetches.append(

@@ -79,6 +79,14 @@ def conditions(filters: Filters | None) -> list[Match]:
     return out
 
 
+def required_conditions(filters: Filters | None) -> list[Match]:
+    """conditions() for a delete: at least one, so a forgotten filter never empties the whole index."""
+    must = conditions(filters)
+    if not must:
+        raise BadRequestError("a delete needs at least one filter (to drop the whole index, ingest with --recreate)")
+    return must
+
+
 def _prefix_match(key: str, prefix: str) -> Match:
     if key != "source":
         raise BadRequestError(f"prefix filters work on 'source' only, not {key!r}")

@@ -11,11 +11,13 @@ A collection created before BM25 existed keeps working: hybrid search falls back
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +25,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from ragline.errors import IndexMismatchError, StoreError
+from ragline.errors import EmptyIndexError, IndexMismatchError, StoreError
 from ragline.records import Chunk, Hit
 from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
 from ragline.store.filters import (
@@ -42,6 +44,7 @@ from ragline.store.filters import (
     fusion_plan,
     info_from_json,
     point_payload,
+    required_conditions,
     stale_points,
     stored_document,
 )
@@ -51,6 +54,13 @@ log = logging.getLogger(__name__)
 
 INFO_KEY = "ragline"  # the collection-metadata key holding the IndexInfo
 _UPSERT_BATCH = 256
+# int8 candidates are rescored with the original vectors, so scores and thresholds mean the same with or
+# without quantisation (ignored by a collection without it).
+_RESCORE = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True))
+# What snapshot() writes: the collection's identity, and either the server's snapshot or every point.
+COLLECTION_FILE = "collection.json"
+SNAPSHOT_FILE = "collection.snapshot"
+POINTS_FILE = "points.jsonl"
 _SCROLL_PAGE = 512
 
 
@@ -64,8 +74,16 @@ class QdrantStore:
         path: str | None = None,
         collection: str = "ragline",
         timeout: float = 30.0,
+        *,
+        quantization: str = "none",
+        on_disk_vectors: bool = False,
+        on_disk_payload: bool = True,
     ) -> None:
         self.url = url
+        # How a new collection lays out its data (QdrantSettings); an existing one keeps its own.
+        self.quantization = quantization
+        self.on_disk_vectors = on_disk_vectors
+        self.on_disk_payload = on_disk_payload
         self.api_key = api_key
         self.path = path
         self.collection = collection
@@ -102,8 +120,14 @@ class QdrantStore:
                 log.info("creating the collection %s (%s, %d dimensions)", self.where, info.model, info.dimension)
                 client.create_collection(
                     self.collection,
-                    vectors_config={DENSE: models.VectorParams(size=info.dimension, distance=models.Distance.COSINE)},
-                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                    vectors_config={DENSE: self._dense_params(info)},
+                    sparse_vectors_config={
+                        SPARSE: models.SparseVectorParams(
+                            modifier=models.Modifier.IDF,
+                            index=models.SparseIndexParams(on_disk=True) if self.on_disk_vectors else None,
+                        )
+                    },
+                    on_disk_payload=self.on_disk_payload,
                     metadata={INFO_KEY: info.to_json()},
                 )
             self._ensure_indexes(client)
@@ -164,6 +188,127 @@ class QdrantStore:
             selector = models.FilterSelector(filter=_filter(must, must_not))
             self._conn().delete(self.collection, points_selector=selector, wait=True)
 
+    def delete(self, filters: Filters) -> int:
+        """Delete every point matching ``filters``; returns how many (both vectors go with each point)."""
+        where = _filter(required_conditions(filters))
+        with self._errors():
+            if not self._ready():
+                return 0
+            client = self._conn()
+            n = client.count(self.collection, count_filter=where, exact=True).count
+            if n:
+                client.delete(self.collection, points_selector=models.FilterSelector(filter=where), wait=True)
+        return n
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def snapshot(self, target: Path) -> None:
+        """A server takes its own snapshot of the collection, downloaded into ``target``; local mode (which
+        has no snapshots) exports every point with its vectors and payload."""
+        with self._errors():
+            info = self.info()
+            if info is None or not self._ready():
+                raise EmptyIndexError(f"no collection {self.where} to snapshot: run `ragline ingest` first")
+            client = self._conn()
+            target.mkdir(parents=True)
+            meta: dict[str, Any] = {"collection": self.collection, "info": info.to_json()}
+            if self.url:
+                description = client.create_snapshot(self.collection, wait=True)
+                if description is None:
+                    raise StoreError(f"Qdrant at {self.url} did not create a snapshot of {self.collection!r}")
+                meta["server_snapshot"] = description.name
+                self._download(description.name, target / SNAPSHOT_FILE)
+            else:
+                meta["points"] = self._export(client, target / POINTS_FILE)
+            (target / COLLECTION_FILE).write_text(json.dumps(meta), encoding="utf-8")
+
+    def restore(self, source: Path) -> None:
+        """Replace the collection with the one saved in ``source`` (uploaded to a server, re-imported locally)."""
+        try:
+            meta = json.loads((source / COLLECTION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{source} holds no collection snapshot: {e}") from e
+        info = info_from_json(meta.get("info"))
+        if info is None:
+            raise StoreError(f"{source / COLLECTION_FILE} names no embedding model")
+        with self._errors():
+            if self.url:
+                self._upload(source / SNAPSHOT_FILE)
+                self._exists, self._bm25, self._info = False, None, None
+            else:
+                self.open(info, recreate=True)
+                self._import(self._conn(), source / POINTS_FILE)
+        log.info("restored the collection %s from %s", self.where, source)
+
+    def _download(self, name: str, path: Path) -> None:
+        url = f"{self.url}/collections/{self.collection}/snapshots/{name}"
+        with (
+            httpx.stream("GET", url, headers=self._headers(), timeout=self.timeout) as response,
+            path.open("wb") as f,
+        ):
+            response.raise_for_status()
+            for block in response.iter_bytes():
+                f.write(block)
+
+    def _upload(self, path: Path) -> None:
+        url = f"{self.url}/collections/{self.collection}/snapshots/upload"
+        with path.open("rb") as f:
+            response = httpx.post(
+                url,
+                params={"priority": "snapshot", "wait": "true"},
+                files={"snapshot": (path.name, f, "application/octet-stream")},
+                headers=self._headers(),
+                timeout=max(self.timeout, 600.0),
+            )
+        response.raise_for_status()
+
+    def _headers(self) -> dict[str, str]:
+        return {"api-key": self.api_key} if self.api_key else {}
+
+    def _export(self, client: QdrantClient, path: Path) -> int:
+        n = 0
+        offset: Any = None
+        with path.open("w", encoding="utf-8") as f:
+            while True:
+                records, offset = client.scroll(
+                    self.collection, limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=True
+                )
+                for r in records:
+                    vectors = r.vector if isinstance(r.vector, dict) else {}
+                    sparse = vectors.get(SPARSE)
+                    line = {
+                        "id": r.id,
+                        DENSE: vectors.get(DENSE),
+                        SPARSE: {"indices": sparse.indices, "values": sparse.values}
+                        if isinstance(sparse, models.SparseVector)
+                        else None,
+                        "payload": r.payload or {},
+                    }
+                    f.write(json.dumps(line) + "\n")
+                    n += 1
+                if offset is None:
+                    return n
+
+    def _import(self, client: QdrantClient, path: Path) -> None:
+        batch: list[models.PointStruct] = []
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                p = json.loads(line)
+                sparse = p.get(SPARSE)
+                vector = (
+                    models.SparseVector(**sparse)
+                    if sparse
+                    else _sparse(document_vector(sparse_text(Chunk.from_payload(p["payload"]))))
+                )
+                batch.append(
+                    models.PointStruct(id=p["id"], vector={DENSE: p[DENSE], SPARSE: vector}, payload=p["payload"])
+                )
+                if len(batch) >= _UPSERT_BATCH:
+                    client.upsert(self.collection, points=batch, wait=True)
+                    batch = []
+        if batch:
+            client.upsert(self.collection, points=batch, wait=True)
+
     # -- reads -----------------------------------------------------------------------------------
 
     def search(
@@ -215,6 +360,7 @@ class QdrantStore:
                 using=DENSE,
                 query_filter=query_filter,
                 score_threshold=score_threshold,
+                search_params=_RESCORE,
                 **common,
             )
         elif mode == "bm25":
@@ -231,7 +377,14 @@ class QdrantStore:
         else:
             f, n = fusion_plan(k, fusion)
             prefetch = [
-                models.Prefetch(query=dense, using=DENSE, filter=query_filter, limit=n, score_threshold=score_threshold)
+                models.Prefetch(
+                    query=dense,
+                    using=DENSE,
+                    filter=query_filter,
+                    limit=n,
+                    score_threshold=score_threshold,
+                    params=_RESCORE,
+                )
             ]
             weights = [f.dense_weight]
             if sparse:
@@ -285,6 +438,22 @@ class QdrantStore:
                     yield str(record.id), dict(record.payload or {})
                 if offset is None:
                     return
+
+    def _dense_params(self, info: IndexInfo) -> models.VectorParams:
+        """The dense vector of a new collection, with the memory layout asked for."""
+        quantized = (
+            models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+            )
+            if self.quantization == "int8"
+            else None
+        )
+        return models.VectorParams(
+            size=info.dimension,
+            distance=models.Distance.COSINE,
+            on_disk=self.on_disk_vectors or None,
+            quantization_config=quantized,
+        )
 
     def _conn(self) -> QdrantClient:
         if self._client is None:

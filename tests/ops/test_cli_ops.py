@@ -1,0 +1,90 @@
+"""``ragline delete`` and ``ragline snapshot`` as a user runs them: real subprocesses, JSON out, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import write_docs
+
+pytestmark = pytest.mark.slow
+
+
+def ragline(*args: str, data_dir: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ragline.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAGLINE_DATA_DIR": str(data_dir)},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+
+
+def sources(data: Path, query: str) -> set[str]:
+    r = ragline("search", query, "--json", "-k", "5", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    return {Path(h["source"].split("#")[0]).name for h in json.loads(r.stdout)["hits"]}
+
+
+def test_delete_and_snapshot_commands(tmp_path: Path) -> None:
+    docs, data = write_docs(tmp_path / "docs"), tmp_path / "data"
+    assert ragline("delete", "--source", str(docs), "--yes", data_dir=data).returncode == 4  # no index yet
+    assert ragline("ingest", str(docs), "--json", data_dir=data).returncode == 0
+
+    refused = ragline("delete", "--source", "old", data_dir=data, cwd=docs)  # no --yes, no terminal
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    deleted = ragline("delete", "--source", "old/", "--yes", "--json", data_dir=data, cwd=docs)  # relative folder
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout) == {"prefix": f"{docs.resolve().as_posix()}/old/", "documents": 2, "chunks": 2}
+    assert not sources(data, "obsidian marmot knits sweaters") & {"gamma.md", "delta.md"}
+    nothing = ragline("delete", "--source", "https://nowhere.example/", "--json", data_dir=data)
+    assert nothing.returncode == 0 and json.loads(nothing.stdout)["chunks"] == 0
+
+    created = ragline("snapshot", "create", "s1", "--json", data_dir=data)
+    assert created.returncode == 0, created.stderr
+    assert (json.loads(created.stdout)["points"], json.loads(created.stdout)["documents"]) == (3, 3)
+    listed = json.loads(ragline("snapshot", "list", "--json", data_dir=data).stdout)["snapshots"]
+    assert [(s["name"], s["points"]) for s in listed] == [("s1", 3)]
+
+    gone = ragline("delete", "--source", str(docs / "alpha.md"), "--yes", data_dir=data)
+    assert gone.returncode == 0 and "deleted 1 chunks of 1 documents" in gone.stdout
+    assert "alpha.md" not in sources(data, "vermilion pangolin sings at dawn")
+
+    restored = ragline("snapshot", "restore", "s1", "--yes", "--json", data_dir=data)
+    assert restored.returncode == 0, restored.stderr
+    body = json.loads(restored.stdout)
+    assert body["verified"] is True and body["points"] == 3 and body["probes_checked"] > 0
+    assert "alpha.md" in sources(data, "vermilion pangolin sings at dawn")
+
+    missing = ragline("snapshot", "restore", "nope", "--yes", data_dir=data)
+    assert missing.returncode == 2 and "s1" in missing.stderr
+
+
+def test_delete_with_forget_also_removes_the_crawled_copies(tmp_path: Path) -> None:
+    from ragline.sources.pagestore import PageStore, read_manifest
+
+    docs, data = write_docs(tmp_path / "docs"), tmp_path / "data"
+    assert ragline("ingest", str(docs), "--json", data_dir=data).returncode == 0
+    site = "https://docs.example.org/guide/"
+    pages = PageStore(data / "crawl", origin=site)
+    for name in ("keep.html", "secret/a.html", "secret/b.html"):
+        pages.save(site + name, site + name, 200, {"content-type": "text/html"}, f"<p>{name}</p>".encode())
+    pages.commit(drop_unseen=False)
+
+    plain = ragline("delete", "--source", site + "secret/", "--yes", "--json", data_dir=data)
+    assert plain.returncode == 0 and "cached_removed" not in json.loads(plain.stdout)
+    assert len(read_manifest(data / "crawl")) == 3  # without --forget the crawl folder is left alone
+
+    forgot = ragline("delete", "--source", site + "secret/", "--forget", "--yes", "--json", data_dir=data)
+    assert forgot.returncode == 0, forgot.stderr
+    assert json.loads(forgot.stdout)["cached_removed"] == 2
+    left = read_manifest(data / "crawl")
+    assert [e.url for e in left] == [site + "keep.html"]
+    assert sorted(p.name for p in (data / "crawl").rglob("*.html")) == ["keep.html"]
