@@ -20,7 +20,7 @@ from ragline.errors import BadRequestError
 from ragline.observability.tracing import span
 from ragline.records import Hit
 from ragline.rerank import Reranker, make_rerankers
-from ragline.shaping import collapse_duplicates, diversify, merge_adjacent
+from ragline.shaping import merge_adjacent, shape
 from ragline.store.base import Fusion, Prefix, VectorStore
 
 log = logging.getLogger(__name__)
@@ -145,10 +145,7 @@ class Retriever:
                 fusion=Fusion(s.dense_weight, s.sparse_weight, s.rrf_k, s.candidates),
             )
         hits = self._rerank(query, hits, vector)
-        if s.dedupe:
-            hits = collapse_duplicates(hits)
-        hits = diversify(hits, s.max_per_page)
-        return hits[:depth]
+        return shape(hits, depth, dedupe=s.dedupe, max_per_page=s.max_per_page)
 
     def _rerank(self, query: str, hits: list[Hit], vector: np.ndarray | None) -> list[Hit]:
         if not self.rerankers or not hits:

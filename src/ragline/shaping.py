@@ -65,6 +65,36 @@ def diversify(hits: Sequence[Hit], max_per_page: int | None) -> list[Hit]:
     return first + rest
 
 
+def shape(hits: Sequence[Hit], depth: int, *, dedupe: bool, max_per_page: int | None) -> list[Hit]:
+    """The first ``depth`` of ``diversify(collapse_duplicates(hits), max_per_page)`` (without dedupe when
+    ``dedupe`` is false), computed lazily: it stops once ``depth`` hits have passed both, so a search that
+    fetched a hundred candidates to fill five blocks compares a few dozen of them, not all."""
+    kept: list[Hit] = []
+    kept_shingles: list[frozenset[tuple[str, ...]]] = []
+    seen: dict[str, int] = {}
+    first: list[Hit] = []
+    rest: list[Hit] = []
+    for h in hits:
+        if dedupe:
+            s = shingles(h.chunk.text)
+            if any(
+                _similar(s, other, 0.9) and not _neighbours(h.chunk, k.chunk)
+                for k, other in zip(kept, kept_shingles, strict=True)
+            ):
+                continue
+            kept.append(h)
+            kept_shingles.append(s)
+        n = seen.get(h.chunk.doc_id, 0)
+        seen[h.chunk.doc_id] = n + 1
+        if not max_per_page or n < max_per_page:
+            first.append(h)
+            if len(first) == depth:  # every later hit would land behind these
+                return first
+        else:
+            rest.append(h)
+    return (first + rest)[:depth]
+
+
 def _neighbours(a: Chunk, b: Chunk) -> bool:
     """Same document and section, and the two pieces touch or overlap in the document text."""
     if a.doc_id != b.doc_id or a.section != b.section or a.anchor != b.anchor or a.doc_hash != b.doc_hash:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ragline.records import Chunk, Document, Hit, Section
-from ragline.shaping import collapse_duplicates, diversify, merge_adjacent
+from ragline.shaping import collapse_duplicates, diversify, merge_adjacent, shape
 
 TEXT = "Alpha beta gamma delta. " * 3 + "Epsilon zeta eta theta. " * 3
 
@@ -76,3 +79,31 @@ def test_diversify_pushes_extra_chunks_of_a_page_back() -> None:
     hs = hits(chunk("p", 0, 5), chunk("p", 10, 15), chunk("p", 20, 25), chunk("q", 0, 5))
     assert [h.chunk.source for h in diversify(hs, 2)] == ["p", "p", "q", "p"]
     assert diversify(hs, None) == hs
+
+
+WORDS = ["ray", "serve", "deploy", "scale", "actor", "task", "data", "train", "tune", "cluster"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.lists(st.integers(0, len(WORDS) - 1), min_size=0, max_size=12)),
+        max_size=40,
+    ),
+    st.integers(1, 15),
+    st.booleans(),
+    st.sampled_from([None, 1, 2]),
+)
+def test_lazy_shape_equals_dedupe_then_diversify(
+    raw: list[tuple[int, list[int]]], depth: int, dedupe: bool, cap: int | None
+) -> None:
+    """``shape`` stops early; what it returns is exactly the first ``depth`` of the full composition."""
+    given_hits = []
+    for i, (page, words) in enumerate(raw):
+        text = " ".join(WORDS[w] for w in words)
+        given_hits.append(Hit(chunk(f"https://x.example/p{page}", i, i + 1, section=f"S{i}", text=text), 1.0 / (i + 1)))
+    full = collapse_duplicates(given_hits) if dedupe else list(given_hits)
+    expected = diversify(full, cap)[:depth]
+    assert [h.chunk.id for h in shape(given_hits, depth, dedupe=dedupe, max_per_page=cap)] == [
+        h.chunk.id for h in expected
+    ]
