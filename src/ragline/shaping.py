@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from ragline.records import Chunk, Hit
@@ -37,6 +37,11 @@ def _similar(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]], thres
 def collapse_duplicates(hits: Sequence[Hit], threshold: float = 0.9) -> list[Hit]:
     """Keep the first of every group of near-identical chunks (shared 4-word shingles ≥ ``threshold``
     of the smaller one). Overlapping neighbours of one section are left alone: merging handles them."""
+    return list(_distinct(hits, threshold))
+
+
+def _distinct(hits: Iterable[Hit], threshold: float = 0.9) -> Iterator[Hit]:
+    """The hits :func:`collapse_duplicates` keeps, one at a time, so a caller may stop early."""
     kept: list[Hit] = []
     kept_shingles: list[frozenset[tuple[str, ...]]] = []
     for h in hits:
@@ -48,7 +53,7 @@ def collapse_duplicates(hits: Sequence[Hit], threshold: float = 0.9) -> list[Hit
             continue
         kept.append(h)
         kept_shingles.append(s)
-    return kept
+        yield h
 
 
 def diversify(hits: Sequence[Hit], max_per_page: int | None) -> list[Hit]:
@@ -69,21 +74,10 @@ def shape(hits: Sequence[Hit], depth: int, *, dedupe: bool, max_per_page: int | 
     """The first ``depth`` of ``diversify(collapse_duplicates(hits), max_per_page)`` (without dedupe when
     ``dedupe`` is false), computed lazily: it stops once ``depth`` hits have passed both, so a search that
     fetched a hundred candidates to fill five blocks compares a few dozen of them, not all."""
-    kept: list[Hit] = []
-    kept_shingles: list[frozenset[tuple[str, ...]]] = []
     seen: dict[str, int] = {}
     first: list[Hit] = []
     rest: list[Hit] = []
-    for h in hits:
-        if dedupe:
-            s = shingles(h.chunk.text)
-            if any(
-                _similar(s, other, 0.9) and not _neighbours(h.chunk, k.chunk)
-                for k, other in zip(kept, kept_shingles, strict=True)
-            ):
-                continue
-            kept.append(h)
-            kept_shingles.append(s)
+    for h in _distinct(hits) if dedupe else hits:
         n = seen.get(h.chunk.doc_id, 0)
         seen[h.chunk.doc_id] = n + 1
         if not max_per_page or n < max_per_page:
