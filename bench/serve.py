@@ -5,10 +5,12 @@
 
 On an index of ../shared/corpora/ray-docs (built once, then reused: ingest is incremental):
   retrieval-only   in-process Retriever.search, 1 client  vs  POST /search, 1 client and --clients clients, on
-                   `ragline serve --engine uvicorn` (HTTP alone) and on Ray Serve (HTTP + proxy + handles)
+                   `ragline serve --engine uvicorn` (HTTP alone) and on Ray Serve (HTTP + proxy + handles); the
+                   baseline: 1 client on Ray Serve without the fast path (serve.fast_path=false)
   full answers     in-process Agent.ask, 1 client         vs  POST /query on Ray Serve, --answer-clients clients
 then retrieval-only again on a --size-chunk index (ray-docs chunks repeated with perturbed vectors, cached).
-The 1-client rows give the serving overhead at p50 (HTTP; HTTP + Serve proxy + ingress + handle call). Every load
+The 1-client rows give the serving overhead (HTTP; HTTP + HAProxy + ingress replica + handle call), paired by
+question: the median over questions of the gap between their p50s served and in-process. Every load
 is bounded by time and by --max-requests. Ray runs on 127.0.0.1 with 2 CPUs; the embedder uses --threads threads
 in-process and in each replica alike. Prints a table and writes bench/results/serve.json.
 """
@@ -44,7 +46,20 @@ from ragline.ingest.local import ingest
 from ragline.records import Chunk
 
 URL_TEMPLATE = "https://docs.ray.io/en/master/{path_noext}.html"
-COLUMNS = ["index", "chunks", "mode", "path", "clients", "requests", "qps", "p50_ms", "p95_ms", "p99_ms", "errors_pct"]
+COLUMNS = [
+    "index",
+    "chunks",
+    "mode",
+    "path",
+    "clients",
+    "requests",
+    "qps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "errors_pct",
+    "overhead_ms",
+]
 
 
 @dataclass
@@ -55,6 +70,11 @@ class Load:
     errors: int = 0
     seconds: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
+    by_question: dict[str, list[float]] = field(default_factory=dict)  # successful latencies per question
+
+    def add(self, question: str, ms: float) -> None:
+        self.latencies.append(ms)
+        self.by_question.setdefault(question, []).append(ms)
 
     def row(self, **labels: Any) -> dict[str, Any]:
         n = len(self.latencies) + self.errors
@@ -67,6 +87,16 @@ class Load:
             "p99_ms": percentile(self.latencies, 99),
             "errors_pct": 100.0 * self.errors / n if n else 0.0,
         }
+
+
+def paired_overhead(served: Load, local: Load) -> float:
+    """Median over the questions asked both ways of (served median - in-process median), in ms.
+
+    Paired by question: retrieval time depends on the question, and the two loads ask different numbers of
+    them, so the difference of two overall p50s would mix the serving cost with the question mix."""
+    both = served.by_question.keys() & local.by_question.keys()
+    gaps = [float(np.median(served.by_question[q]) - np.median(local.by_question[q])) for q in both]
+    return float(np.median(gaps)) if gaps else float("nan")
 
 
 # -- indexes -------------------------------------------------------------------------------------------
@@ -171,7 +201,7 @@ def in_process(settings: Settings, call: Callable[[Components, str], Any], quest
         for q in (questions * (n // len(questions) + 1))[:n]:
             t = time.perf_counter()
             call(comp, q)
-            load.latencies.append((time.perf_counter() - t) * 1000)
+            load.add(q, (time.perf_counter() - t) * 1000)
         load.seconds = time.perf_counter() - started
         return load
     finally:
@@ -199,7 +229,8 @@ async def _http_load(
         async def client(offset: int) -> None:
             i = offset
             while time.perf_counter() < deadline and next(counter, None) is not None:
-                body = make_body(questions[i % len(questions)])
+                question = questions[i % len(questions)]
+                body = make_body(question)
                 i += clients
                 t = time.perf_counter()
                 try:
@@ -210,7 +241,7 @@ async def _http_load(
                 elapsed = (time.perf_counter() - t) * 1000
                 load.statuses[status] = load.statuses.get(status, 0) + 1
                 if status == "200":
-                    load.latencies.append(elapsed)
+                    load.add(question, elapsed)
                 else:
                     load.errors += 1
 
@@ -300,7 +331,8 @@ def bench_index(
     settings = bench_settings(data_dir, args)
     label = {"index": name, "chunks": chunks}
     rows = []
-    search = in_process(settings, lambda c, q: c.retriever.search(q, 5), questions, args.inprocess_searches)
+    searches = args.inprocess_searches or 2 * len(questions)  # every question twice, as the HTTP loads do
+    search = in_process(settings, lambda c, q: c.retriever.search(q, 5), questions, searches)
     rows.append(search.row(**label, mode="retrieval", path="in-process", clients=1))
     if answers:
         asks = in_process(settings, lambda c, q: c.agent.ask(q, 5), questions, args.inprocess_answers)
@@ -308,11 +340,13 @@ def bench_index(
     with uvicorn_serve(data_dir, args) as url:
         one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
         rows.append(one.row(**label, mode="retrieval", path="http+uvicorn", clients=1))
+        rows[-1]["overhead_ms"] = paired_overhead(one, search)
         many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
         rows.append(many.row(**label, mode="retrieval", path="http+uvicorn", clients=args.clients))
     with ray_serve(settings) as url:
         one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
         rows.append(one.row(**label, mode="retrieval", path="http+ray", clients=1))
+        rows[-1]["overhead_ms"] = paired_overhead(one, search)
         many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
         rows.append(many.row(**label, mode="retrieval", path="http+ray", clients=args.clients))
         if answers:
@@ -320,6 +354,12 @@ def bench_index(
                 f"{url}/query", answer_body, questions, args.answer_clients, args.answer_seconds, args.max_requests
             )
             rows.append(full.row(**label, mode="answer", path="http+ray", clients=args.answer_clients))
+    if not args.no_classic:  # the baseline: Serve's Python proxy and actor calls between deployments
+        classic = settings.model_copy(update={"serve": settings.serve.model_copy(update={"fast_path": False})})
+        with ray_serve(classic) as url:
+            one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
+            rows.append(one.row(**label, mode="retrieval", path="http+ray-classic", clients=1))
+            rows[-1]["overhead_ms"] = paired_overhead(one, search)
     for r in rows:
         print(table([r], COLUMNS).splitlines()[-1])
     return rows
@@ -333,13 +373,14 @@ def main() -> None:
     ap.add_argument("--answer-seconds", type=float, default=60, help="length of the full-answer load")
     ap.add_argument("--max-requests", type=int, default=50_000, help="cap on requests per load")
     ap.add_argument("--max-tokens", type=int, default=48, help="answer length (tokens)")
-    ap.add_argument("--inprocess-searches", type=int, default=200)
+    ap.add_argument("--inprocess-searches", type=int, help="default: every question twice")
     ap.add_argument("--inprocess-answers", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="embedder threads, in-process and per replica")
     ap.add_argument("--retriever-replicas", type=int, default=2)
     ap.add_argument("--size", type=int, default=100_000, help="chunks in the size test")
     ap.add_argument("--unique", type=int, default=2000, help="distinct chunks embedded for the size test")
     ap.add_argument("--no-size-test", action="store_true")
+    ap.add_argument("--no-classic", action="store_true", help="skip the baseline: Ray Serve without the fast path")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "ragline-bench-serve")
     args = ap.parse_args()
@@ -359,15 +400,11 @@ def main() -> None:
 
     print()
     print(table(rows, COLUMNS))
-    for name in dict.fromkeys(r["index"] for r in rows):
-        one_client = {
-            r["path"]: r for r in rows if r["index"] == name and r["mode"] == "retrieval" and r["clients"] == 1
-        }
-        base = one_client["in-process"]["p50_ms"]
-        for path in ("http+uvicorn", "http+ray"):
+    for r in rows:
+        if "overhead_ms" in r:
             print(
-                f"{name}: serving overhead at p50, 1 client, {path} /search vs in-process Retriever.search: "
-                f"{one_client[path]['p50_ms'] - base:.1f} ms"
+                f"{r['index']}: serving overhead, 1 client, {r['path']} /search vs in-process Retriever.search, "
+                f"median over questions of the p50 gap: {r['overhead_ms']:.1f} ms"
             )
     print("written", write_json("serve", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}))
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mappi
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import ray
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
@@ -33,6 +34,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from ragline.agent import Done, Event, Token
 from ragline.api.answering import GivenHits, answer_events
 from ragline.api.app import create_app
+from ragline.api.backend import iterate_in_thread
 from ragline.api.errors import NotSupportedError, ServiceUnavailableError
 from ragline.components import Components
 from ragline.config import Settings, load_settings
@@ -42,7 +44,7 @@ from ragline.generate.base import Message
 from ragline.observability.logging import configure_logging
 from ragline.observability.tracing import adopt, adopted, carrier, configure_tracing
 from ragline.ops.delete import DeleteReport, delete_sources
-from ragline.ray_local import start_local_ray
+from ragline.ray_local import set_serve_data_plane, start_local_ray
 from ragline.records import Hit
 
 log = logging.getLogger(__name__)
@@ -113,11 +115,18 @@ class GeneratorDeployment:
         except RaglineError as e:  # readiness reports it; the replica stays up for when the LLM comes back
             log.warning("the language model is not ready: %s", e)
 
-    def answer(
+    async def answer(
         self, question: str, hits: list[Hit], history: list[Message], context: dict[str, str] | None = None
-    ) -> Iterator[Event]:
-        events = answer_events(GivenHits(hits), self.generator, self.llm, question, history=history)
-        yield from adopted(context, events)  # each step under the ingress's request id and trace
+    ) -> AsyncGenerator[Event, None]:
+        """Each model step in a worker thread: a blocking generator on the replica's event loop would stall
+        every other request there (Serve's gRPC path iterates sync generators on the loop)."""
+
+        def events() -> Iterator[Event]:
+            made = answer_events(GivenHits(hits), self.generator, self.llm, question, history=history)
+            return adopted(context, made)  # each step under the ingress's request id and trace
+
+        async for event in iterate_in_thread(events):
+            yield event
 
     def check(self) -> None:
         self.generator.check()
@@ -361,6 +370,10 @@ def run(settings: Settings, **ray_init: Any) -> str:
     # lose the CPU to every other process on the machine.
     ray_init.setdefault("_system_config", {"worker_niceness": 0})
     ray_init.setdefault("runtime_env", {"worker_process_setup_hook": "ragline.ray_local.serve_replicas_on_loopback"})
+    if ray.is_initialized():
+        log.info("Ray is already running: Serve keeps the data plane it was started with")
+    else:
+        set_serve_data_plane(s.fast_path, s.drain_seconds)
     start_local_ray(num_cpus=s.num_cpus, **ray_init)
     serve.start(
         http_options={

@@ -76,6 +76,11 @@ class TestRayServe(ServingContract):
         running = {name: d.replica_states.get("RUNNING", 0) for name, d in deployments.items()}
         assert running == {"Ingress": 1, "Retriever": 2, "Generator": 1}
 
+    def test_haproxy_serves_the_port_on_the_fast_path(self, base_url: str) -> None:
+        port = int(base_url.rsplit(":", 1)[1])
+        owners = {pid for pid, _, p in listening_sockets(os.getpid()) if p == port}
+        assert {Path(f"/proc/{pid}/comm").read_text().strip() for pid in owners} == {"haproxy"}
+
     def test_every_socket_of_ray_and_serve_listens_on_loopback(self, base_url: str) -> None:
         sockets = listening_sockets(os.getpid())
         assert len(sockets) > 5  # gcs, raylet, workers, proxy, replicas, the HTTP port
@@ -160,6 +165,27 @@ def test_schemathesis_finds_no_server_error(base_url: str) -> None:
                 continue
     assert calls > 100
     assert not failures, "\n".join(failures)
+
+
+def test_concurrent_answers_all_complete(base_url: str) -> None:
+    """Answers in flight together each finish. The generator replica must not run the model on its event
+    loop: there one blocked stream would hold up every other (Serve's gRPC path iterates a sync generator
+    on the loop), so answer is an async generator that steps the model in a thread."""
+    import inspect
+
+    from ragline.serve import GeneratorDeployment as Deployment
+
+    assert inspect.isasyncgenfunction(Deployment.func_or_class.answer)
+
+    def ask(n: int) -> tuple[int, str]:
+        body = {"query": f"{FLUX} ({n})", "k": 2, "stream": n % 2 == 0}
+        r = httpx.post(f"{base_url}/query", json=body, headers=auth("acme"), timeout=240)
+        return r.status_code, r.text
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(ask, range(3)))
+    assert [status for status, _ in results] == [200, 200, 200], results
+    assert sse_events(results[0][1])[-1][0] == "done"
 
 
 # -- resilience ------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def tenant_for_key(settings: ServeSettings, token: str | None) -> str | None:
     return tenant
 
 
-def _tenant(
+async def _tenant(  # async, like every cheap dependency: no threadpool hop
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str | None:
     settings: ServeSettings = request.app.state.serve_settings
@@ -58,7 +58,9 @@ def check_admin(settings: ServeSettings, token: str | None) -> None:
     raise UnauthorizedError("the API key is not valid")
 
 
-def _admin(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def _admin(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     settings: ServeSettings = request.app.state.serve_settings
     check_admin(settings, credentials.credentials if credentials else None)
 

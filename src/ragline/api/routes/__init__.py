@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from ragline.api.service import AnswerService
 
 
-def _service(request: Request) -> AnswerService:
+async def _service(request: Request) -> AnswerService:
+    # async: FastAPI runs a plain def dependency in its threadpool, a thread hop per request for a lookup
     service: AnswerService = request.app.state.service
     return service
 
