@@ -139,6 +139,10 @@ class IngressDeployment:
 
     def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, settings: Settings) -> None:
         replica_observability(settings)
+        if settings.serve.fast_path:
+            # Handles are made in the driver, whose Serve was imported before the fast path was chosen, so they
+            # default to actor calls; ask for the fast path's gRPC channel between replicas explicitly.
+            retriever, generator = retriever.options(_by_reference=False), generator.options(_by_reference=False)
         self.backend = RayServeBackend(retriever, generator, shared_index=bool(settings.qdrant.url))
         self.settings = settings
 
