@@ -389,7 +389,27 @@ def run(settings: Settings, **ray_init: Any) -> str:
         }
     )
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
-    return f"http://{s.host}:{s.port}"
+    url = f"http://{s.host}:{s.port}"
+    _wait_for_routes(url.replace("0.0.0.0", "127.0.0.1"))
+    return url
+
+
+def _wait_for_routes(url: str, timeout: float = 60.0) -> None:
+    """Return once the port routes to the app: HAProxy is listening before Serve has sent it the routes, and
+    answers 404 for a moment after serve.run returns."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            log.warning("%s/healthz does not answer yet; serving anyway", url)
+            return
+        time.sleep(0.2)
 
 
 def shutdown() -> None:
