@@ -9,11 +9,13 @@ On an index of ../shared/corpora/ray-docs (built once, then reused: ingest is in
                    baseline: 1 client on Ray Serve without the fast path (serve.fast_path=false)
   full answers     in-process Agent.ask, 1 client         vs  POST /query on Ray Serve, --answer-clients clients
 then retrieval-only again on a --size-chunk index (ray-docs chunks repeated with perturbed vectors, cached).
-The overhead column (HTTP; HTTP + HAProxy + ingress replica + handle call) comes from a separate pass per server:
+The overhead columns (HTTP; HTTP + HAProxy + ingress replica + handle call) come from a separate pass per server:
 every question asked in-process (on a private copy of the index) and over HTTP, alternating in blocks of 10, so
-the machine's drift hits both sides; it is the median over questions of the gap between their p50s. Every load
-is bounded by time and by --max-requests. Ray runs on 127.0.0.1 with 2 CPUs; the embedder uses --threads threads
-in-process and in each replica alike. Prints a table and writes bench/results/serve.json.
+the machine's drift hits every side; each is the median over questions of the gap between their p50s. HTTP is
+asked by a keep-alive standard-library client (overhead_ms) and by httpx (overhead_httpx_ms, which adds the
+client library's own cost). Every load is bounded by time and by --max-requests. Ray runs on 127.0.0.1 with
+2 CPUs; the embedder uses --threads threads in-process and in each replica alike. Prints a table and writes
+bench/results/serve.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import http.client
 import json
 import logging
 import os
@@ -35,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -61,6 +65,7 @@ COLUMNS = [
     "p99_ms",
     "errors_pct",
     "overhead_ms",
+    "overhead_httpx_ms",
 ]
 
 
@@ -229,32 +234,66 @@ def private_components(settings: Settings) -> Iterator[Components]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def interleaved(comp: Components, url: str, questions: list[str], rounds: int, block: int = 10) -> tuple[Load, Load]:
-    """The same questions in-process and over HTTP, alternating in blocks of ``block`` questions.
+class KeepAliveClient:
+    """POSTs JSON over one kept-alive connection with the standard library: a few tens of microseconds per
+    request, where httpx's client spends most of a millisecond of its own. The overhead pass measures the
+    server with it, and with httpx beside it for comparison."""
 
-    A shared machine's load drifts from minute to minute; alternating every ~0.2 s lets the drift hit both sides
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
+
+    def post(self, body: dict[str, Any]) -> int:
+        payload = json.dumps(body).encode()
+        self.connection.request("POST", self.path, body=payload, headers={"content-type": "application/json"})
+        response = self.connection.getresponse()
+        response.read()
+        return response.status
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass
+class Overhead:
+    """One overhead pass: the same questions in-process, with the keep-alive client, and with httpx."""
+
+    local: Load = field(default_factory=Load)
+    lean: Load = field(default_factory=Load)
+    httpx: Load = field(default_factory=Load)
+
+
+def interleaved(comp: Components, url: str, questions: list[str], rounds: int, block: int = 10) -> Overhead:
+    """The same questions in-process and over HTTP (two clients), alternating in blocks of ``block`` questions.
+
+    A shared machine's load drifts from minute to minute; alternating every ~0.2 s lets the drift hit every side
     alike, so the paired gap is the serving cost and not a change of weather between two separate loads."""
     import httpx
 
-    local, served = Load(), Load()
+    result = Overhead()
+    lean = KeepAliveClient(url)
     with httpx.Client(timeout=60) as http:
-        for q in questions[:3]:
-            http.post(url, json=search_body(q)).raise_for_status()
+        sides: list[tuple[Load, Callable[[str], int]]] = [
+            (result.local, lambda q: (comp.retriever.search(q, 5), 200)[1]),
+            (result.lean, lambda q: lean.post(search_body(q))),
+            (result.httpx, lambda q: http.post(url, json=search_body(q)).status_code),
+        ]
+        for _, ask in sides:
+            for q in questions[:3]:
+                assert ask(q) == 200, f"{url} failed while warming up"
         for _ in range(rounds):
             for start in range(0, len(questions), block):
-                chunk = questions[start : start + block]
-                for q in chunk:
-                    t = time.perf_counter()
-                    comp.retriever.search(q, 5)
-                    local.add(q, (time.perf_counter() - t) * 1000)
-                for q in chunk:
-                    t = time.perf_counter()
-                    r = http.post(url, json=search_body(q))
-                    if r.status_code == 200:
-                        served.add(q, (time.perf_counter() - t) * 1000)
-                    else:
-                        served.errors += 1
-    return local, served
+                for load, ask in sides:
+                    for q in questions[start : start + block]:
+                        t = time.perf_counter()
+                        status = ask(q)
+                        if status == 200:
+                            load.add(q, (time.perf_counter() - t) * 1000)
+                        else:
+                            load.errors += 1
+    lean.close()
+    return result
 
 
 # -- HTTP load -------------------------------------------------------------------------------------------
@@ -372,12 +411,19 @@ def answer_body(q: str) -> dict[str, Any]:
     return {"query": q, "k": 5}
 
 
-def alternating_overhead(settings: Settings, url: str, questions: list[str], args: argparse.Namespace) -> float:
+def alternating_overhead(
+    settings: Settings, url: str, questions: list[str], args: argparse.Namespace
+) -> dict[str, float]:
+    """The overhead columns of a row: with the keep-alive client, and with httpx."""
     with private_components(settings) as comp:
-        local, served = interleaved(comp, url, questions, args.overhead_rounds)
-    if served.errors:
-        print(f"  {url}: {served.errors} errors while measuring the overhead")
-    return paired_overhead(served, local)
+        passes = interleaved(comp, url, questions, args.overhead_rounds)
+    errors = passes.lean.errors + passes.httpx.errors
+    if errors:
+        print(f"  {url}: {errors} errors while measuring the overhead")
+    return {
+        "overhead_ms": paired_overhead(passes.lean, passes.local),
+        "overhead_httpx_ms": paired_overhead(passes.httpx, passes.local),
+    }
 
 
 def bench_index(
@@ -395,13 +441,13 @@ def bench_index(
     with uvicorn_serve(data_dir, args) as url:
         one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
         rows.append(one.row(**label, mode="retrieval", path="http+uvicorn", clients=1))
-        rows[-1]["overhead_ms"] = alternating_overhead(settings, f"{url}/search", questions, args)
+        rows[-1] |= alternating_overhead(settings, f"{url}/search", questions, args)
         many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
         rows.append(many.row(**label, mode="retrieval", path="http+uvicorn", clients=args.clients))
     with ray_serve(settings) as url:
         one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
         rows.append(one.row(**label, mode="retrieval", path="http+ray", clients=1))
-        rows[-1]["overhead_ms"] = alternating_overhead(settings, f"{url}/search", questions, args)
+        rows[-1] |= alternating_overhead(settings, f"{url}/search", questions, args)
         many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
         rows.append(many.row(**label, mode="retrieval", path="http+ray", clients=args.clients))
         if answers:
@@ -414,7 +460,7 @@ def bench_index(
         with ray_serve(classic) as url:
             one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
             rows.append(one.row(**label, mode="retrieval", path="http+ray-classic", clients=1))
-            rows[-1]["overhead_ms"] = alternating_overhead(classic, f"{url}/search", questions, args)
+            rows[-1] |= alternating_overhead(classic, f"{url}/search", questions, args)
     for r in rows:
         print(table([r], COLUMNS).splitlines()[-1])
     return rows
@@ -460,7 +506,8 @@ def main() -> None:
         if "overhead_ms" in r:
             print(
                 f"{r['index']}: serving overhead, 1 client, {r['path']} /search vs in-process Retriever.search, "
-                f"median over questions of the p50 gap: {r['overhead_ms']:.1f} ms"
+                f"median over questions of the p50 gap: {r['overhead_ms']:.1f} ms "
+                f"(with httpx as the client: {r['overhead_httpx_ms']:.1f} ms)"
             )
     print("written", write_json("serve", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}))
 
