@@ -170,7 +170,7 @@ class IngressDeployment:
 def replica_observability(settings: Settings) -> None:
     """In a replica: tracing as configured, and ragline's log lines (JSON by default, with the request id the
     ingress passed along) on the worker's real stderr, which Ray keeps in the worker's log file. Serve's own
-    logger stays as Serve configures it (``logging_config`` below)."""
+    logger stays as Serve configures it (``logging_config`` in the deployment settings' options)."""
     configure_tracing(settings.observability)
     stream = sys.__stderr__ or sys.stderr  # Serve redirects sys.stderr into its own logger
     configure_logging(settings.observability.log_format, logging.WARNING, stream, ragline_level=logging.INFO)
@@ -366,10 +366,7 @@ def build_app(settings: Settings) -> Any:
     """The bound Serve application: ingress -> (retriever, generator), each with its options from settings."""
     s = settings.serve
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})  # replicas have other cwds
-    common: dict[str, Any] = {
-        "graceful_shutdown_timeout_s": s.graceful_shutdown_timeout,
-        "logging_config": {"encoding": "JSON"},
-    }
+    common: dict[str, Any] = {"graceful_shutdown_timeout_s": s.graceful_shutdown_timeout}
     # The decorators make Deployments of the classes; mypy still sees the classes.
     retriever = cast(Any, RetrieverDeployment).options(**s.retriever.options(), **common).bind(settings)
     generator = cast(Any, GeneratorDeployment).options(**s.generator.options(), **common).bind(settings)

@@ -17,7 +17,7 @@ from ragline.api.answering import fit_history
 from ragline.api.app import create_app
 from ragline.api.auth import tenant_for_key
 from ragline.api.errors import UnauthorizedError, describe
-from ragline.api.settings import DeploymentSettings, ServeSettings
+from ragline.api.settings import DeploymentSettings, GeneratorDeployment, RetrieverDeployment, ServeSettings
 from ragline.config import load_settings
 from ragline.errors import GenerationError, LLMTimeoutError, LLMUnavailableError, StoreError
 from ragline.records import Answer, Chunk, Citation, Hit, Usage
@@ -96,7 +96,15 @@ def test_serve_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_deployment_options_fixed_or_autoscaled() -> None:
     fixed = DeploymentSettings(num_replicas=2, num_cpus=0.5).options()
-    assert fixed == {"num_replicas": 2, "max_ongoing_requests": 16, "ray_actor_options": {"num_cpus": 0.5}}
+    assert fixed == {
+        "num_replicas": 2,
+        "max_ongoing_requests": 16,
+        "ray_actor_options": {"num_cpus": 0.5},
+        "logging_config": {"encoding": "JSON", "enable_access_log": True},
+    }
+    # the retriever's calls are logged by the ingress's access line; the generator's are few and long
+    assert RetrieverDeployment().options()["logging_config"]["enable_access_log"] is False
+    assert GeneratorDeployment().options()["logging_config"]["enable_access_log"] is True
     auto = DeploymentSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=3).options()["autoscaling_config"]
     assert (auto["min_replicas"], auto["max_replicas"], auto["target_ongoing_requests"]) == (1, 4, 3)
     with pytest.raises(ValueError, match="above max_replicas"):

@@ -55,7 +55,8 @@ def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
         # characters (the openai backend counts tokens with another tokenizer than the server's).
         max_query_chars=300,
         ingress=IngressDeployment(num_replicas=1),
-        retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5),
+        # Serve's access lines in the retriever (off by default) let a test see the request id arrive there
+        retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5, access_log=True),
         generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
         # Generous: the shutdown test's answer must finish within it, however busy the machine.
         graceful_shutdown_timeout=120,
