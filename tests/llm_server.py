@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ragline.ray_local import free_port
 
 MODEL_ALIAS = "smollm2"
 STARTUP_TIMEOUT = 60.0
@@ -36,13 +37,6 @@ def bundled_gguf() -> Path:
     if not path.is_file():
         pytest.skip(f"bundled GGUF not found at {path}")
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(base_url: str) -> bool:

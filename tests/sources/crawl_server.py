@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ragline.ray_local import free_port
+
 
 @dataclass
 class Reply:
@@ -116,12 +118,6 @@ class SiteServer:
                 pass
 
         return Handler
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class StaticServer:
