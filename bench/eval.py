@@ -31,7 +31,8 @@ from ragline.evaluate.runner import evaluate
 
 # Every method tried, in the order of the story: plain baselines (no shaping), fusion settings, the shaping
 # that became the default (one chunk per page among the first, from 100 candidates), then rerank stages.
-# "hybrid" alone is the shipped default (RetrievalSettings).
+# "default" is the shipped configuration (RetrievalSettings): "hybrid", plus the page stage on an index whose
+# documents average 4 chunks or more (the Ray docs; not SciFact's abstracts).
 _PLAIN = "@max_per_page=none@dedupe=false@candidates=50"
 _COMMON = [
     f"dense{_PLAIN}",
@@ -45,6 +46,7 @@ _COMMON = [
     "dense",
     "bm25",
     "hybrid",
+    "default",
     "hybrid@candidates=200",
     "hybrid@dedupe=false",
     "hybrid@rrf_k=20",
@@ -55,7 +57,10 @@ _COMMON = [
     "hybrid+page",
     "hybrid+page:0.25",
     "hybrid+page:0.1",
+    "hybrid+page:1",
+    "hybrid+page:2",
     "hybrid+page@rerank_depth=100",
+    "hybrid+page@rerank_depth=200",
     "hybrid+page+path-title@rerank_depth=100",
 ]
 # Rerank stages that run the embedding model on every candidate: minutes per method here.

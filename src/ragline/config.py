@@ -134,8 +134,10 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     # Per list fused in hybrid mode, and the pool the per-page cap picks distinct pages from.
     candidates: int = Field(default=100, ge=1, le=1000)
-    # Rerank stages, in order (see ragline.rerank.RERANKERS): e.g. ["cross-encoder"] with rerank_model set.
-    rerank: list[str] = Field(default_factory=list)
+    # Rerank stages, in order (see ragline.rerank.RERANKERS): e.g. ["cross-encoder"] with rerank_model set;
+    # [] for none. None (the default) chooses by the index: page-level evidence (["page"]) where documents
+    # are long enough to hold several chunks each, as documentation pages are; none for short records.
+    rerank: list[str] | None = None
     rerank_model: str | None = None  # a sentence-transformers CrossEncoder name or path
     rerank_depth: int = Field(default=50, ge=1, le=1000)  # how many candidates the rerankers reorder
     # Result shaping: collapse near-duplicate chunks, cap chunks per page (None: no cap), merge

@@ -19,7 +19,7 @@ from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError
 from ragline.observability.tracing import span
 from ragline.records import Hit
-from ragline.rerank import Reranker, make_rerankers
+from ragline.rerank import Reranker, auto_stages, make_rerankers
 from ragline.shaping import merge_adjacent, shape
 from ragline.store.base import Fusion, Prefix, VectorStore
 
@@ -68,8 +68,19 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        device = str(getattr(embedder, "device", "cpu"))  # a cross-encoder runs where the embedder does
-        self.rerankers = make_rerankers(settings, embedder, device) if rerankers is None else rerankers
+        self._rerankers = rerankers
+
+    @property
+    def rerankers(self) -> list[Reranker]:
+        """The rerank stages; an unset ``retrieval.rerank`` is decided here, by the open index's shape."""
+        if self._rerankers is None:
+            stages = self.settings.rerank
+            if stages is None:
+                stages = auto_stages(self.store.count(), self.store.count({"chunk_index": 0}))
+                log.info("rerank stages for this index: %s", ", ".join(stages) or "none")
+            device = str(getattr(self.embedder, "device", "cpu"))  # a cross-encoder runs where the embedder does
+            self._rerankers = make_rerankers(self.settings, self.embedder, device, stages)
+        return self._rerankers
 
     def warm_up(self) -> None:
         self.embedder.warm_up()

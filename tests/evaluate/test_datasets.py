@@ -94,6 +94,12 @@ def test_parse_method() -> None:
     assert m.settings.mode == "hybrid" and m.settings.rerank == ["title:0.3", "page"]
     assert m.settings.dense_weight == 2.0 and m.settings.max_per_page is None
     assert parse_method("dense", base).settings.rerank == []
+    # unset stages: `rerank` leaves the choice to the index, `default` is the configuration as it is
+    unset = RetrievalSettings()
+    assert parse_method("hybrid+rerank", unset).settings.rerank is None
+    assert parse_method("hybrid+title+rerank", unset).settings.rerank == ["title"]
+    assert parse_method("hybrid", unset).settings.rerank == []
+    assert parse_method("default", base).settings == base and parse_method("default", unset).label == "default"
     for bad in ("magic", "dense@nosuch=1", "dense@k=0"):
         with pytest.raises(BadRequestError):
             parse_method(bad, base)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from ragline.config import RetrievalSettings
 from ragline.errors import ConfigError
 from ragline.records import Chunk, Hit
-from ragline.rerank import PageReranker, blend, make_rerankers, windows
+from ragline.rerank import AUTO_PAGE_MIN_CHUNKS, PageReranker, auto_stages, blend, make_rerankers, windows
+from ragline.retrieve import Retriever
+from ragline.store import EdgeStore
+from ragline.store.base import IndexInfo
 
 
 def hit(source: str, text: str, title: str = "T", section: str = "") -> Hit:
@@ -40,6 +46,43 @@ def test_page_aggregation_lifts_a_page_with_several_candidates() -> None:
     hs = [hit("a", "1"), hit("b", "2"), hit("c", "3"), hit("b", "4")]
     out = PageReranker(weight=1.0).rerank("q", hs)
     assert out[0].chunk.source == "b"
+
+
+def test_auto_stages_by_chunks_per_document() -> None:
+    assert AUTO_PAGE_MIN_CHUNKS == 4.0
+    assert auto_stages(6430, 480) == ["page"]  # documentation pages: 13 chunks each
+    assert auto_stages(11421, 5183) == []  # abstracts: 2 chunks each
+    assert auto_stages(8, 2) == ["page"] and auto_stages(7, 2) == []  # the line: 4 a document
+    assert auto_stages(0, 0) == []  # an empty index
+
+
+def _index(path: Path, pages: int, chunks_per_page: int) -> EdgeStore:
+    chunks = [
+        Chunk(f"d{p}", f"https://x.io/{p}", "T", "S", None, f"text {p} {i}", i * 10, i * 10 + 9, i)
+        for p in range(pages)
+        for i in range(chunks_per_page)
+    ]
+    rows = np.random.default_rng(1).normal(size=(len(chunks), 8)).astype(np.float32)
+    store = EdgeStore(path)
+    store.open(IndexInfo(model="test/model", dimension=8))
+    store.upsert(chunks, rows / np.linalg.norm(rows, axis=1, keepdims=True))
+    return store
+
+
+@pytest.mark.parametrize(("pages", "per_page", "expected"), [(2, 5, ["page"]), (6, 1, [])])
+def test_unset_rerank_is_chosen_by_the_open_index(
+    tmp_path: Path, pages: int, per_page: int, expected: list[str]
+) -> None:
+    store = _index(tmp_path / "index", pages, per_page)
+    try:
+        chosen = Retriever(store, None, RetrievalSettings())  # type: ignore[arg-type]
+        assert [r.name for r in chosen.rerankers] == expected
+        # an explicit list, empty included, is kept whatever the index
+        assert Retriever(store, None, RetrievalSettings(rerank=[])).rerankers == []  # type: ignore[arg-type]
+        pinned = Retriever(store, None, RetrievalSettings(rerank=["page:1"]))  # type: ignore[arg-type]
+        assert [r.name for r in pinned.rerankers] == ["page"]
+    finally:
+        store.close()
 
 
 def test_windows() -> None:

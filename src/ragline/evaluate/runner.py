@@ -1,9 +1,10 @@
 """Run retrieval methods over a question set and score them.
 
 A method is written ``MODE[+STAGE...][@key=value...]``: ``dense``, ``bm25``, ``hybrid``; stages are
-rerankers (``title``, ``sentences:0.5``, ``cross-encoder``...) or ``rerank`` for the configured chain;
-each ``@`` overrides another retrieval setting, e.g. ``hybrid@dense_weight=2@candidates=100`` (no commas,
-so a comma-separated list of methods stays unambiguous).
+rerankers (``title``, ``sentences:0.5``, ``cross-encoder``...) or ``rerank`` for the configured chain
+(chosen by the index when ``retrieval.rerank`` is unset); each ``@`` overrides another retrieval setting,
+e.g. ``hybrid@dense_weight=2@candidates=100`` (no commas, so a comma-separated list of methods stays
+unambiguous). ``default`` is the configured retrieval as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError, ConfigError
 from ragline.evaluate import metrics as m
 from ragline.evaluate.datasets import QuestionSet
-from ragline.rerank import DEFAULT_STAGES, Reranker, make_rerankers
+from ragline.rerank import Reranker, make_rerankers
 from ragline.retrieve import MAX_DEPTH, Retriever
 from ragline.store.base import SEARCH_MODES, VectorStore
 
@@ -41,17 +42,25 @@ class Method:
 
 def parse_method(spec: str, base: RetrievalSettings) -> Method:
     """A method spec (see the module docstring) applied on top of ``base``."""
+    if spec.strip() == "default":
+        return Method("default", base)
     body, *overrides = spec.strip().split("@")
     mode, *stages = [p.strip() for p in body.split("+")]
     if mode not in SEARCH_MODES:
-        raise BadRequestError(f"method {spec!r}: starts with one of {', '.join(SEARCH_MODES)}")
+        raise BadRequestError(f"method {spec!r}: starts with one of default, {', '.join(SEARCH_MODES)}")
     rerank: list[str] = []
+    chosen_by_index = False
     for stage in stages:
         if stage == "rerank":
-            rerank += base.rerank or (["cross-encoder"] if base.rerank_model else list(DEFAULT_STAGES))
+            if base.rerank is not None:
+                rerank += base.rerank
+            elif base.rerank_model:
+                rerank.append("cross-encoder")
+            else:
+                chosen_by_index = True
         elif stage:
             rerank.append(stage)
-    update: dict[str, Any] = {"mode": mode, "rerank": rerank}
+    update: dict[str, Any] = {"mode": mode, "rerank": None if chosen_by_index and not rerank else rerank}
     for pair in filter(None, (p.strip() for p in overrides)):
         key, sep, value = pair.partition("=")
         if not sep or key not in RetrievalSettings.model_fields:
@@ -148,7 +157,7 @@ def run_method(
     rerankers: Callable[[RetrievalSettings], list[Reranker]] | None = None,
 ) -> MethodResult:
     """Rank every question with one method and score the rankings."""
-    stages = rerankers(method.settings) if rerankers else None
+    stages = rerankers(method.settings) if rerankers and method.settings.rerank is not None else None
     retriever = Retriever(store, embedder, method.settings, rerankers=stages)
     retriever.warm_up()
     depth = depth_for(qset, ks)
@@ -167,6 +176,8 @@ def run_method(
     lat = sorted(took)
     latency = {"mean": round(m.mean(took), 1), "p50": round(lat[len(lat) // 2], 1) if lat else 0.0}
     settings = method.settings.model_dump(exclude={"k", "score_threshold", "merge_adjacent"})
+    if method.settings.rerank is None:  # as the index chose them
+        settings["rerank"] = [r.name for r in retriever.rerankers]
     return MethodResult(method.label, settings, score(qset, rankings, ks), latency, per_question)
 
 
@@ -180,7 +191,7 @@ class RerankerPool:
 
     def __call__(self, settings: RetrievalSettings) -> list[Reranker]:
         out = []
-        for spec in settings.rerank:
+        for spec in settings.rerank or []:
             key = (spec, settings.rerank_model if spec.startswith("cross-encoder") else None)
             if key not in self._made:
                 one = settings.model_copy(update={"rerank": [spec]})
