@@ -444,17 +444,22 @@ def bench_index(
         rows[-1] |= alternating_overhead(settings, f"{url}/search", questions, args)
         many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
         rows.append(many.row(**label, mode="retrieval", path="http+uvicorn", clients=args.clients))
-    with ray_serve(settings) as url:
-        one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
-        rows.append(one.row(**label, mode="retrieval", path="http+ray", clients=1))
-        rows[-1] |= alternating_overhead(settings, f"{url}/search", questions, args)
-        many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
-        rows.append(many.row(**label, mode="retrieval", path="http+ray", clients=args.clients))
-        if answers:
-            full = http_load(
-                f"{url}/query", answer_body, questions, args.answer_clients, args.answer_seconds, args.max_requests
-            )
-            rows.append(full.row(**label, mode="answer", path="http+ray", clients=args.answer_clients))
+    for placement in args.placements.split(","):
+        # where retrieval runs: its own deployment (the default), or inside the ingress replicas
+        placed = settings.model_copy(deep=True)
+        placed.serve.retriever.placement = placement  # type: ignore[assignment]
+        path = "http+ray" if placement == "deployment" else f"http+ray-{placement}"
+        with ray_serve(placed) as url:
+            one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)
+            rows.append(one.row(**label, mode="retrieval", path=path, clients=1))
+            rows[-1] |= alternating_overhead(placed, f"{url}/search", questions, args)
+            many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
+            rows.append(many.row(**label, mode="retrieval", path=path, clients=args.clients))
+            if answers:
+                full = http_load(
+                    f"{url}/query", answer_body, questions, args.answer_clients, args.answer_seconds, args.max_requests
+                )
+                rows.append(full.row(**label, mode="answer", path=path, clients=args.answer_clients))
     if not args.no_classic:  # the baseline: Serve's Python proxy and actor calls between deployments
         classic = settings.model_copy(update={"serve": settings.serve.model_copy(update={"fast_path": False})})
         with ray_serve(classic) as url:
@@ -482,6 +487,11 @@ def main() -> None:
     ap.add_argument("--unique", type=int, default=2000, help="distinct chunks embedded for the size test")
     ap.add_argument("--no-size-test", action="store_true")
     ap.add_argument("--no-classic", action="store_true", help="skip the baseline: Ray Serve without the fast path")
+    ap.add_argument(
+        "--placements",
+        default="deployment,ingress",
+        help="where retrieval runs on Ray Serve, one server each: its own deployment, inside the ingress",
+    )
     ap.add_argument("--overhead-rounds", type=int, default=2, help="passes over the questions, alternating sides")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "ragline-bench-serve")

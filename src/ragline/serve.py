@@ -4,7 +4,10 @@
       -> Retriever deployment: embedder + index; search()
       -> Generator deployment: the language model; answer() streams Retrieved, Token..., Done
 
-Each deployment takes its replicas, CPUs and autoscaling from ``settings.serve``. The embedded Qdrant engine
+Each deployment takes its replicas, CPUs and autoscaling from ``settings.serve``. With
+``serve.retriever.placement = "ingress"`` there is no Retriever deployment: each ingress replica holds the
+embedder and the index itself (one Serve call less per request) and is sized by the retriever's settings;
+the language model stays a deployment of its own. The embedded Qdrant engine
 lets one process open an index folder at a time, so each retriever replica serves a private copy of the
 index taken when it starts (a Qdrant server, ``qdrant.url``, is shared instead): restart the service, or let
 Serve replace replicas, to serve what was ingested since.
@@ -23,7 +26,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import ray
 from ray import serve
@@ -36,6 +39,7 @@ from ragline.api.answering import GivenHits, answer_events
 from ragline.api.app import create_app
 from ragline.api.backend import iterate_in_thread
 from ragline.api.errors import NotSupportedError, ServiceUnavailableError
+from ragline.api.settings import ServeSettings
 from ragline.components import Components
 from ragline.config import Settings, load_settings
 from ragline.errors import EmptyIndexError, RaglineError
@@ -60,12 +64,11 @@ T = TypeVar("T")
 # -- deployments -----------------------------------------------------------------------------------------
 
 
-@serve.deployment(name="Retriever")
-class RetrieverDeployment:
-    """The embedder and the index; many replicas can serve at once."""
+class ReplicaRetriever:
+    """The embedder and the index as a replica holds them: a Retriever replica's, or an ingress replica's
+    when retrieval runs in the ingress (``serve.retriever.placement``)."""
 
     def __init__(self, settings: Settings) -> None:
-        replica_observability(settings)
         self.snapshot: Path | None = None
         settings, self.snapshot = private_index(settings)
         self.components = Components(settings)
@@ -85,8 +88,8 @@ class RetrieverDeployment:
     ) -> list[Hit]:
         """On a local index, searches on the replica's event loop: a search is a few milliseconds of CPU, and
         handing it to a worker thread and back cost about 0.6 ms per request here. Such a replica runs one
-        search at a time; replicas (``serve.retriever``) are how retrieval scales. A search that waits on a
-        Qdrant server runs in a thread, so the replica's other requests go on meanwhile."""
+        search at a time; replicas are how retrieval scales. A search that waits on a Qdrant server runs in
+        a thread, so the replica's other requests go on meanwhile."""
         if self.searches_locally:
             return self._search(query, k, filters, tenant, context)
         return await asyncio.to_thread(self._search, query, k, filters, tenant, context)
@@ -102,21 +105,34 @@ class RetrieverDeployment:
         with adopt(context):  # the ingress's request id and trace
             return self.retriever.search(query, k, filters=filters, tenant=tenant)
 
-    def check(self) -> int:
+    async def check(self) -> int:
         count = self.components.store.count()
         if count == 0:
             raise EmptyIndexError("the index holds no chunks")
         return count
 
-    def delete_sources(self, prefix: str) -> DeleteReport:
+    async def delete_sources(self, prefix: str) -> DeleteReport:
         """Only called when the index is a shared Qdrant server: one replica's delete serves them all."""
-        return delete_sources(self.components.store, prefix)
+        return await asyncio.to_thread(delete_sources, self.components.store, prefix)
 
-    def __del__(self) -> None:
+    def close(self) -> None:
         with contextlib.suppress(Exception):
             self.components.close()
         if self.snapshot is not None:
             shutil.rmtree(self.snapshot, ignore_errors=True)
+            self.snapshot = None
+
+
+@serve.deployment(name="Retriever")
+class RetrieverDeployment(ReplicaRetriever):
+    """Retrieval as a deployment of its own; many replicas can serve at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        replica_observability(settings)
+        super().__init__(settings)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @serve.deployment(name="Generator")
@@ -152,19 +168,28 @@ class GeneratorDeployment:
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class IngressDeployment:
-    """The FastAPI app of ragline.api over handles to the two deployments."""
+    """The FastAPI app of ragline.api over the Generator's handle and retrieval: the Retriever's handle, or in
+    this replica (``serve.retriever.placement``)."""
 
-    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, settings: Settings) -> None:
+    def __init__(self, retriever: DeploymentHandle | None, generator: DeploymentHandle, settings: Settings) -> None:
         replica_observability(settings)
         if settings.serve.fast_path:
             # Handles are made in the driver, whose Serve was imported before the fast path was chosen, so they
             # default to actor calls; ask for the fast path's gRPC channel between replicas explicitly.
-            retriever, generator = retriever.options(_by_reference=False), generator.options(_by_reference=False)
-        self.backend = RayServeBackend(retriever, generator, shared_index=bool(settings.qdrant.url))
+            generator = generator.options(_by_reference=False)
+            retriever = retriever.options(_by_reference=False) if retriever is not None else None
+        # No retriever handle: retrieval runs here (serve.retriever.placement = "ingress").
+        self.local = ReplicaRetriever(settings) if retriever is None else None
+        retrieval: Retrieval = HandleRetrieval(retriever) if retriever is not None else cast(Retrieval, self.local)
+        self.backend = RayServeBackend(retrieval, generator, shared_index=bool(settings.qdrant.url))
         self.settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self.backend, self.settings.serve)
+
+    def __del__(self) -> None:
+        if self.local is not None:
+            self.local.close()
 
 
 def replica_observability(settings: Settings) -> None:
@@ -179,13 +204,56 @@ def replica_observability(settings: Settings) -> None:
 # -- the backend the ingress serves ----------------------------------------------------------------------
 
 
+class Retrieval(Protocol):
+    """Retrieval as the ingress reaches it: a ReplicaRetriever in its own process, or HandleRetrieval."""
+
+    async def search(
+        self,
+        query: str,
+        k: int | None,
+        filters: dict[str, Any] | None,
+        tenant: str | None,
+        context: dict[str, str] | None = None,
+    ) -> list[Hit]: ...
+
+    async def check(self) -> int: ...
+
+    async def delete_sources(self, prefix: str) -> DeleteReport: ...
+
+
+class HandleRetrieval:
+    """The Retriever deployment through its handle; a call whose replica died is sent again."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def search(
+        self,
+        query: str,
+        k: int | None,
+        filters: dict[str, Any] | None,
+        tenant: str | None,
+        context: dict[str, str] | None = None,
+    ) -> list[Hit]:
+        hits: list[Hit] = await _with_retries(lambda: self.handle.search.remote(query, k, filters, tenant, context))
+        return hits
+
+    async def check(self) -> int:
+        count: int = await _with_retries(lambda: self.handle.check.remote())
+        return count
+
+    async def delete_sources(self, prefix: str) -> DeleteReport:
+        report: DeleteReport = await _with_retries(lambda: self.handle.delete_sources.remote(prefix))
+        return report
+
+
 class RayServeBackend:
-    """A QueryBackend that calls the Retriever and Generator deployments through their handles."""
+    """A QueryBackend over retrieval (a deployment's handle, or in this replica) and the Generator's handle."""
 
     name = "ray-serve"
 
-    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, *, shared_index: bool = False) -> None:
-        self.retriever = retriever
+    def __init__(self, retrieval: Retrieval, generator: DeploymentHandle, *, shared_index: bool = False) -> None:
+        self.retrieval = retrieval
         self.generator = generator
         self.shared_index = shared_index  # a Qdrant server every retriever replica queries
 
@@ -195,10 +263,7 @@ class RayServeBackend:
     async def search(
         self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
     ) -> list[Hit]:
-        plain = dict(filters) if filters else None
-        context = carrier()
-        hits: list[Hit] = await _with_retries(lambda: self.retriever.search.remote(query, k, plain, tenant, context))
-        return hits
+        return await self.retrieval.search(query, k, dict(filters) if filters else None, tenant, carrier())
 
     async def stream(
         self,
@@ -240,7 +305,7 @@ class RayServeBackend:
                     response.cancel()  # the consumer left or failed: stop generating
 
     async def check_index(self) -> None:
-        await _with_retries(lambda: self.retriever.check.remote())
+        await self.retrieval.check()
 
     async def delete_sources(self, prefix: str) -> DeleteReport:
         if not self.shared_index:
@@ -250,8 +315,7 @@ class RayServeBackend:
                 "the Ray Serve engine serves copies of a local index: run `ragline delete --source PREFIX` "
                 "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
             )
-        report: DeleteReport = await _with_retries(lambda: self.retriever.delete_sources.remote(prefix))
-        return report
+        return await self.retrieval.delete_sources(prefix)
 
     async def check_llm(self) -> None:
         await _with_retries(lambda: self.generator.check.remote())
@@ -368,10 +432,34 @@ def build_app(settings: Settings) -> Any:
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})  # replicas have other cwds
     common: dict[str, Any] = {"graceful_shutdown_timeout_s": s.graceful_shutdown_timeout}
     # The decorators make Deployments of the classes; mypy still sees the classes.
-    retriever = cast(Any, RetrieverDeployment).options(**s.retriever.options(), **common).bind(settings)
     generator = cast(Any, GeneratorDeployment).options(**s.generator.options(), **common).bind(settings)
-    ingress = cast(Any, IngressDeployment).options(**s.ingress.options(), **common)
-    return ingress.bind(retriever, generator, settings)
+    return (
+        cast(Any, IngressDeployment)
+        .options(**ingress_options(s), **common)
+        .bind(retriever_app(settings), generator, settings)
+    )
+
+
+def retriever_app(settings: Settings) -> Any:
+    """The bound Retriever deployment; None when retrieval runs in the ingress replicas."""
+    s = settings.serve
+    if s.retriever.placement == "ingress":
+        return None
+    common = {"graceful_shutdown_timeout_s": s.graceful_shutdown_timeout}
+    return cast(Any, RetrieverDeployment).options(**s.retriever.options(), **common).bind(settings)
+
+
+def ingress_options(s: ServeSettings) -> dict[str, Any]:
+    """The ingress's deployment options. When it retrieves itself, the retriever's replicas, CPUs and
+    autoscaling size it, and it still takes requests and writes access lines as the ingress."""
+    if s.retriever.placement != "ingress":
+        return s.ingress.options()
+    own = s.ingress.options()
+    return {
+        **s.retriever.options(),
+        "max_ongoing_requests": own["max_ongoing_requests"],
+        "logging_config": own["logging_config"],
+    }
 
 
 def app_builder(args: dict[str, Any]) -> Any:

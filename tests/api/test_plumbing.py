@@ -111,6 +111,20 @@ def test_deployment_options_fixed_or_autoscaled() -> None:
         DeploymentSettings(min_replicas=3, max_replicas=2)
 
 
+def test_retrieval_in_the_ingress_sizes_the_ingress_as_the_retriever() -> None:
+    from ragline.serve import ingress_options
+
+    inside = ServeSettings(retriever=RetrieverDeployment(num_replicas=3, num_cpus=0.75))
+    assert inside.retriever.placement == "ingress"  # the default
+    options = ingress_options(inside)
+    assert options["num_replicas"] == 3 and options["ray_actor_options"] == {"num_cpus": 0.75}
+    # still takes requests and logs them as the ingress
+    assert options["max_ongoing_requests"] == inside.ingress.max_ongoing_requests
+    assert options["logging_config"]["enable_access_log"] is True
+    apart = ServeSettings(retriever=RetrieverDeployment(num_replicas=3, placement="deployment"))
+    assert ingress_options(apart) == apart.ingress.options()
+
+
 def test_each_key_maps_to_its_tenant() -> None:
     s = ServeSettings(api_keys={"k1": "acme", "k2": "globex"})
     assert tenant_for_key(s, "k1") == "acme" and tenant_for_key(s, "k2") == "globex"

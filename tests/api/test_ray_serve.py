@@ -1,7 +1,8 @@
 """The real app on Ray Serve on 127.0.0.1: the serving contract, fuzzing, an LLM outage, a killed replica.
 
-One Serve start for the module (~10-20 s): retrieval (2 replicas) and generation (1 replica, the
-OpenAI-compatible backend against a real llama.cpp server) behind the FastAPI ingress.
+One Serve start for the module (~10-20 s): retrieval as a deployment of its own (2 replicas) and generation
+(1 replica, the OpenAI-compatible backend against a real llama.cpp server) behind the FastAPI ingress.
+test_ray_serve_in_ingress.py runs the default placement, retrieval inside the ingress replicas.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ragline.api.settings import GeneratorDeployment, IngressDeployment, Retriev
 
 from .contract import FLUX, ServingContract, sse_events
 from .helpers import app_settings, auth, listening_sockets
+from .ray_checks import kill_a_replica_under_load
 
 pytestmark = [
     pytest.mark.slow,
@@ -56,7 +58,7 @@ def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
         max_query_chars=300,
         ingress=IngressDeployment(num_replicas=1),
         # Serve's access lines in the retriever (off by default) let a test see the request id arrive there
-        retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5, access_log=True),
+        retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5, access_log=True, placement="deployment"),
         generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
         # Generous: the shutdown test's answer must finish within it, however busy the machine.
         graceful_shutdown_timeout=120,
@@ -225,50 +227,7 @@ def test_llm_down_gives_503_and_answers_return_when_it_is_back(
 
 
 def test_a_killed_replica_is_replaced_and_the_service_keeps_answering(base_url: str) -> None:
-    from ray import serve
-
-    def retriever_replicas() -> list[str]:
-        actors = ray.util.list_named_actors(all_namespaces=True)
-        return sorted(a["name"] for a in actors if "#Retriever#" in a["name"])
-
-    before = retriever_replicas()
-    assert len(before) == 2
-    statuses: list[tuple[float, int]] = []
-    stop_at = time.monotonic() + 25  # bounded: 4 clients, at most 25 s
-
-    def client_loop(n: int) -> None:
-        with httpx.Client(timeout=60) as http:
-            while time.monotonic() < stop_at:
-                if n == 0:  # one client asks for whole answers, the others search
-                    r = http.post(f"{base_url}/query", json={"query": FLUX, "k": 2}, headers=auth("acme"))
-                else:
-                    r = http.post(f"{base_url}/search", json={"query": FLUX, "k": 3}, headers=auth("acme"))
-                statuses.append((time.monotonic(), r.status_code))
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(client_loop, n) for n in range(4)]
-        time.sleep(5)
-        killed_at = time.monotonic()
-        ray.kill(ray.get_actor(before[0], namespace="serve"), no_restart=True)
-        for f in futures:
-            f.result()
-
-    after_kill = [s for t, s in statuses if t > killed_at]
-    errors = [s for _, s in statuses if s != 200]
-    print(f"{len(statuses)} requests, {len(after_kill)} after the kill, errors: {errors}")
-    assert len(after_kill) > 20, "the service stopped answering after the kill"
-    assert after_kill[-10:] == [200] * 10
-    assert len(errors) <= 0.02 * len(statuses), errors
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        replicas = retriever_replicas()
-        status = serve.status().applications["ragline"].deployments["Retriever"]
-        if len(replicas) == 2 and before[0] not in replicas and status.replica_states.get("RUNNING") == 2:
-            break
-        time.sleep(1)
-    else:
-        pytest.fail(f"the killed replica was not replaced: {retriever_replicas()}")
+    kill_a_replica_under_load(base_url, "Retriever")
 
 
 def test_shutdown_finishes_the_requests_in_flight(base_url: str) -> None:

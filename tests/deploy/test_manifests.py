@@ -164,6 +164,8 @@ def test_serve_args_are_settings_and_gpu_consistent() -> None:
     (application,) = serve_config()["applications"]
     s = Settings(**application["args"])
     retriever = next(d for d in application["deployments"] if d["name"] == "Retriever")
+    # a tuned Retriever deployment exists only when retrieval does not run in the ingress
+    assert s.serve.retriever.placement == "deployment"
     if retriever["ray_actor_options"].get("num_gpus", 0) > 0:
         assert s.embedding.device.startswith("cuda")
         assert s.embedding.backend == "sentence-transformers"

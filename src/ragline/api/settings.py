@@ -54,7 +54,8 @@ class DeploymentSettings(BaseModel):
 
 
 class IngressDeployment(DeploymentSettings):
-    """The FastAPI app: parsing, auth and streaming only, so no CPU is reserved for it."""
+    """The FastAPI app: parsing, auth and streaming, so no CPU is reserved for it. When retrieval runs in the
+    ingress (``retriever.placement``), the retriever's settings size it instead."""
 
     num_cpus: float = Field(default=0, ge=0)
     max_ongoing_requests: int = Field(default=64, ge=1)
@@ -69,6 +70,12 @@ class RetrieverDeployment(DeploymentSettings):
     # Off: Serve writes the line before the search's result leaves the replica (about 0.2 ms of each
     # retrieval here), and the ingress's access line already records the request. Errors are logged anyway.
     access_log: bool = False
+    # Where retrieval runs. "ingress" (the default): inside each ingress replica, which these settings then
+    # size (replicas, CPUs, autoscaling): the bundled embedder and the embedded index are a few ms of CPU, and
+    # a Serve call to a deployment of their own cost about 2.5 ms more per request (docs/serving.md).
+    # "deployment": replicas of their own, called through a handle, e.g. to embed queries on GPU replicas.
+    # Generation is a deployment of its own either way, so the language model and retrieval scale apart.
+    placement: Literal["ingress", "deployment"] = "ingress"
 
 
 class GeneratorDeployment(DeploymentSettings):
