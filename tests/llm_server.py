@@ -102,12 +102,20 @@ class LlamaServer:
         self.stop()
         self._log.close()
 
+    def __enter__(self) -> LlamaServer:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @contextlib.contextmanager
 def llama_server(port: int | None = None, *, n_ctx: int = 2048, threads: int = 2) -> Iterator[str]:
     """Run a llama.cpp server with the bundled SmolLM2 (alias "smollm2"); yields its /v1 base URL."""
-    server = LlamaServer(port, n_ctx=n_ctx, threads=threads)
-    try:
-        yield server.start()
-    finally:
-        server.close()
+    with LlamaServer(port, n_ctx=n_ctx, threads=threads) as server:
+        yield server.base_url

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from llm_server import LlamaServer
 
 from ragline.components import Components
 from ragline.config import load_settings
@@ -43,3 +44,10 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=120) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[LlamaServer]:
+    """A llama.cpp OpenAI-compatible server on 127.0.0.1 for one test module (a module may stop it)."""
+    with LlamaServer(n_ctx=2048, threads=2) as server:
+        yield server

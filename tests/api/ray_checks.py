@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from llm_server import MODEL_ALIAS, LlamaServer
 
 from .contract import FLUX
-from .helpers import auth
+from .helpers import app_settings, auth
+
+
+@contextmanager
+def serving_on_ray(index_dir: Path, llm: LlamaServer, **serve: Any) -> Iterator[str]:
+    """The app on Ray Serve on 127.0.0.1 over the two-tenant index, answering through the test llama.cpp
+    server; ``serve`` are ServeSettings fields. Yields the base URL; stops Serve and Ray after."""
+    from ragline import serve as ray_serve
+    from ragline.ray_local import stop_local_ray
+
+    settings = app_settings(
+        index_dir,
+        llm={"backend": "openai", "base_url": llm.base_url, "model": MODEL_ALIAS, "max_retries": 0, "timeout": 30},
+        # Short enough that no question can overflow the test server's 2048-token window, whatever its
+        # characters (the openai backend counts tokens with another tokenizer than the server's).
+        max_query_chars=300,
+        **serve,
+    )
+    try:
+        yield ray_serve.run(settings, log_to_driver=False)
+    finally:
+        ray_serve.shutdown()
+        stop_local_ray()
 
 
 def kill_a_replica_under_load(base_url: str, deployment: str, replicas: int = 2) -> None:

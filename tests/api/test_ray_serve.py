@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from llm_server import MODEL_ALIAS, LlamaServer
+from llm_server import LlamaServer
 
 from ragline.api.settings import GeneratorDeployment, IngressDeployment, RetrieverDeployment
 
 from .contract import FLUX, ServingContract, sse_events
-from .helpers import app_settings, auth, listening_sockets
-from .ray_checks import kill_a_replica_under_load
+from .helpers import auth, listening_sockets
+from .ray_checks import kill_a_replica_under_load, serving_on_ray
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,39 +36,18 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[LlamaServer]:
-    server = LlamaServer(n_ctx=2048, threads=2)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
 def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
-    from ragline import serve as ray_serve
-    from ragline.ray_local import stop_local_ray
-
-    settings = app_settings(
+    with serving_on_ray(
         index_dir,
-        llm={"backend": "openai", "base_url": llm.base_url, "model": MODEL_ALIAS, "max_retries": 0, "timeout": 30},
-        # Short enough that no question can overflow the test server's 2048-token window, whatever its
-        # characters (the openai backend counts tokens with another tokenizer than the server's).
-        max_query_chars=300,
+        llm,
         ingress=IngressDeployment(num_replicas=1),
         # Serve's access lines in the retriever (off by default) let a test see the request id arrive there
         retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5, access_log=True, placement="deployment"),
         generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
         # Generous: the shutdown test's answer must finish within it, however busy the machine.
         graceful_shutdown_timeout=120,
-    )
-    try:
-        url = ray_serve.run(settings, log_to_driver=False)
+    ) as url:
         yield url
-    finally:
-        ray_serve.shutdown()
-        stop_local_ray()
 
 
 class TestRayServe(ServingContract):

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from llm_server import MODEL_ALIAS, LlamaServer
+from llm_server import LlamaServer
 
 from ragline.api.settings import GeneratorDeployment, RetrieverDeployment
 
 from .contract import FLUX, ServingContract
-from .helpers import SITE, app_settings, auth, listening_sockets
-from .ray_checks import kill_a_replica_under_load
+from .helpers import SITE, auth, listening_sockets
+from .ray_checks import kill_a_replica_under_load, serving_on_ray
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,34 +30,12 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[LlamaServer]:
-    server = LlamaServer(n_ctx=2048, threads=2)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
 def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
-    from ragline import serve as ray_serve
-    from ragline.ray_local import stop_local_ray
-
-    settings = app_settings(
-        index_dir,
-        llm={"backend": "openai", "base_url": llm.base_url, "model": MODEL_ALIAS, "max_retries": 0, "timeout": 30},
-        max_query_chars=300,
-        retriever=RetrieverDeployment(num_replicas=1, num_cpus=0.5),  # placement: the default, the ingress
-        generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
-    )
-    assert settings.serve.retriever.placement == "ingress"
-    try:
-        url = ray_serve.run(settings, log_to_driver=False)
+    retriever = RetrieverDeployment(num_replicas=1, num_cpus=0.5)
+    assert retriever.placement == "ingress"  # the default
+    generator = GeneratorDeployment(num_replicas=1, num_cpus=0.5)
+    with serving_on_ray(index_dir, llm, retriever=retriever, generator=generator) as url:
         yield url
-    finally:
-        ray_serve.shutdown()
-        stop_local_ray()
 
 
 class TestRetrievalInTheIngress(ServingContract):

@@ -13,12 +13,8 @@ from ragline.config import LLMSettings
 @pytest.fixture(scope="session")
 def llm_server() -> Iterator[LlamaServer]:
     """A llama.cpp OpenAI-compatible server on 127.0.0.1, stopped after the session."""
-    server = LlamaServer(n_ctx=2048, threads=2)
-    try:
-        server.start()
+    with LlamaServer(n_ctx=2048, threads=2) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture()
