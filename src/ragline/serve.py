@@ -8,7 +8,7 @@ Each deployment takes its replicas, CPUs and autoscaling from ``settings.serve``
 ``serve.retriever.placement = "ingress"`` there is no Retriever deployment: each ingress replica holds the
 embedder and the index itself (one Serve call less per request) and is sized by the retriever's settings;
 the language model stays a deployment of its own. The embedded Qdrant engine
-lets one process open an index folder at a time, so each retriever replica serves a private copy of the
+lets one process open an index folder at a time, so each replica that retrieves serves a private copy of the
 index taken when it starts (a Qdrant server, ``qdrant.url``, is shared instead): restart the service, or let
 Serve replace replicas, to serve what was ingested since.
 """
@@ -433,20 +433,12 @@ def build_app(settings: Settings) -> Any:
     common: dict[str, Any] = {"graceful_shutdown_timeout_s": s.graceful_shutdown_timeout}
     # The decorators make Deployments of the classes; mypy still sees the classes.
     generator = cast(Any, GeneratorDeployment).options(**s.generator.options(), **common).bind(settings)
-    return (
-        cast(Any, IngressDeployment)
-        .options(**ingress_options(s), **common)
-        .bind(retriever_app(settings), generator, settings)
+    retriever = (  # None: retrieval runs in the ingress replicas
+        cast(Any, RetrieverDeployment).options(**s.retriever.options(), **common).bind(settings)
+        if s.retriever.placement == "deployment"
+        else None
     )
-
-
-def retriever_app(settings: Settings) -> Any:
-    """The bound Retriever deployment; None when retrieval runs in the ingress replicas."""
-    s = settings.serve
-    if s.retriever.placement == "ingress":
-        return None
-    common = {"graceful_shutdown_timeout_s": s.graceful_shutdown_timeout}
-    return cast(Any, RetrieverDeployment).options(**s.retriever.options(), **common).bind(settings)
+    return cast(Any, IngressDeployment).options(**ingress_options(s), **common).bind(retriever, generator, settings)
 
 
 def ingress_options(s: ServeSettings) -> dict[str, Any]:
