@@ -445,7 +445,7 @@ def bench_index(
         many = http_load(f"{url}/search", search_body, questions, args.clients, args.seconds, args.max_requests)
         rows.append(many.row(**label, mode="retrieval", path="http+uvicorn", clients=args.clients))
     for placement in args.placements.split(","):
-        # where retrieval runs: its own deployment (the default), or inside the ingress replicas
+        # where retrieval runs: inside the ingress replicas (the default), or a deployment of its own
         placed = settings.model_copy(deep=True)
         placed.serve.retriever.placement = placement  # type: ignore[assignment]
         path = "http+ray" if placement == "deployment" else f"http+ray-{placement}"
