@@ -1,8 +1,8 @@
 """Foundation figures on real pages: ingest rate, search latency and ask latency with the embedded LLM.
 
-    .venv/bin/python bench/foundation.py [--corpus ray-html-2023-06] [--questions 20] [--asks 5]
+    .venv/bin/python bench/foundation.py [--corpus ray-html-2023-06] [--backend onnx] [--questions 50] [--asks 5]
 
-Prints a table and writes bench/results/foundation.json.
+Prints a table and writes bench/results/foundation-<corpus>-<backend>.json.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ragline.ingest.local import ingest
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", default="ray-html-2023-06")
-    ap.add_argument("--backend", default="sentence-transformers", choices=["sentence-transformers", "onnx"])
+    ap.add_argument("--backend", default=load_settings().embedding.backend, choices=["sentence-transformers", "onnx"])
     ap.add_argument("--questions", type=int, default=50, help="searches timed")
     ap.add_argument("--asks", type=int, default=5, help="full answers timed")
     args = ap.parse_args()

@@ -3,12 +3,14 @@
 variant's retrieval hit rate (top-5) on the dev questions next to its speed.
 
     .venv/bin/python bench/ingest.py [--corpus ray-html-2023-06 --corpus ray-docs] [--limit-docs N]
-        [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1] [--variants a,b,c,d,b-st]
+        [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1] [--variants a,b,c,d,b-w,b-st]
 
 (a) per document: BeautifulSoup ``html.parser``, LangChain ``RecursiveCharacterTextSplitter(512, 50)``,
 ``SentenceTransformer.encode`` of that document's chunks, one upsert per document (qdrant-client, on disk).
 (d) the chunks of (b) embedded by one ``SentenceTransformer.encode`` call; (d') the same by (b)'s embedder,
-configured as (b) runs it (ONNX: one-thread calls, one per core); (b-st) is (b) on sentence-transformers.
+configured as (b) runs it (ONNX: one-thread calls, one per core); (b-w) is (b) on the shipped ONNX file as it
+is (int8-stored weights, float products) instead of the dynamically quantized one; (b-st) is (b) on
+sentence-transformers.
 All use all-MiniLM-L6-v2. Models load before the clock starts, except in (c), whose actors load their own.
 ``--limit-docs N`` keeps the first N files, pages that questions ask about first. The machine is shared, so
 ratios of variants measured in one run mean more than absolute rates; ``cpu_s`` (the process tree's CPU
@@ -195,9 +197,11 @@ def hit_rate(search: Search, questions: list[tuple[str, str]]) -> float:
 # --- variants -------------------------------------------------------------------------------------
 
 
-def settings_for(corpus: Corpus, data_dir: Path, backend: str, **ingest: Any) -> Components:
+def settings_for(corpus: Corpus, data_dir: Path, backend: str, quantization: str = "", **ingest: Any) -> Components:
     s = load_settings(data_dir=data_dir)
     s.embedding.backend = backend  # type: ignore[assignment]
+    if quantization:
+        s.embedding.onnx_quantization = quantization  # type: ignore[assignment]
     s.parse.url_template = corpus.url_template
     for k, v in ingest.items():
         setattr(s.ingest, k, v)
@@ -337,6 +341,11 @@ def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) 
         comp.embedder.warm_up()
         comps.append(comp)
         record(f"b in-process ({backend})", run_engine(folder, corpus.files, comp, ray=False))
+    if "b-w" in args.variants and backend == "onnx":  # the shipped ONNX file as it is: int8 storage, float math
+        comp = settings_for(corpus, work / "b-w", backend, quantization="weights")
+        comp.embedder.warm_up()
+        comps.append(comp)
+        record("b-w in-process (onnx, shipped file)", run_engine(folder, corpus.files, comp, ray=False))
     if "b-st" in args.variants and backend != "sentence-transformers":  # the engine alone, without ONNX
         comp = settings_for(corpus, work / "b-st", "sentence-transformers")
         comp.embedder.warm_up()
@@ -389,7 +398,11 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=0, help="questions scored per corpus (0: all that apply)")
     ap.add_argument("--backend", default=load_settings().embedding.backend, choices=["onnx", "sentence-transformers"])
     ap.add_argument("--embed-actors", type=int, default=1)
-    ap.add_argument("--variants", default="a,b,c,d", help="which of a,b,c,d (and b-st: b on sentence-transformers)")
+    ap.add_argument(
+        "--variants",
+        default="a,b,c,d",
+        help="which of a,b,c,d; b-w: b on the shipped ONNX file; b-st: b on sentence-transformers",
+    )
     args = ap.parse_args()
     args.variants = set(args.variants.split(","))
     corpora = args.corpus or ["ray-html-2023-06", "ray-docs"]

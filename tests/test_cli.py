@@ -80,7 +80,13 @@ def test_search_json_with_filter(ingested) -> None:  # type: ignore[no-untyped-d
 def test_ask_json_streams_and_cites(ingested) -> None:  # type: ignore[no-untyped-def]
     data, _ = ingested
     r = ragline(
-        "ask", "How do I upgrade widgetron?", "--k", "2", "--json", data_dir=data, env={"RAGLINE_LLM__MAX_TOKENS": "48"}
+        "ask",
+        "How do I upgrade widgetron to a newer version?",
+        "--k",
+        "2",
+        "--json",
+        data_dir=data,
+        env={"RAGLINE_LLM__MAX_TOKENS": "48"},
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -88,7 +94,7 @@ def test_ask_json_streams_and_cites(ingested) -> None:  # type: ignore[no-untype
     assert out["citations"][0]["source"].endswith("install.md#upgrading")
     r = ragline(
         "ask",
-        "How do I upgrade widgetron?",
+        "How do I upgrade widgetron to a newer version?",
         "--k",
         "2",
         "--stream",

@@ -100,6 +100,15 @@ def test_autosummary_and_autoclass_keep_api_names(ray_parsed: dict[str, Document
     assert "ray.rllib.models.tf.tf_modelv2.TFModelV2" in ray_parsed["rllib/rllib-models.rst"].text
 
 
+def test_click_commands_are_sections_named_by_their_program(ray_parsed: dict[str, Document], corpora: Path) -> None:
+    cli = ray_parsed["ray-core/api/cli.rst"]
+    stack = next(s for s in cli.sections if s.title == "ray stack")
+    assert stack.anchor == "ray-stack" and stack.text == "ray stack"
+    assert {"ray memory", "ray timeline", "ray status", "ray debug"} <= {s.title for s in cli.sections}
+    html = (corpora / "ray-html-2023-06/docs.ray.io/en/master/ray-core/api/cli.html").read_text(encoding="utf-8")
+    assert 'id="ray-stack"' in html  # the rendered page has the same anchor
+
+
 def test_anchors_agree_with_the_rendered_site(corpora: Path) -> None:
     """Most section anchors from the sources exist as ids in the real docs.ray.io pages.
 
@@ -214,6 +223,19 @@ Second Title
         "The other page.",
     ]
     assert doc.sections[1].text.split("\n") == ["Card title", "Card body.", "Learn more"]
+
+
+def test_click_directive_without_prog_uses_the_command_name() -> None:
+    doc = parse_rst(
+        "Tools\n=====\n\nThe commands.\n\n.. click:: pkg.cli:serve\n   :show-nested:\n\n"
+        ".. click:: pkg.cli:main\n   :prog: pkg run\n",
+        source="tools.rst",
+    )
+    assert [(s.title, s.anchor, s.text) for s in doc.sections] == [
+        ("Tools", "tools", "The commands."),
+        ("serve", "serve", "serve"),
+        ("pkg run", "pkg-run", "pkg run"),
+    ]
 
 
 def test_text_before_first_section_and_duplicate_titles() -> None:

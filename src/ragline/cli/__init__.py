@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from ragline.cli import (
+    adapt,  # noqa: F401
     crawl,  # noqa: F401
     ops,  # noqa: F401  (registers delete, snapshot)
     query,  # noqa: F401  (registers ingest, search, ask)

@@ -31,6 +31,8 @@ def _onnx(s: EmbeddingSettings) -> Embedder:
     return OnnxEmbedder(
         s.model,
         threads=s.threads,
+        quantization=s.onnx_quantization,
+        cache_dir=s.cache_dir,
         batch_size=s.batch_size,
         normalize=s.normalize,
         query_prefix=s.query_prefix,

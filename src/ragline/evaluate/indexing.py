@@ -28,6 +28,10 @@ def index_key(settings: Settings) -> str:
     parts = {
         "chunk": settings.chunk.model_dump(),
         "model": settings.embedding.model,
+        # the backend's numerics: the ONNX file (and its quantization) gives slightly different vectors
+        "backend": [settings.embedding.backend, settings.embedding.onnx_quantization]
+        if settings.embedding.backend == "onnx"
+        else settings.embedding.backend,
         "prefix": settings.embedding.document_prefix,
         "parse": settings.parse.model_dump(exclude={"url_template"}),
         "embedding_text": inspect.getsource(Chunk.embedding_text),

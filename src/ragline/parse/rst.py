@@ -187,10 +187,31 @@ class _AutosummaryDirective(_GenericDirective):
         return [nodes.literal_block(text, text)] if text else []
 
 
+class _ClickDirective(_GenericDirective):
+    """sphinx-click documents a command as a section titled by its program name (``:prog:``).
+
+    The help text comes from the code, which the page source does not hold; the section keeps the name and
+    its anchor, so a question about ``ray stack`` can still find and cite ``#ray-stack``.
+    """
+
+    def run(self) -> list[nodes.Node]:
+        prog = " ".join(str(self.options.get("prog") or "").split())
+        if not prog and self.arguments:
+            prog = self.arguments[0].rsplit(":", 1)[-1].strip()
+        if not prog:
+            return []
+        section = nodes.section()
+        section += nodes.title(prog, prog)
+        section += nodes.literal_block(prog, prog)
+        return [section]
+
+
 def _directive_class(name: str) -> type[Directive]:
     base = name.split(":")[-1]
     if name == "autosummary":
         return _AutosummaryDirective
+    if name == "click":
+        return _ClickDirective
     if name in DROPPED_DIRECTIVES:
         return _DroppedDirective
     if name in CODE_DIRECTIVES:
