@@ -230,3 +230,6 @@ def test_dockerfile_uses_real_files_extras_and_entrypoint() -> None:
     assert set(extras.group(1).split(",")) <= set(pyproject["project"]["optional-dependencies"])
     assert 'ENTRYPOINT ["ragline"]' in text and "ragline" in pyproject["project"]["scripts"]
     assert "-c constraints.txt torch" in text  # torch pinned, never a floating CUDA build
+    # the int8 embedding model is built into the image, in the cache folder the image points ragline at
+    cache = re.search(r"RAGLINE_EMBEDDING__CACHE_DIR=(\S+)", text)
+    assert cache and "warm_up()" in text.split(cache.group(0), 1)[1]
