@@ -175,6 +175,12 @@ def adapt(
         )
     if options.threads:
         torch.set_num_threads(options.threads)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the command draws its own progress
+    except ImportError:  # pragma: no cover - older transformers
+        pass
     torch.manual_seed(options.seed)
     try:
         model = SentenceTransformer(base_model, device=options.device)
