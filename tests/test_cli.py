@@ -142,3 +142,25 @@ def test_model_mismatch_is_refused_with_a_way_out(ingested, tmp_path: Path) -> N
     r = ragline("search", "colour", data_dir=data, env={"RAGLINE_EMBEDDING__MODEL": str(other)})
     assert r.returncode == 4, r.stderr
     assert "--recreate" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ingest_reads_included_code_from_an_include_path(tmp_path: Path) -> None:
+    pages, code = tmp_path / "pages", tmp_path / "code"
+    (pages / "guide").mkdir(parents=True)
+    (code / "guide" / "doc_code").mkdir(parents=True)
+    (code / "guide" / "doc_code" / "retry.py").write_text(
+        "# __retry_start__\n@ray.remote(max_retries=5, retry_exceptions=True)\ndef flaky_fetch(url):\n"
+        "    return download(url)\n# __retry_end__\n"
+    )
+    (pages / "guide" / "tasks.rst").write_text(
+        "Tasks\n=====\n\nRetrying failed tasks\n---------------------\n\nAn example:\n\n"
+        ".. literalinclude:: doc_code/retry.py\n    :start-after: __retry_start__\n    :end-before: __retry_end__\n"
+    )
+    data = tmp_path / "data"
+    r = ragline("ingest", str(pages), "--include-path", str(code), "--json", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    r = ragline("search", "flaky_fetch max_retries", "--k", "1", "--json", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    hit = json.loads(r.stdout)["hits"][0]
+    assert hit["source"].endswith("tasks.rst#retrying-failed-tasks")
+    assert "@ray.remote(max_retries=5, retry_exceptions=True)" in hit["text"] and "__retry_" not in hit["text"]

@@ -31,6 +31,10 @@ class ParseSettings(BaseModel):
     url_template: str | None = None  # e.g. https://docs.ray.io/en/master/{path_noext}.html
     max_file_bytes: int = 20_000_000
     notebook_output_chars: int = 500  # notebook cell outputs are cut to this many characters
+    # ``literalinclude`` and ``include`` in rst / MyST pages are read from the page's folder, from the folder
+    # being ingested (a path starting with "/"), and from these folders, which mirror that tree (code kept apart
+    # from the pages). Only files under those folders are read.
+    include_paths: list[Path] = []
     # Replace e-mails, phone numbers, IP addresses and secrets with [EMAIL], [PHONE], [IP], [SECRET] in the
     # parsed text, before chunking and embedding (``ragline ingest --redact``); see ragline.privacy.
     redact: bool = False

@@ -37,6 +37,13 @@ def ingest(
         typer.Option(help="Public URL of a file, e.g. https://docs.ray.io/en/master/{path_noext}.html"),
     ] = None,
     selector: Annotated[str | None, typer.Option(help="CSS selector of the content in HTML pages")] = None,
+    include_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--include-path",
+            help="A folder mirroring the source tree, searched for files that pages literalinclude or include",
+        ),
+    ] = None,
     recreate: Annotated[bool, typer.Option(help="Drop the index first (e.g. to change embedding model)")] = False,
     redact: Annotated[
         bool, typer.Option("--redact", help="Replace e-mails, phone numbers, IPs and secrets before indexing")
@@ -75,6 +82,8 @@ def ingest(
         comp.settings.parse.url_template = url_template
     if selector:
         comp.settings.parse.html_selector = selector
+    if include_path:
+        comp.settings.parse.include_paths = [*comp.settings.parse.include_paths, *include_path]
     if redact:
         comp.settings.parse.redact = True
     comp.settings.ingest = _ingest_settings(

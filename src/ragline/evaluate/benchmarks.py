@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ragline.config import Settings
 from ragline.errors import SourceError
 from ragline.evaluate.datasets import (
     Question,
@@ -35,6 +36,12 @@ class Benchmark:
     paths: list[Path]
     url_template: str | None = None
     corpus: Path | None = None  # a BEIR corpus.jsonl, indexed through :func:`documents`
+    include_paths: list[Path] = field(default_factory=list)  # folders mirroring the pages' tree (included code)
+
+    def configure(self, settings: Settings) -> None:
+        """Set what the benchmark decides about parsing: its URL template and where included files live."""
+        settings.parse.url_template = self.url_template
+        settings.parse.include_paths = list(self.include_paths)
 
     def documents(self, limit: int | None = None) -> Iterator[Document]:
         if self.corpus is None:
@@ -48,12 +55,14 @@ def _need(path: Path) -> Path:
     return path
 
 
-def ray(corpora: Path, split: str = "dev") -> Benchmark:
+def ray(corpora: Path, split: str = "dev", *, include_code: bool = False) -> Benchmark:
     """Ray docs (+ the supplement's page sources) and the questions whose page maps to a source file.
 
     The page of a question is its URL without anchor; ``url_to_doc_source.jsonl`` maps it to a file under
     ``ray-docs/`` (or, for pages missing at that commit, under ``ray-docs-supplement/``). Pages generated
     from docstrings have no file: those questions cannot be answered from this corpus and are not counted.
+    ``include_code`` also reads the code the pages ``literalinclude`` (``ray-docs-code/``), as the rendered
+    pages show it; the benchmark as defined indexes the page sources alone.
     """
     evald = _need(corpora / "ray-eval")
     mapping = {normalise_url(row["url"]): row for row in read_jsonl(evald / "url_to_doc_source.jsonl")}
@@ -80,7 +89,9 @@ def ray(corpora: Path, split: str = "dev") -> Benchmark:
     paths = [_need(corpora / "ray-docs"), *sorted(p for p in supplement.iterdir() if p.is_dir())]
     notes = {"questions": len(rows), "counted": len(questions), "not_counted": dict(skipped)}
     qset = QuestionSet(f"ray-{split}", questions, page_key, "chunks", notes)
-    return Benchmark(f"ray-{split}", qset, paths, url_template=RAY_URL_TEMPLATE)
+    # The pages' literalinclude'd code (serve/doc_code/*.py...) lives in a folder of its own, mirroring ray-docs.
+    code = [_need(corpora / "ray-docs-code")] if include_code else []
+    return Benchmark(f"ray-{split}", qset, paths, url_template=RAY_URL_TEMPLATE, include_paths=code)
 
 
 def _mapped_file(entry: dict | None) -> str | None:

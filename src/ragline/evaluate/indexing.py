@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+import ragline.parse as parse_package
 from ragline.components import Components
 from ragline.config import Settings
 from ragline.evaluate.benchmarks import Benchmark
@@ -33,11 +34,21 @@ def index_key(settings: Settings) -> str:
         if settings.embedding.backend == "onnx"
         else settings.embedding.backend,
         "prefix": settings.embedding.document_prefix,
-        "parse": settings.parse.model_dump(exclude={"url_template"}),
+        "parse": settings.parse.model_dump(mode="json", exclude={"url_template"}),
+        "parsers": _parser_code_hash(),
         "embedding_text": inspect.getsource(Chunk.embedding_text),
         "bm25_avg_len": sparse.AVG_LEN,
     }
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=6).hexdigest()
+
+
+def _parser_code_hash() -> str:
+    """The parsers' source: a parser change re-indexes instead of reusing text parsed the old way."""
+    folder = Path(parse_package.__file__).parent
+    digest = hashlib.blake2b(digest_size=6)
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def index_dir(cache: Path, bench: Benchmark, settings: Settings) -> Path:
@@ -49,5 +60,5 @@ def build_index(bench: Benchmark, components: Components) -> IndexReport:
     if bench.corpus is not None:
         loaded = (Loaded(d.source, document=d) for d in bench.documents())
         return index_documents(loaded, [], components)
-    components.settings.parse.url_template = bench.url_template
+    bench.configure(components.settings)
     return ingest(bench.paths, components)

@@ -18,6 +18,7 @@ from pathlib import PurePath, PurePosixPath
 from ragline.config import ParseSettings
 from ragline.errors import SourceError
 from ragline.parse.html import declared_charset, parse_html
+from ragline.parse.includes import IncludeResolver
 from ragline.parse.markdown import parse_markdown
 from ragline.parse.notebook import parse_notebook
 from ragline.parse.rst import parse_rst
@@ -41,6 +42,11 @@ class ParseContext:
     source: str
     settings: ParseSettings
     path: str | None = None
+    root: str | None = None  # the folder a local file was found under: ``/`` in its include paths
+
+    def includes(self) -> IncludeResolver | None:
+        """Reads the files a local document includes (``literalinclude``, ``include``); None for other sources."""
+        return IncludeResolver.for_document(self.path, self.root, self.settings.include_paths)
 
     @property
     def name(self) -> str | None:
@@ -65,11 +71,13 @@ def _html(text: str, ctx: ParseContext) -> Document:
 
 def _markdown(text: str, ctx: ParseContext) -> Document:
     mdx = (ctx.path or ctx.source).lower().endswith(".mdx")
-    return parse_markdown(text, source=ctx.source, mdx=mdx, fallback_title=ctx.name, path=ctx.path)
+    return parse_markdown(
+        text, source=ctx.source, mdx=mdx, fallback_title=ctx.name, path=ctx.path, includes=ctx.includes()
+    )
 
 
 def _rst(text: str, ctx: ParseContext) -> Document:
-    return parse_rst(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path)
+    return parse_rst(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path, includes=ctx.includes())
 
 
 def _notebook(text: str, ctx: ParseContext) -> Document:
@@ -161,6 +169,7 @@ def parse_bytes(
     kind: str,
     settings: ParseSettings,
     path: str | None = None,
+    root: str | None = None,
 ) -> Document:
     """Decode and parse one document; every failure is a SourceError with a short reason.
 
@@ -173,7 +182,7 @@ def parse_bytes(
         raise SourceError("binary content")
     text = _decode(data, kind)
     try:
-        doc = parser.parse(text, ParseContext(source=source, settings=settings, path=path))
+        doc = parser.parse(text, ParseContext(source=source, settings=settings, path=path, root=root))
     except SourceError:
         raise
     except Exception as exc:  # one bad document must not abort an ingest

@@ -19,6 +19,7 @@ from mdit_py_plugins.myst_blocks import myst_block_plugin
 from mdit_py_plugins.myst_role import myst_role_plugin
 
 from ragline.parse.anchors import AnchorRegistry, AnchorStyle, slugify
+from ragline.parse.includes import IncludeResolver, select_lines
 from ragline.parse.rst import (
     CARD_SEPARATOR_RE,
     CODE_DIRECTIVES,
@@ -99,18 +100,26 @@ def _html_text(fragment: str) -> str:
     return html.unescape(_TAG_RE.sub(" ", _HTML_COMMENT_RE.sub("", fragment)))
 
 
-def _strip_options(body: str) -> str:
-    """Remove a directive's leading ``:option: value`` lines or ``---`` YAML option block."""
+def _split_options(body: str) -> tuple[dict[str, str], str]:
+    """A directive's leading ``:option: value`` lines or ``---`` YAML option block, and the body after them."""
     lines = body.split("\n")
+    options: dict[str, str] = {}
     if lines and lines[0].strip() == "---":
         for end in range(1, len(lines)):
             if lines[end].strip() == "---":
+                for line in lines[1:end]:
+                    key, sep, value = line.partition(":")
+                    if sep and key.strip():
+                        options[key.strip()] = value.strip().strip("'\"")
                 lines = lines[end + 1 :]
                 break
     start = 0
     while start < len(lines) and _OPTION_LINE_RE.match(lines[start]):
+        key, _, value = lines[start].strip()[1:].partition(":")
+        options[key] = value.strip()
         start += 1
-    return "\n".join("" if CARD_SEPARATOR_RE.match(ln) else ln for ln in lines[start:]).strip("\n")
+    rest = "\n".join("" if CARD_SEPARATOR_RE.match(ln) else ln for ln in lines[start:]).strip("\n")
+    return options, rest
 
 
 def _front_matter_title(content: str) -> str | None:
@@ -135,9 +144,17 @@ class _Renderer:
     """Turns a token stream into drafts (split at headings) or, nested, into plain lines."""
 
     def __init__(
-        self, parser: MarkdownIt, style: AnchorStyle, registry: AnchorRegistry, *, split: bool, depth: int = 0
+        self,
+        parser: MarkdownIt,
+        style: AnchorStyle,
+        registry: AnchorRegistry,
+        *,
+        split: bool,
+        depth: int = 0,
+        includes: IncludeResolver | None = None,
     ) -> None:
         self.parser = parser
+        self.includes = includes
         self.style = style
         self.registry = registry
         self.split = split
@@ -189,15 +206,41 @@ class _Renderer:
         if self.depth >= MAX_NESTING:
             self.line(body)
             return
-        inner = _Renderer(self.parser, self.style, self.registry, split=False, depth=self.depth + 1)
+        inner = _Renderer(
+            self.parser, self.style, self.registry, split=False, depth=self.depth + 1, includes=self.includes
+        )
         inner.render(self.parser.parse(body))
         for draft in inner.drafts:
             self.drafts[-1].lines.extend(draft.lines)
 
+    def _include(self, name: str, argument: str, options: dict[str, str]) -> None:
+        """``literalinclude`` shows the file's code; ``include`` renders a Markdown or rst fragment in place."""
+        if self.includes is None:
+            return
+        if name == "literalinclude":
+            code = self.includes.literal(argument, options)
+            if code is not None:
+                self.line(" ".join(options.get("caption", "").split()))
+                self.line(code.rstrip())
+            return
+        found = self.includes.read(argument)
+        selected = select_lines(found[1], options) if found is not None else None
+        if found is None or not selected or not selected.strip():
+            return
+        suffix = found[0].suffix.lower()
+        if "literal" in options or "code" in options:
+            self.line(selected.rstrip())
+        elif suffix in (".md", ".markdown", ".txt"):
+            self._nested(selected)
+        elif suffix in (".rst", ".rest"):
+            self.line(rst_to_text(selected))
+
     def directive(self, name: str, argument: str, body: str) -> None:
         name = name.lower()
-        body = _strip_options(body)
-        if name == "eval-rst":
+        options, body = _split_options(body)
+        if name in ("literalinclude", "include"):
+            self._include(name, argument.strip(), options)
+        elif name == "eval-rst":
             self.line(rst_to_text(body))
         elif name in DROPPED_DIRECTIVES:
             return
@@ -268,6 +311,7 @@ def parse_markdown(
     fallback_title: str | None = None,
     path: str | None = None,
     kind: str = KIND,
+    includes: IncludeResolver | None = None,
 ) -> Document:
     """Parse Markdown into sections at its headings.
 
@@ -279,7 +323,7 @@ def parse_markdown(
     myst = is_myst(text)
     parser = _MYST_PARSER if myst else _PLAIN_PARSER
     resolved: AnchorStyle = style or ("sphinx" if myst else "github")
-    renderer = _Renderer(parser, resolved, AnchorRegistry(), split=True)
+    renderer = _Renderer(parser, resolved, AnchorRegistry(), split=True, includes=includes)
     renderer.render(parser.parse(text))
     drafts = renderer.drafts
     first_heading = next((d.title for d in drafts[1:] if d.level == 1), None) or next(

@@ -14,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from docutils import nodes, utils
+from docutils import nodes, statemachine, utils
 from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Directive, Parser, directives, roles
 from docutils.parsers.rst.languages import en as _rst_en
 
 from ragline.parse.anchors import AnchorRegistry, sphinx_id
+from ragline.parse.includes import IncludeResolver, select_lines
 from ragline.records import Document, Section
 
 KIND = "rst"
@@ -206,12 +207,63 @@ class _ClickDirective(_GenericDirective):
         return [section]
 
 
+def _resolver(directive: Directive) -> IncludeResolver | None:
+    return getattr(directive.state.document.settings, "ragline_includes", None)
+
+
+def _options(directive: Directive) -> dict[str, str]:
+    return {key: "" if value is None else str(value) for key, value in directive.options.items()}
+
+
+class _LiteralIncludeDirective(_GenericDirective):
+    """The code a page includes from a file, as the rendered page shows it (with its caption)."""
+
+    def run(self) -> list[nodes.Node]:
+        resolver = _resolver(self)
+        if resolver is None or not self.arguments:
+            return []
+        code = resolver.literal(self.arguments[0], _options(self))
+        if code is None:
+            return []
+        caption = " ".join(str(self.options.get("caption") or "").split())
+        shown: list[nodes.Node] = [nodes.paragraph(caption, caption)] if caption else []
+        return [*shown, nodes.literal_block(code, code)]
+
+
+class _IncludeDirective(_GenericDirective):
+    """An included reStructuredText fragment is parsed in place, as if written in the page."""
+
+    def run(self) -> list[nodes.Node]:
+        resolver = _resolver(self)
+        found = resolver.read(self.arguments[0]) if resolver is not None and self.arguments else None
+        if found is None:
+            return []
+        path, text = found
+        options = _options(self)
+        selected = select_lines(text, options) or ""
+        if "literal" in options or "code" in options:
+            return [nodes.literal_block(selected, selected)] if selected.strip() else []
+        if path.suffix.lower() not in _RST_FRAGMENT_SUFFIXES or not selected.strip():
+            return []
+        register_extensions(selected)
+        lines = statemachine.string2lines(selected, 8, convert_whitespace=True)
+        self.state_machine.insert_input(lines, str(path))
+        return []
+
+
+_RST_FRAGMENT_SUFFIXES = frozenset({".rst", ".rest", ".txt", ".inc"})
+
+
 def _directive_class(name: str) -> type[Directive]:
     base = name.split(":")[-1]
     if name == "autosummary":
         return _AutosummaryDirective
     if name == "click":
         return _ClickDirective
+    if name == "literalinclude":
+        return _LiteralIncludeDirective
+    if name == "include":
+        return _IncludeDirective
     if name in DROPPED_DIRECTIVES:
         return _DroppedDirective
     if name in CODE_DIRECTIVES:
@@ -236,12 +288,13 @@ def _xref_role(
 
 # docutils knows these (or aliases them to ``code``) but rejects Sphinx's options (:linenos:,
 # :emphasize-lines:, :caption:...), which would turn the whole block into a dropped error.
-_REPLACED_BUILTINS = CODE_DIRECTIVES - {"parsed-literal"}
+# docutils' own ``include`` reads files by itself; ours reads only through the document's IncludeResolver.
+_REPLACED_BUILTINS = (CODE_DIRECTIVES - {"parsed-literal"}) | {"include"}
 
 
 def _known_directive(name: str) -> bool:
     if name in _REPLACED_BUILTINS:
-        return directives._directives.get(name) is _CodeDirective
+        return directives._directives.get(name) is _directive_class(name)
     return name in directives._directives or name in directives._directive_registry or name in _rst_en.directives
 
 
@@ -278,11 +331,13 @@ def _settings() -> Any:
     return copy.copy(_BASE_SETTINGS)
 
 
-def _doctree(text: str) -> nodes.document:
+def _doctree(text: str, includes: IncludeResolver | None = None) -> nodes.document:
     from docutils.core import publish_doctree
 
     register_extensions(text)
-    return publish_doctree(text, settings=_settings())
+    settings = _settings()
+    settings.ragline_includes = includes
+    return publish_doctree(text, settings=settings)
 
 
 # ---------------------------------------------------------------- doctree -> text
@@ -441,9 +496,9 @@ def _drafts_from_plain_text(text: str) -> list[_Draft]:
     return drafts
 
 
-def _drafts(text: str) -> list[_Draft]:
+def _drafts(text: str, includes: IncludeResolver | None = None) -> list[_Draft]:
     try:
-        return _drafts_from_doctree(_doctree(text))
+        return _drafts_from_doctree(_doctree(text, includes))
     except (Exception, SystemExit):  # docutils on hostile input: keep the text, lose the markup
         return _drafts_from_plain_text(text)
 
@@ -464,9 +519,14 @@ def parse_rst(
     source: str,
     fallback_title: str | None = None,
     path: str | None = None,
+    includes: IncludeResolver | None = None,
 ) -> Document:
-    """Parse reStructuredText into sections at its section titles, anchored as Sphinx anchors them."""
-    drafts = _drafts(text)
+    """Parse reStructuredText into sections at its section titles, anchored as Sphinx anchors them.
+
+    With ``includes``, ``literalinclude`` shows the included code and ``include`` parses the fragment in place;
+    without, both show nothing.
+    """
+    drafts = _drafts(text, includes)
     first_title = next((d.title for d in drafts[1:] if d.title), None)
     title = first_title or fallback_title or source
     drafts[0].title = title

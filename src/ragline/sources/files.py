@@ -121,7 +121,7 @@ def load_document(file: LocalFile, settings: ParseSettings) -> Document:
         source_url(file.relpath, settings.url_template) if settings.url_template else file.path.absolute().as_posix()
     )
     try:
-        doc = parse_bytes(data, source=source, kind=kind, settings=settings, path=str(file.path))
+        doc = parse_bytes(data, source=source, kind=kind, settings=settings, path=str(file.path), root=str(file.root))
     except SourceError:
         raise
     except Exception as exc:  # parse_bytes already wraps parser failures; this is the last guard
