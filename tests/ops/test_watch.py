@@ -27,15 +27,22 @@ def test_runs_again_only_when_something_changed(tmp_path: Path) -> None:
         3: lambda: (docs / "beta.md").unlink(),
         4: lambda: (docs / "logo.png").write_bytes(b"not a document type"),  # ingest ignores it; so does the watch
         5: lambda: (docs / "old" / "new.md").write_text("# New\n\nnew page\n"),
+        6: lambda: (docs / "doc_code").mkdir(),
+        7: lambda: (docs / "doc_code" / "example.py").write_text("print('a page may include me')\n"),
+        8: lambda: (code / "guide" / "snippet.yaml").write_text("num_replicas: 2\n"),  # under an include path
     }
-    polls = iter(range(1, 6))
+    code = tmp_path / "code"
+    (code / "guide").mkdir(parents=True)
+    polls = iter(range(1, 9))
 
     def sleep(_: float) -> None:
         edits[next(polls)]()
 
-    made = watch([docs], lambda: len(runs), interval=1.0, on_result=runs.append, polls=5, sleep=sleep)
-    assert made == 4  # the first run, then after polls 2, 3 and 5
-    assert runs == [0, 1, 2, 3]
+    made = watch(
+        [docs], lambda: len(runs), interval=1.0, on_result=runs.append, polls=8, sleep=sleep, include_paths=[code]
+    )
+    assert made == 6  # the first run, then after polls 2, 3, 5, 7 and 8
+    assert runs == [0, 1, 2, 3, 4, 5]
 
 
 def test_a_failed_run_is_retried_at_the_next_poll(tmp_path: Path) -> None:

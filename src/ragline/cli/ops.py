@@ -204,7 +204,9 @@ def watch_ingest(
     if not as_json:
         out.print(f"watching {', '.join(paths)} every {interval:g} s (Ctrl-C to stop)")
     try:
-        watch(paths, run, interval=interval, on_result=show, polls=polls)
+        watch(
+            paths, run, interval=interval, on_result=show, polls=polls, include_paths=comp.settings.parse.include_paths
+        )
     except KeyboardInterrupt:
         if not as_json:
             out.print("stopped watching")

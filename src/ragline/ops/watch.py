@@ -10,34 +10,84 @@ re-crawl), so give those a long interval.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from ragline.errors import RaglineError
-from ragline.sources.files import iter_files
+from ragline.sources.files import SKIPPED_DIRS, iter_files
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Fingerprint = dict[str, tuple[int, int]]  # path -> (size, mtime in ns)
+# Files a page may literalinclude or include: a change to one can change a page (parse/includes.py).
+INCLUDABLE_SUFFIXES = frozenset(
+    [
+        ".py",
+        ".pyi",
+        ".yaml",
+        ".yml",
+        ".json",
+        ".toml",
+        ".cfg",
+        ".ini",
+        ".sh",
+        ".bash",
+        ".txt",
+        ".rst",
+        ".md",
+        ".inc",
+        ".js",
+        ".ts",
+        ".java",
+        ".cpp",
+        ".cc",
+        ".h",
+        ".hpp",
+        ".go",
+        ".rs",
+        ".sql",
+        ".r",
+        ".scala",
+        ".proto",
+        ".dockerfile",
+    ]
+)
 
 
 def is_url(path: str | Path) -> bool:
     return str(path).startswith(("http://", "https://"))
 
 
-def fingerprint(paths: Sequence[str | Path]) -> Fingerprint:
-    """(size, mtime) of every file ingest would read under ``paths`` (the same walk, the same skips)."""
+def fingerprint(paths: Sequence[str | Path], include_paths: Sequence[Path] = ()) -> Fingerprint:
+    """(size, mtime) of every file ingest would read under ``paths`` (the same walk, the same skips), and of
+    every file its pages could include: code and text files under those folders and under ``include_paths``."""
+    local = [Path(p) for p in paths if not is_url(p)]
     out: Fingerprint = {}
-    for f in iter_files([Path(p) for p in paths if not is_url(p)]):
+    files = [f.path for f in iter_files(local)]
+    files += [p for folder in [*local, *include_paths] if Path(folder).is_dir() for p in _includable(Path(folder))]
+    for path in files:
         try:
-            st = f.path.stat()
+            st = path.stat()
         except OSError:  # removed while walking (or named but missing): the next poll sees it
             continue
-        out[str(f.path)] = (st.st_size, st.st_mtime_ns)
+        out[str(path)] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def _includable(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS]
+        found += [
+            Path(dirpath) / n
+            for n in filenames
+            if not n.startswith(".") and Path(n).suffix.lower() in INCLUDABLE_SUFFIXES
+        ]
+    return found
 
 
 def watch(
@@ -48,6 +98,7 @@ def watch(
     on_result: Callable[[T], None],
     polls: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    include_paths: Sequence[Path] = (),
 ) -> int:
     """Run ``run()`` now, then again after each poll that sees a change; returns how many runs were made.
 
@@ -62,7 +113,7 @@ def watch(
     runs = 0
     done = 0
     while True:
-        current = fingerprint(paths)
+        current = fingerprint(paths, include_paths)
         if seen is None or current != seen or always:
             try:
                 result = run()
