@@ -100,6 +100,8 @@ def test_parse_method() -> None:
     assert parse_method("hybrid+title+rerank", unset).settings.rerank == ["title"]
     assert parse_method("hybrid", unset).settings.rerank == []
     assert parse_method("default", base).settings == base and parse_method("default", unset).label == "default"
-    for bad in ("magic", "dense@nosuch=1", "dense@k=0"):
+    one_changed = parse_method("default@max_per_page=none", base).settings
+    assert one_changed == base.model_copy(update={"max_per_page": None})
+    for bad in ("magic", "dense@nosuch=1", "dense@k=0", "default@nosuch=1"):
         with pytest.raises(BadRequestError):
             parse_method(bad, base)

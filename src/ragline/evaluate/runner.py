@@ -4,7 +4,8 @@ A method is written ``MODE[+STAGE...][@key=value...]``: ``dense``, ``bm25``, ``h
 rerankers (``title``, ``sentences:0.5``, ``cross-encoder``...) or ``rerank`` for the configured chain
 (chosen by the index when ``retrieval.rerank`` is unset); each ``@`` overrides another retrieval setting,
 e.g. ``hybrid@dense_weight=2@candidates=100`` (no commas, so a comma-separated list of methods stays
-unambiguous). ``default`` is the configured retrieval as it is.
+unambiguous). ``default`` is the configured retrieval as it is, and ``default@key=value`` the same with one
+setting changed (``default@max_per_page=none``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,20 @@ def parse_method(spec: str, base: RetrievalSettings) -> Method:
     if spec.strip() == "default":
         return Method("default", base)
     body, *overrides = spec.strip().split("@")
+    update: dict[str, Any] = {} if body.strip() == "default" else _search_and_stages(spec, body, base)
+    for pair in filter(None, (p.strip() for p in overrides)):
+        key, sep, value = pair.partition("=")
+        if not sep or key not in RetrievalSettings.model_fields:
+            raise BadRequestError(f"method {spec!r}: {pair!r} is not a retrieval setting=value")
+        update[key] = None if value.lower() in ("none", "null", "") else value
+    try:
+        settings = RetrievalSettings.model_validate({**base.model_dump(), **update})
+    except ValidationError as e:
+        raise BadRequestError(f"method {spec!r}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
+    return Method(spec.strip(), settings)
+
+
+def _search_and_stages(spec: str, body: str, base: RetrievalSettings) -> dict[str, Any]:
     mode, *stages = [p.strip() for p in body.split("+")]
     if mode not in SEARCH_MODES:
         raise BadRequestError(f"method {spec!r}: starts with one of default, {', '.join(SEARCH_MODES)}")
@@ -60,17 +75,7 @@ def parse_method(spec: str, base: RetrievalSettings) -> Method:
                 chosen_by_index = True
         elif stage:
             rerank.append(stage)
-    update: dict[str, Any] = {"mode": mode, "rerank": None if chosen_by_index and not rerank else rerank}
-    for pair in filter(None, (p.strip() for p in overrides)):
-        key, sep, value = pair.partition("=")
-        if not sep or key not in RetrievalSettings.model_fields:
-            raise BadRequestError(f"method {spec!r}: {pair!r} is not a retrieval setting=value")
-        update[key] = None if value.lower() in ("none", "null", "") else value
-    try:
-        settings = RetrievalSettings.model_validate({**base.model_dump(), **update})
-    except ValidationError as e:
-        raise BadRequestError(f"method {spec!r}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
-    return Method(spec.strip(), settings)
+    return {"mode": mode, "rerank": None if chosen_by_index and not rerank else rerank}
 
 
 class QueryCache:
