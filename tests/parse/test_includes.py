@@ -126,6 +126,13 @@ def test_rst_literalinclude_shows_the_code_and_include_parses_the_fragment(tmp_p
     assert "ray.init" not in plain and "literalinclude" not in plain and "Text." in plain
 
 
+def test_rst_includes_a_markdown_fragment_as_text(tmp_path: Path) -> None:
+    docs, code = _tree(tmp_path)
+    (docs / "guide" / "note.md").write_text("## Heads up\n\nRead the **upgrade** notes first.\n")
+    text = _parse(docs, code, "guide/page.rst", "Page\n====\n\n.. include:: note.md\n   :parser: myst\n\nAfter.\n")
+    assert "Heads up\nRead the upgrade notes first.\nAfter." in text and "**" not in text
+
+
 def test_rst_include_cycles_end(tmp_path: Path) -> None:
     docs, code = _tree(tmp_path)
     (docs / "guide" / "a.rst").write_text("From a.\n\n.. include:: b.rst\n")

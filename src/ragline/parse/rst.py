@@ -243,7 +243,15 @@ class _IncludeDirective(_GenericDirective):
         selected = select_lines(text, options) or ""
         if "literal" in options or "code" in options:
             return [nodes.literal_block(selected, selected)] if selected.strip() else []
-        if path.suffix.lower() not in _RST_FRAGMENT_SUFFIXES or not selected.strip():
+        if not selected.strip():
+            return []
+        if path.suffix.lower() in _MARKDOWN_SUFFIXES:  # a MyST fragment (``:parser: myst_parser.sphinx_``)
+            from ragline.parse.markdown import parse_markdown
+
+            fragment = parse_markdown(selected, source=str(path), includes=resolver)
+            lines = [line for section in fragment.sections for line in (section.title, section.text) if line]
+            return [nodes.paragraph(line, line) for line in lines]
+        if path.suffix.lower() not in _RST_FRAGMENT_SUFFIXES:
             return []
         register_extensions(selected)
         lines = statemachine.string2lines(selected, 8, convert_whitespace=True)
@@ -252,6 +260,7 @@ class _IncludeDirective(_GenericDirective):
 
 
 _RST_FRAGMENT_SUFFIXES = frozenset({".rst", ".rest", ".txt", ".inc"})
+_MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 
 
 def _directive_class(name: str) -> type[Directive]:
