@@ -284,15 +284,19 @@ class RayServeBackend:
                 self.generator.options(stream=True).answer.remote(question, hits, list(history), carrier()),
             )
             finished = False
+            done: Done | None = None
             try:
                 async for event in response:
                     if isinstance(event, Token) and first_token is None:
                         first_token = time.perf_counter()
                     elif isinstance(event, Done):
                         _ingress_timings(event, started, retrieved, first_token)
+                        # Held until the replica's call has returned: a consumer that stops at Done would
+                        # otherwise cancel a finished call, which Serve then counts and logs as cancelled.
+                        done = event
+                        continue
                     yield event
                 finished = True
-                return
             except Exception as e:
                 error = _unwrap(e)
                 if isinstance(error, _ReplicaGone) and first_token is None and attempt < REPLICA_RETRIES:
@@ -303,6 +307,9 @@ class RayServeBackend:
             finally:
                 if not finished:
                     response.cancel()  # the consumer left or failed: stop generating
+            if done is not None:
+                yield done
+            return
 
     async def check_index(self) -> None:
         await self.retrieval.check()
