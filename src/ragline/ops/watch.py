@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ragline.errors import RaglineError
-from ragline.sources.files import SKIPPED_DIRS, iter_files
+from ragline.parse import kind_for
+from ragline.sources.files import SKIPPED_DIRS
 
 log = logging.getLogger(__name__)
 
@@ -25,36 +26,8 @@ T = TypeVar("T")
 Fingerprint = dict[str, tuple[int, int]]  # path -> (size, mtime in ns)
 # Files a page may literalinclude or include: a change to one can change a page (parse/includes.py).
 INCLUDABLE_SUFFIXES = frozenset(
-    [
-        ".py",
-        ".pyi",
-        ".yaml",
-        ".yml",
-        ".json",
-        ".toml",
-        ".cfg",
-        ".ini",
-        ".sh",
-        ".bash",
-        ".txt",
-        ".rst",
-        ".md",
-        ".inc",
-        ".js",
-        ".ts",
-        ".java",
-        ".cpp",
-        ".cc",
-        ".h",
-        ".hpp",
-        ".go",
-        ".rs",
-        ".sql",
-        ".r",
-        ".scala",
-        ".proto",
-        ".dockerfile",
-    ]
+    ".py .pyi .yaml .yml .json .toml .cfg .ini .sh .bash .txt .rst .md .inc .js .ts .java .cpp .cc .h .hpp .go"  # noqa: SIM905
+    " .rs .sql .r .scala .proto .dockerfile".split()
 )
 
 
@@ -66,9 +39,11 @@ def fingerprint(paths: Sequence[str | Path], include_paths: Sequence[Path] = ())
     """(size, mtime) of every file ingest would read under ``paths`` (the same walk, the same skips), and of
     every file its pages could include: code and text files under those folders and under ``include_paths``."""
     local = [Path(p) for p in paths if not is_url(p)]
+    files = [p for p in local if not p.is_dir()]  # named files: ingest reads (or reports) each of them
+    for folder in [*local, *include_paths]:
+        if Path(folder).is_dir():
+            files += _watched(Path(folder))
     out: Fingerprint = {}
-    files = [f.path for f in iter_files(local)]
-    files += [p for folder in [*local, *include_paths] if Path(folder).is_dir() for p in _includable(Path(folder))]
     for path in files:
         try:
             st = path.stat()
@@ -78,14 +53,15 @@ def fingerprint(paths: Sequence[str | Path], include_paths: Sequence[Path] = ())
     return out
 
 
-def _includable(root: Path) -> list[Path]:
+def _watched(root: Path) -> list[Path]:
+    """One walk with ingest's skips: the documents ingest reads and the files a page can include."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS]
         found += [
             Path(dirpath) / n
             for n in filenames
-            if not n.startswith(".") and Path(n).suffix.lower() in INCLUDABLE_SUFFIXES
+            if not n.startswith(".") and (kind_for(n) is not None or Path(n).suffix.lower() in INCLUDABLE_SUFFIXES)
         ]
     return found
 

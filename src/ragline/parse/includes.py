@@ -27,7 +27,9 @@ _LINE_SPEC_RE = re.compile(r"^\s*(\d*)\s*(?:(-)\s*(\d*))?\s*$")
 
 @dataclass(slots=True)
 class IncludeResolver:
-    """Reads the files one document includes; ``root`` is the source folder (``/`` in an include path)."""
+    """Reads the files one document includes; ``root`` is the source folder (``/`` in an include path).
+
+    Paths are expected resolved (``for_document`` does it)."""
 
     document: Path
     root: Path
@@ -43,9 +45,10 @@ class IncludeResolver:
         """A resolver for a file found under ``root``; None when the document is not a local file."""
         if not path:
             return None
-        document = Path(path).absolute()
-        base = Path(root).absolute() if root else document.parent
-        return cls(document=document, root=base, extra_roots=tuple(Path(p).absolute() for p in extra_roots))
+        # Resolved once here (symlinks followed), so that every lookup compares resolved paths without I/O.
+        document = Path(path).resolve()
+        base = Path(root).resolve() if root else document.parent
+        return cls(document=document, root=base, extra_roots=tuple(Path(p).resolve() for p in extra_roots))
 
     def locate(self, target: str) -> Path | None:
         """The file an include path names, within the source folder or a mirror of it; None if none."""
@@ -71,7 +74,7 @@ class IncludeResolver:
         if self.reads >= self.max_reads:
             return None
         path = self.locate(target)
-        if path is None or path == self.document.resolve():
+        if path is None or path == self.document:
             return None
         self.reads += 1
         try:
@@ -106,8 +109,8 @@ def _inside(candidate: Path, roots: tuple[Path, ...]) -> Path | None:
         return None
     for base in roots:
         try:
-            resolved.relative_to(base.resolve())
-        except (ValueError, OSError):
+            resolved.relative_to(base)
+        except ValueError:
             continue
         return resolved
     return None
