@@ -112,23 +112,23 @@ def test_asking_an_empty_index_says_so(tmp_path: Path) -> None:
 
 
 def test_unreachable_llm_names_the_url(ingested) -> None:  # type: ignore[no-untyped-def]
+    """Generative mode fails with the URL; auto (the default with a configured endpoint) answers extractively."""
     data, _ = ingested
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    r = ragline(
-        "ask",
-        "How do I upgrade widgetron?",
-        data_dir=data,
-        env={
-            "RAGLINE_LLM__BACKEND": "openai",
-            "RAGLINE_LLM__BASE_URL": url,
-            "RAGLINE_LLM__MAX_RETRIES": "0",
-        },
-    )
+    env = {"RAGLINE_LLM__BACKEND": "openai", "RAGLINE_LLM__BASE_URL": url, "RAGLINE_LLM__MAX_RETRIES": "0"}
+    r = ragline("ask", "How do I upgrade widgetron?", "--mode", "generative", data_dir=data, env=env)
     assert r.returncode == 5
     assert url in r.stderr and "Traceback" not in r.stderr
+
+    r = ragline("ask", "How do I upgrade widgetron?", "--json", data_dir=data, env=env)
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    assert answer["mode"] == "extractive" and "unavailable" in answer["fallback"]
+    assert url not in r.stdout and "[1]" in answer["answer"]
+    assert url in r.stderr  # the operator's log names the endpoint
 
 
 def test_model_mismatch_is_refused_with_a_way_out(ingested, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -71,7 +71,7 @@ def test_search_honours_k_and_source_filter(first_report, comp: Components) -> N
 
 
 def test_ask_cites_the_page_that_holds_the_answer(first_report, comp: Components) -> None:  # type: ignore[no-untyped-def]
-    answer = comp.agent.ask("How do I add fallbacks when the LLM API returns errors?", k=4)
+    answer = comp.agent.ask("How do I add fallbacks when the LLM API returns errors?", k=4, mode="generative")
     out = answer.to_json()
     assert out["answer"].strip()
     assert out["citations"][0]["n"] == 1

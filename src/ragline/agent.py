@@ -1,21 +1,47 @@
-"""The query path: retrieve -> prompt -> generate -> an Answer whose [n] markers point at citations."""
+"""The query path: standalone question -> retrieve -> evidence -> answer (extractive, or generated and checked).
+
+Every answer says how it was made (``mode``), whether it passed the grounding check (``grounded``) and, when a
+generated answer was replaced by the extractive one, why (``fallback``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from ragline.config import LLMSettings
-from ragline.generate.base import Generator
-from ragline.generate.prompt import build_messages
+from ragline.answer.check import Check, Checker
+from ragline.answer.compose import compose
+from ragline.answer.conversation import standalone_question
+from ragline.answer.evidence import Evidence, Selector
+from ragline.answer.repetition import RepetitionGuard
+from ragline.config import AnswerSettings, LLMSettings
+from ragline.embed.base import Embedder
+from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
+from ragline.generate.base import Generator, Message
+from ragline.generate.prompt import EVIDENCE_PROMPT, build_messages
 from ragline.observability.tracing import traced
 from ragline.records import Answer, Citation, Hit, Usage
 from ragline.retrieve import Retriever
 
 log = logging.getLogger(__name__)
+
+Mode = Literal["auto", "extractive", "generative"]
+MODES: tuple[str, ...] = ("auto", "extractive", "generative")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOptions:
+    """What one request may choose about its answer: the mode and the most tokens the model may write."""
+
+    mode: str | None = None
+    max_tokens: int | None = None
+
+
+DEFAULT_OPTIONS = AnswerOptions()
 
 
 @dataclass(slots=True)
@@ -40,15 +66,54 @@ class Done:
 Event = Token | Retrieved | Done
 
 
+def default_mode(llm: LLMSettings) -> Mode:
+    """Extractive with the bundled model (it rarely writes an answer that passes the check), auto otherwise."""
+    return "extractive" if llm.backend == "llama-cpp" and not llm.model_path else "auto"
+
+
+def condenses_with_model(llm: LLMSettings, answer: AnswerSettings) -> bool:
+    if answer.condense == "auto":
+        return default_mode(llm) != "extractive"
+    return answer.condense == "llm"
+
+
+@dataclass(slots=True)
+class _Generated:
+    text: str
+    usage: Usage
+    finish_reason: str
+    first: float | None
+
+
 class Agent:
-    def __init__(self, retriever: Retriever, generator: Generator, settings: LLMSettings) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator,
+        settings: LLMSettings,
+        answer: AnswerSettings | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.retriever = retriever
         self.generator = generator
         self.settings = settings
+        self.answer_settings = answer or AnswerSettings()
+        self.embedder = embedder if embedder is not None else getattr(retriever, "embedder", None)
 
     def warm_up(self) -> None:
         self.retriever.warm_up()
         self.generator.warm_up()
+
+    def resolve_mode(self, mode: str | None) -> Mode:
+        chosen = mode or self.answer_settings.mode or default_mode(self.settings)
+        if chosen not in MODES:
+            raise ValueError(f"unknown answer mode {chosen!r}")
+        return chosen  # type: ignore[return-value]
+
+    def search_query(self, question: str, history: Sequence[Message]) -> str:
+        """``question`` made standalone from the conversation, for retrieval."""
+        capable = condenses_with_model(self.settings, self.answer_settings)
+        return standalone_question(question, history, self.generator if capable else None)
 
     def ask(
         self,
@@ -58,8 +123,12 @@ class Agent:
         *,
         tenant: str | None = None,
         history: list[dict[str, str]] | None = None,
+        mode: str | None = None,
+        max_tokens: int | None = None,
     ) -> Answer:
-        for event in self.stream(question, k, filters, tenant=tenant, history=history):
+        for event in self.stream(
+            question, k, filters, tenant=tenant, history=history, mode=mode, max_tokens=max_tokens
+        ):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without an answer")  # pragma: no cover
@@ -72,53 +141,153 @@ class Agent:
         *,
         tenant: str | None = None,
         history: list[dict[str, str]] | None = None,
+        mode: str | None = None,
+        max_tokens: int | None = None,
+        search_query: str | None = None,
     ) -> Iterator[Event]:
         """Retrieve, then stream the answer: Retrieved, Token..., Done.
 
-        ``history`` holds earlier chat turns (role/content); they go before the question as context.
+        ``history`` holds earlier chat turns (role/content): retrieval searches for the question made standalone
+        from them (or for ``search_query`` when the caller made it), and the model sees them before the question.
         """
+        chosen = self.resolve_mode(mode)
         t0 = time.perf_counter()
-        hits = self.retriever.search(question, k, filters=filters, tenant=tenant)
+        turns = list(history or [])
+        query = search_query or (self.search_query(question, turns) if turns else question)
+        hits = self.retriever.search(query, k, filters=filters, tenant=tenant)
         t1 = time.perf_counter()
-        messages, used = self._prompt(question, hits)
-        if history:
-            messages = [messages[0], *history, *messages[1:]]
-        citations = [Citation(n, h) for n, h in enumerate(used, start=1)]
+        evidence = self.select(query, hits)
+        citations = [Citation(n, b.hit) for n, b in enumerate(evidence.blocks, start=1)]
         yield Retrieved(citations)
+        timings = {"retrieve": t1 - t0}
 
-        parts: list[str] = []
-        usage = Usage()
-        t_first: float | None = None
-        for delta in traced(
-            "generate",
-            self.generator.stream(messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature),
-            model=self.generator.name,
-        ):
-            if delta.text:
-                t_first = t_first or time.perf_counter()
-                parts.append(delta.text)
-                yield Token(delta.text)
-            if delta.usage is not None:
-                usage = delta.usage
-        t2 = time.perf_counter()
-        timings = {"retrieve": t1 - t0, "generate": t2 - t1, "total": t2 - t0}
-        if t_first is not None:
-            timings["first_token"] = t_first - t0
-        answer = Answer(
-            question=question,
-            answer="".join(parts).strip(),
-            citations=citations,
-            llm=self.generator.name,
-            timings=timings,
-            usage=usage,
-        )
-        yield Done(answer)
+        def done(text: str, made: str, check: Check, **fields: Any) -> Done:
+            t = time.perf_counter()
+            timings.update(total=t - t0)
+            timings.setdefault("first_token", t - t0)
+            answer = Answer(
+                question=question,
+                answer=text,
+                citations=citations,
+                llm=fields.pop("llm", "none (extractive)"),
+                timings=timings,
+                usage=fields.pop("usage", Usage()),
+                mode=made,
+                grounded=check.passed,
+                check=check.to_json(),
+                search_query=query if query != question else None,
+                **fields,
+            )
+            return Done(answer)
 
-    def _prompt(self, question: str, hits: list[Hit]) -> tuple[list[dict[str, str]], list[Hit]]:
-        return build_messages(
+        if chosen == "extractive" or not evidence.blocks:
+            text, check = self.extract(evidence)
+            for piece in _paragraphs(text):
+                yield Token(piece)
+            timings["generate"] = 0.0
+            yield done(text, "extractive", check)
+            return
+
+        live = chosen == "generative"
+        budget = max_tokens or self.settings.max_tokens
+        window = self.generator.context_window
+        if max_tokens is not None and max_tokens >= window:
+            raise BadRequestError(
+                f"max_tokens ({max_tokens}) leaves no room for the question: the model reads {window} tokens "
+                "at once, prompt and answer together (none are reserved for the answer in extractive mode)"
+            )
+        gen_started = time.perf_counter()
+        try:
+            generated: _Generated | None = None
+            for item in self._generate(question, turns, evidence, budget, live):
+                if isinstance(item, Token):
+                    yield item
+                else:
+                    generated = item
+            assert generated is not None
+        except (LLMUnavailableError, LLMTimeoutError) as e:
+            if live:
+                raise
+            log.warning("the language model failed, answering extractively: %s", e)
+            text, check = self.extract(evidence)
+            yield Token(text)
+            timings["generate"] = time.perf_counter() - gen_started
+            # The reason names no endpoint: answers reach clients, the URL and its credentials must not.
+            yield done(text, "extractive", check, fallback=f"the language model is unavailable ({type(e).__name__})")
+            return
+        timings["generate"] = time.perf_counter() - gen_started
+        if generated.first is not None and live:
+            timings["first_token"] = generated.first - t0
+        check = self.check(generated.text, evidence)
+        model = {"llm": self.generator.name, "usage": generated.usage, "finish_reason": generated.finish_reason}
+        if check.passed or live:
+            if not live:
+                yield Token(generated.text)
+            yield done(generated.text, "generative", check, **model)
+            return
+        text, fallback_check = self.extract(evidence)
+        yield Token(text)
+        reason = f"the generated answer did not pass the grounding check: {check.reason}"
+        yield done(text, "extractive", fallback_check, fallback=reason, **model)
+
+    # -- the steps ---------------------------------------------------------------------------------------
+
+    def select(self, question: str, hits: Sequence[Hit]) -> Evidence:
+        s = self.answer_settings
+        selector = Selector(self.embedder, max_blocks=s.evidence_blocks, units_per_block=s.evidence_units)
+        return selector(question, hits)
+
+    def check(self, text: str, evidence: Evidence) -> Check:
+        return Checker(self.embedder, self.answer_settings.support_threshold)(text, evidence)
+
+    def extract(self, evidence: Evidence) -> tuple[str, Check]:
+        text = compose(evidence, max_sentences=self.answer_settings.max_sentences)
+        return text, self.check(text, evidence)
+
+    def _generate(
+        self, question: str, history: list[Message], evidence: Evidence, max_tokens: int, live: bool
+    ) -> Iterator[Token | _Generated]:
+        """The model's answer from the evidence; Tokens as sentences complete when ``live``."""
+        compact = [Hit(dataclasses.replace(b.hit.chunk, text=b.text()), b.hit.score) for b in evidence.blocks]
+        messages, _used = build_messages(
             question,
-            hits,
+            compact,
             count_tokens=self.generator.count_tokens,
             context_window=self.generator.context_window,
-            max_answer_tokens=self.settings.max_tokens,
+            max_answer_tokens=max_tokens,
+            system=EVIDENCE_PROMPT,
         )
+        if history:
+            messages = [messages[0], *history, *messages[1:]]
+        guard = RepetitionGuard()
+        parts: list[str] = []
+        usage = Usage()
+        first: float | None = None
+        stream = self.generator.stream(messages, max_tokens=max_tokens, temperature=self.settings.temperature)
+        try:
+            for delta in traced("generate", stream, model=self.generator.name):
+                if delta.usage is not None:
+                    usage = delta.usage
+                for piece in guard.feed(delta.text) if delta.text else ():
+                    first = first or time.perf_counter()
+                    parts.append(piece)
+                    if live:
+                        yield Token(piece)
+                if guard.stopped:
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        for piece in guard.flush():
+            first = first or time.perf_counter()
+            parts.append(piece)
+            if live:
+                yield Token(piece)
+        cut = not guard.stopped and usage.completion_tokens >= max_tokens
+        yield _Generated("".join(parts).strip(), usage, "length" if cut else "stop", first)
+
+
+def _paragraphs(text: str) -> list[str]:
+    pieces = text.split("\n\n")
+    return [p + ("\n\n" if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]

@@ -70,7 +70,7 @@ class Components:
     def agent(self) -> Agent:
         from ragline.agent import Agent
 
-        return Agent(self.retriever, self.generator, self.settings.llm)
+        return Agent(self.retriever, self.generator, self.settings.llm, self.settings.answer, self.embedder)
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
@@ -154,6 +154,9 @@ class RetrievalSettings(BaseModel):
     dedupe: bool = True
     max_per_page: int | None = Field(default=1, ge=1)
     merge_adjacent: bool = True
+    # The first blocks get the next chunks of their page joined on, [2, 1]: two onto the first, one onto the
+    # second ([]: none). A section's introduction often ranks first while its example follows it.
+    extend_next: list[Annotated[int, Field(ge=0, le=5)]] = Field(default=[2, 1], max_length=20)
 
 
 class LLMSettings(BaseModel):
@@ -174,6 +177,23 @@ class LLMSettings(BaseModel):
     threads: int | None = None
 
 
+class AnswerSettings(BaseModel):
+    """How answers are made from the retrieved blocks (ragline.answer; docs/answers.md has the measurements)."""
+
+    # extractive: the evidence's best sentences and code, cited, with no model; generative: the model writes
+    # from the evidence, checked and flagged; auto: the model writes, and an answer that fails the grounding
+    # check (or a model that is down) gives the extractive answer instead. None: extractive with the bundled
+    # model (it does not write grounded answers often enough, bench/answers.py), auto with any other model.
+    mode: Literal["auto", "extractive", "generative"] | None = None
+    max_sentences: int = Field(default=3, ge=1, le=20)  # extractive: prose sentences in an answer
+    evidence_blocks: int = Field(default=4, ge=1, le=20)  # blocks the evidence (and the citations) keep
+    evidence_units: int = Field(default=4, ge=1, le=50)  # sentences or code runs kept per block
+    support_threshold: float = Field(default=0.6, ge=0, le=1)  # cosine at which a block supports a sentence
+    # How a follow-up becomes a standalone question for retrieval: llm (the model rewrites it), turns (recent
+    # user turns put in front of it), auto (llm unless the model is the bundled one).
+    condense: Literal["auto", "llm", "turns"] = "auto"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGLINE_",
@@ -190,6 +210,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
+    answer: AnswerSettings = AnswerSettings()
     serve: ServeSettings = ServeSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 

@@ -210,6 +210,12 @@ class Answer:
     llm: str
     timings: dict[str, float]
     usage: Usage
+    mode: str = "generative"  # how the shown answer was made: extractive or generative
+    grounded: bool = False  # passed the grounding check (ragline.answer.check)
+    fallback: str | None = None  # why the generated answer was replaced by the extractive one
+    check: dict[str, Any] | None = None  # the grounding check's findings
+    search_query: str | None = None  # what retrieval searched for, when a follow-up was made standalone
+    finish_reason: str = "stop"  # "length" when the answer was cut at max_tokens
 
     @property
     def document_ids(self) -> list[str]:
@@ -227,4 +233,10 @@ class Answer:
             "llm": self.llm,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "usage": self.usage.to_json(),
+            "mode": self.mode,
+            "grounded": self.grounded,
+            "fallback": self.fallback,
+            "check": self.check,
+            "search_query": self.search_query,
+            "finish_reason": self.finish_reason,
         }

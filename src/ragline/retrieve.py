@@ -18,9 +18,9 @@ from ragline.config import RetrievalSettings
 from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError
 from ragline.observability.tracing import span
-from ragline.records import Hit
+from ragline.records import Chunk, Hit
 from ragline.rerank import Reranker, auto_stages, make_rerankers
-from ragline.shaping import merge_adjacent, shape
+from ragline.shaping import join_chunks, merge_adjacent, shape
 from ragline.store.base import Fusion, Prefix, VectorStore
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,32 @@ class Retriever:
         while len(blocks) < k and n < len(ranked):
             n += k - len(blocks)
             blocks = merge_adjacent(ranked[:n])
-        return blocks[:k]
+        return self.extend(blocks[:k], filters=filters, tenant=tenant)
+
+    def extend(
+        self, blocks: list[Hit], *, filters: Mapping[str, Any] | None = None, tenant: str | None = None
+    ) -> list[Hit]:
+        """The first blocks with the next chunks of their page joined on (``retrieval.extend_next`` says how
+        many onto each): a section's introduction often ranks first while its example sits in the chunk after."""
+        conditions = normalise_filters(filters)
+        if tenant is not None:
+            conditions["metadata.tenant"] = tenant
+        out = list(blocks)
+        for i, count in enumerate(self.settings.extend_next[: len(out)]):
+            for _ in range(count):
+                chunk = out[i].chunk
+                pieces = len(chunk.metadata.get("chunk_ids", [chunk.id]))
+                where = {**conditions, "doc_id": chunk.doc_id, "chunk_index": chunk.index + pieces}
+                with span("extend"):
+                    found = next(iter(self.store.points(where)), None)
+                if found is None:
+                    break
+                following = Chunk.from_payload(found[1])
+                same_page = following.doc_id == chunk.doc_id and following.doc_hash == chunk.doc_hash
+                if not same_page or any(following.doc_id == b.chunk.doc_id for b in out[i + 1 :]):
+                    break
+                out[i] = Hit(join_chunks(chunk, following), out[i].score)
+        return out
 
     def rank(
         self,

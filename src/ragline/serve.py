@@ -34,7 +34,8 @@ from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
-from ragline.agent import Done, Event, Token
+from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Token, condenses_with_model
+from ragline.answer.conversation import standalone_question
 from ragline.api.answering import GivenHits, answer_events
 from ragline.api.app import create_app
 from ragline.api.backend import iterate_in_thread
@@ -42,6 +43,7 @@ from ragline.api.errors import NotSupportedError, ServiceUnavailableError
 from ragline.api.settings import ServeSettings
 from ragline.components import Components
 from ragline.config import Settings, load_settings
+from ragline.embed import make_embedder
 from ragline.errors import EmptyIndexError, RaglineError
 from ragline.generate import make_generator
 from ragline.generate.base import Message
@@ -142,20 +144,46 @@ class GeneratorDeployment:
     def __init__(self, settings: Settings) -> None:
         replica_observability(settings)
         self.llm = settings.llm
+        self.answer_settings = settings.answer
         self.generator = make_generator(settings.llm)
+        # The evidence and the grounding check score sentences with the index's embedding model.
+        self.embedder = make_embedder(settings.embedding)
+        self.embedder.warm_up()
         try:
             self.generator.warm_up()
         except RaglineError as e:  # readiness reports it; the replica stays up for when the LLM comes back
             log.warning("the language model is not ready: %s", e)
 
+    async def condense(self, question: str, history: list[Message]) -> str:
+        """The follow-up ``question`` made standalone for retrieval (the model rewrites it when capable)."""
+        capable = condenses_with_model(self.llm, self.answer_settings)
+        generator = self.generator if capable else None
+        return await asyncio.to_thread(standalone_question, question, history, generator)
+
     async def answer(
-        self, question: str, hits: list[Hit], history: list[Message], context: dict[str, str] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[Message],
+        context: dict[str, str] | None = None,
+        search_query: str | None = None,
+        options: AnswerOptions | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Each model step in a worker thread: a blocking generator on the replica's event loop would stall
         every other request there (Serve's gRPC path iterates sync generators on the loop)."""
 
         def events() -> Iterator[Event]:
-            made = answer_events(GivenHits(hits), self.generator, self.llm, question, history=history)
+            made = answer_events(
+                GivenHits(hits),
+                self.generator,
+                self.llm,
+                question,
+                history=history,
+                answer=self.answer_settings,
+                embedder=self.embedder,
+                options=options or AnswerOptions(),
+                search_query=search_query,
+            )
             return adopted(context, made)  # each step under the ingress's request id and trace
 
         async for event in iterate_in_thread(events):
@@ -273,15 +301,21 @@ class RayServeBackend:
         *,
         tenant: str | None,
         history: Sequence[Message] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
         started = time.perf_counter()
-        hits = await self.search(question, k, filters, tenant=tenant)
+        query = question
+        if history:
+            query = await _with_retries(lambda: self.generator.condense.remote(question, list(history)))
+        hits = await self.search(query, k, filters, tenant=tenant)
         retrieved = time.perf_counter()
         first_token: float | None = None
         for attempt in range(REPLICA_RETRIES + 1):
             response = cast(
                 DeploymentResponseGenerator[Event],
-                self.generator.options(stream=True).answer.remote(question, hits, list(history), carrier()),
+                self.generator.options(stream=True).answer.remote(
+                    question, hits, list(history), carrier(), query, options
+                ),
             )
             finished = False
             done: Done | None = None

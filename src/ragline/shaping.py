@@ -48,7 +48,7 @@ def _distinct(hits: Iterable[Hit], threshold: float = 0.9) -> Iterator[Hit]:
     for h in hits:
         s = shingles(h.chunk.text)
         if any(
-            _similar(s, other, threshold) and not _neighbours(h.chunk, k.chunk)
+            _similar(s, other, threshold) and not neighbours(h.chunk, k.chunk)
             for k, other in zip(kept, kept_shingles, strict=True)
         ):
             continue
@@ -90,7 +90,7 @@ def shape(hits: Sequence[Hit], depth: int, *, dedupe: bool, max_per_page: int | 
     return (first + rest)[:depth]
 
 
-def _neighbours(a: Chunk, b: Chunk) -> bool:
+def neighbours(a: Chunk, b: Chunk) -> bool:
     """Same document and section, and the two pieces touch or overlap in the document text."""
     if a.doc_id != b.doc_id or a.section != b.section or a.anchor != b.anchor or a.doc_hash != b.doc_hash:
         return False
@@ -98,7 +98,7 @@ def _neighbours(a: Chunk, b: Chunk) -> bool:
     return hi.start <= lo.end + 2  # sections' pieces are separated by at most a blank line
 
 
-def _join(a: Chunk, b: Chunk) -> Chunk:
+def join_chunks(a: Chunk, b: Chunk) -> Chunk:
     """One chunk spanning both (a starts first); the overlap appears once."""
     if b.end <= a.end:
         return a
@@ -122,9 +122,9 @@ def merge_adjacent(hits: Sequence[Hit]) -> list[Hit]:
     merged: list[Hit] = []
     for h in hits:
         for i, m in enumerate(merged):
-            if _neighbours(m.chunk, h.chunk):
+            if neighbours(m.chunk, h.chunk):
                 lo, hi = (m.chunk, h.chunk) if m.chunk.start <= h.chunk.start else (h.chunk, m.chunk)
-                merged[i] = Hit(_join(lo, hi), max(m.score, h.score))
+                merged[i] = Hit(join_chunks(lo, hi), max(m.score, h.score))
                 break
         else:
             merged.append(h)

@@ -7,6 +7,7 @@ Each engine's module provides a module-scoped ``base_url`` fixture for a server 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -17,7 +18,21 @@ from .helpers import KEY, SITE, auth
 
 FLUX = "How do I calibrate the flux widget?"
 REACTOR = "How is the Globex reactor cooled?"
-ANSWER_KEYS = {"question", "answer", "citations", "document_ids", "llm", "timings", "usage"}
+ANSWER_KEYS = {
+    "question",
+    "answer",
+    "citations",
+    "document_ids",
+    "llm",
+    "timings",
+    "usage",
+    "mode",
+    "grounded",
+    "fallback",
+    "check",
+    "search_query",
+    "finish_reason",
+}
 CITATION_KEYS = {"n", "source", "title", "section", "chunk_id", "score", "text"}
 
 
@@ -54,10 +69,10 @@ class ServingContract:
     # -- /query and /search --------------------------------------------------------------------------
 
     def test_query_returns_the_ask_json_object(self, base_url: str, client: httpx.Client) -> None:
-        r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 3}, headers=auth("acme"))
+        r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 3, "mode": "generative"}, headers=auth("acme"))
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == ANSWER_KEYS
+        assert set(body) == ANSWER_KEYS and body["mode"] == "generative"
         assert body["question"] == FLUX and body["answer"].strip()
         assert 1 <= len(body["citations"]) <= 3
         assert all(set(c) == CITATION_KEYS for c in body["citations"])
@@ -65,8 +80,32 @@ class ServingContract:
         assert body["usage"]["completion_tokens"] > 0
         assert body["timings"]["retrieve"] > 0 and body["timings"]["total"] >= body["timings"]["retrieve"]
 
+    def test_query_answers_extractively_with_citations(self, base_url: str, client: httpx.Client) -> None:
+        r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 3, "mode": "extractive"}, headers=auth("acme"))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mode"] == "extractive" and body["usage"]["completion_tokens"] == 0
+        assert body["grounded"] is True and body["check"]["citation_validity"] == 1.0
+        assert re.search(r"\[1\]", body["answer"]), body["answer"]
+        assert body["citations"][0]["source"].startswith(SITE["acme"] + "/flux.html")
+
+    def test_max_tokens_beyond_the_model_window_is_a_clear_4xx(self, base_url: str, client: httpx.Client) -> None:
+        for mode in ("auto", "generative"):
+            body = {"query": "w", "max_tokens": 3937, "mode": mode}
+            r = client.post(f"{base_url}/query", json=body, headers=auth("acme"))
+            assert r.status_code == 422, (mode, r.text)
+            assert "max_tokens" in r.json()["error"]["message"] or "reserved for the answer" in r.text
+        # Extractive answers use no model, so the model's window does not limit them.
+        body = {"query": "w", "max_tokens": 3937, "mode": "extractive"}
+        r = client.post(f"{base_url}/query", json=body, headers=auth("acme"))
+        assert r.status_code == 200, r.text
+
     def test_query_streams_tokens_then_citations_then_done(self, base_url: str, client: httpx.Client) -> None:
-        r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 2, "stream": True}, headers=auth("acme"))
+        r = client.post(
+            f"{base_url}/query",
+            json={"query": FLUX, "k": 2, "stream": True, "mode": "generative"},
+            headers=auth("acme"),
+        )
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/event-stream")
         events = sse_events(r.text)
@@ -95,6 +134,7 @@ class ServingContract:
                 {"role": "assistant", "content": "Good. What would you like to know about it?"},
                 {"role": "user", "content": FLUX},
             ],
+            extra_body={"mode": "generative"},
         )
         content = resp.choices[0].message.content or ""
         assert "Sources:" in content and SITE["acme"] + "/flux.html" in content
@@ -109,6 +149,7 @@ class ServingContract:
             messages=[{"role": "user", "content": FLUX}],
             stream=True,
             stream_options={"include_usage": True},
+            extra_body={"mode": "generative"},
         )
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

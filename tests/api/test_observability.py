@@ -24,7 +24,7 @@ from .helpers import app_settings, auth, serve_in_process
 
 pytestmark = pytest.mark.slow
 
-QUESTION = {"query": "How do I calibrate the flux widget?", "k": 2}
+QUESTION = {"query": "How do I calibrate the flux widget?", "k": 2, "mode": "generative"}  # a generate span too
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ragline.agent import Done, Event, Retrieved, Token
+from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Retrieved, Token
 from ragline.api.answering import fit_history
 from ragline.api.app import create_app
 from ragline.api.auth import tenant_for_key
@@ -57,8 +57,9 @@ class FakeBackend:
         *,
         tenant: str | None,
         history: Sequence[dict[str, str]] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
-        self.seen.append({"query": question, "tenant": tenant, "history": list(history)})
+        self.seen.append({"query": question, "tenant": tenant, "history": list(history), "options": options})
         citations = [Citation(1, HIT)]
         yield Retrieved(citations)
         for n, piece in enumerate(["al", "pha [1]"]):
@@ -181,10 +182,32 @@ def test_tenant_and_history_reach_the_backend() -> None:
         "query": "second",
         "tenant": "acme",
         "history": [{"role": "user", "content": "first"}, {"role": "assistant", "content": "reply"}],
+        "options": DEFAULT_OPTIONS,
     }
     body = r.json()
     assert body["choices"][0]["message"]["content"] == "alpha [1]\n\nSources:\n[1] A — Intro: https://x.example/a#intro"
     assert body["citations"][0]["n"] == 1 and body["usage"]["total_tokens"] == 7
+
+
+def test_mode_max_tokens_and_history_of_a_query_reach_the_backend() -> None:
+    backend = FakeBackend()
+    with client_for(backend, api_keys={"k1": "acme"}) as c:
+        history = [{"role": "user", "content": "What is X?"}, {"role": "assistant", "content": "X is [1]."}]
+        body = {"query": "And Y?", "history": history, "mode": "generative", "max_tokens": 16}
+        r = c.post("/query", json=body, headers={"Authorization": "Bearer k1"})
+        assert r.status_code == 200, r.text
+        assert backend.seen[-1]["history"] == history
+        assert backend.seen[-1]["options"] == AnswerOptions(mode="generative", max_tokens=16)
+        r = c.post(
+            "/v1/chat/completions",
+            json={"model": "ragline", "messages": [{"role": "user", "content": "q"}], "max_completion_tokens": 9},
+            headers={"Authorization": "Bearer k1"},
+        )
+        assert r.status_code == 200, r.text
+        assert backend.seen[-1]["options"] == AnswerOptions(mode=None, max_tokens=9)
+        for bad in ({"mode": "poetic"}, {"max_tokens": 0}, {"history": [{"role": "wizard", "content": "x"}]}):
+            r = c.post("/query", json={"query": "q", **bad}, headers={"Authorization": "Bearer k1"})
+            assert r.status_code == 422, (bad, r.text)
 
 
 @pytest.mark.parametrize(

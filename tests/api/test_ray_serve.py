@@ -182,27 +182,37 @@ def test_llm_down_gives_503_and_answers_return_when_it_is_back(
         assert ready.status_code == 503
         assert ready.json()["checks"] == {"index": "ok", "llm": "the language model is unavailable; try again later"}
 
-        r = client.post(f"{base_url}/query", json={"query": FLUX}, headers=auth("acme"))
+        generative = {"mode": "generative"}
+        r = client.post(f"{base_url}/query", json={"query": FLUX, **generative}, headers=auth("acme"))
         assert r.status_code == 503
         assert r.json()["error"] == {
             "message": "the language model is unavailable; try again later",
             "type": "llm_unavailable",
             "code": 503,
         }
-        streamed = client.post(f"{base_url}/query", json={"query": FLUX, "stream": True}, headers=auth("acme"))
+        streamed = client.post(
+            f"{base_url}/query", json={"query": FLUX, "stream": True, **generative}, headers=auth("acme")
+        )
         assert streamed.status_code == 503
         chat = openai.OpenAI(base_url=f"{base_url}/v1", api_key=auth("acme")["Authorization"][7:], max_retries=0)
         with pytest.raises(openai.APIStatusError, match="language model is unavailable") as info:
-            chat.chat.completions.create(model="ragline", messages=[{"role": "user", "content": FLUX}])
+            chat.chat.completions.create(
+                model="ragline", messages=[{"role": "user", "content": FLUX}], extra_body=generative
+            )
         assert info.value.status_code == 503
+        # auto (the default with an endpoint) answers from the documentation, and says why.
+        auto = client.post(f"{base_url}/query", json={"query": FLUX, "mode": "auto"}, headers=auth("acme"))
+        assert auto.status_code == 200, auto.text
+        assert auto.json()["mode"] == "extractive" and "unavailable" in auto.json()["fallback"]
+        assert "127.0.0.1" not in auto.text
         # Retrieval does not need the LLM.
         assert client.post(f"{base_url}/search", json={"query": FLUX}, headers=auth("acme")).status_code == 200
     finally:
         llm.start()
     assert client.get(f"{base_url}/readyz").status_code == 200
-    r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 2}, headers=auth("acme"))
+    r = client.post(f"{base_url}/query", json={"query": FLUX, "k": 2, "mode": "generative"}, headers=auth("acme"))
     assert r.status_code == 200, r.text
-    assert r.json()["answer"].strip()
+    assert r.json()["answer"].strip() and r.json()["mode"] == "generative"
 
 
 def test_a_killed_replica_is_replaced_and_the_service_keeps_answering(base_url: str) -> None:

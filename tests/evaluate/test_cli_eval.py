@@ -149,6 +149,8 @@ def test_eval_answers_with_the_embedded_llm(data: Path) -> None:
         str(refs),
         "--k",
         "2",
+        "--modes",
+        "extractive,generative",
         "--out",
         str(out),
         "--json",
@@ -157,6 +159,15 @@ def test_eval_answers_with_the_embedded_llm(data: Path) -> None:
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["questions"] == 2 and report["groundedness_by"].startswith("embedding")
+    # Per mode, side by side: the extractive answers cite and repeat nothing, and each row says its mode.
+    assert set(report["modes"]) == {"extractive", "generative"}
+    extractive = report["modes"]["extractive"]
+    assert extractive["citation_validity"] == 1.0 and extractive["cites_any"] == 1.0
+    assert extractive["answers_repeating"] == 0 and report["summary"] == extractive
+    assert {"first_token_p50", "total_p50", "relevance", "words", "grounded_check"} <= set(extractive)
+    assert [r["asked_mode"] for r in report["answers"]] == ["extractive"] * 2 + ["generative"] * 2
+    assert {r["mode"] for r in report["answers"][2:]} <= {"generative"}
+    report["answers"] = report["answers"][:2]
     for row in report["answers"]:
         assert row["answer"] and row["citations"]
         assert row["citation_validity"] in (0.0, 1.0) and 0.0 <= row["groundedness"] <= 1.0

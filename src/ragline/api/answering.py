@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ragline.agent import Agent, Event
-from ragline.config import LLMSettings
+from ragline.agent import DEFAULT_OPTIONS, Agent, AnswerOptions, Event
+from ragline.config import AnswerSettings, LLMSettings
+from ragline.embed.base import Embedder
 from ragline.generate.base import Delta, Generation, Generator, Message
 from ragline.records import Answer, Citation, Hit, Usage
 from ragline.retrieve import Retriever
@@ -89,12 +90,25 @@ def answer_events(
     *,
     tenant: str | None = None,
     history: Sequence[Message] = (),
+    answer: AnswerSettings | None = None,
+    embedder: Embedder | None = None,
+    options: AnswerOptions = DEFAULT_OPTIONS,
+    search_query: str | None = None,
 ) -> Iterator[Event]:
     """Retrieved, Token..., Done for ``question``; ``history`` (earlier turns) never overflows the window."""
     kept, reserved = fit_history(history, generator) if history else ([], 0)
     model: Generator = _Narrowed(generator, reserved) if reserved else generator
-    agent = Agent(retriever, model, llm)
-    return agent.stream(question, k, filters, tenant=tenant, history=kept or None)
+    agent = Agent(retriever, model, llm, answer, embedder)
+    return agent.stream(
+        question,
+        k,
+        filters,
+        tenant=tenant,
+        history=kept or None,
+        mode=options.mode,
+        max_tokens=options.max_tokens,
+        search_query=search_query,
+    )
 
 
 RETRIEVAL_ONLY_NOTICE = (

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
-from ragline.agent import Event
+from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Event
 from ragline.api.answering import answer_events
 from ragline.components import Components
 from ragline.errors import EmptyIndexError, RaglineError
@@ -49,6 +49,7 @@ class QueryBackend(Protocol):
         *,
         tenant: str | None,
         history: Sequence[Message] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
         """Retrieved, Token..., Done; errors raise (RaglineError subclasses)."""
 
@@ -98,11 +99,22 @@ class InProcessBackend:
         *,
         tenant: str | None,
         history: Sequence[Message] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
         c = self.components
         return iterate_in_thread(
             lambda: answer_events(
-                c.retriever, c.generator, c.settings.llm, question, k, filters, tenant=tenant, history=history
+                c.retriever,
+                c.generator,
+                c.settings.llm,
+                question,
+                k,
+                filters,
+                tenant=tenant,
+                history=history,
+                answer=c.settings.answer,
+                embedder=c.embedder,
+                options=options,
             )
         )
 

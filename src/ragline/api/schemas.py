@@ -36,6 +36,24 @@ K = Annotated[
 ]
 
 
+AnswerMode = Annotated[
+    Literal["auto", "extractive", "generative"] | None,
+    Field(
+        description="extractive: the documentation's own sentences, cited, no model; generative: the model's "
+        "answer, checked and flagged; auto: the model's answer when it passes the grounding check, the "
+        "extractive one otherwise. Default: the server's (answer.mode)."
+    ),
+]
+MaxTokens = Annotated[StrictInt | None, Field(ge=1, le=4096, description="The most tokens the model may write")]
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: StrictStr = Field(max_length=20_000)
+
+
 class QueryRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"query": "How do I stream a chain?", "k": 5}]}
@@ -45,6 +63,14 @@ class QueryRequest(BaseModel):
     k: K = None
     filters: Filters | None = None
     stream: StrictBool = Field(default=False, description="Server-Sent Events: token..., citations, done")
+    history: list[Turn] = Field(
+        default=[],
+        max_length=64,
+        description="Earlier turns of the conversation, oldest first: a follow-up is searched for as a "
+        "standalone question built from them",
+    )
+    mode: AnswerMode = None
+    max_tokens: MaxTokens = None
 
 
 class SearchRequest(BaseModel):
@@ -82,6 +108,12 @@ class AnswerOut(BaseModel):
     llm: str
     timings: dict[str, float] = Field(description="Seconds: retrieve, generate, first_token, total")
     usage: UsageOut
+    mode: Literal["extractive", "generative"] = Field(description="How the answer shown was made")
+    grounded: bool = Field(description="Whether the answer passed the grounding check")
+    fallback: str | None = Field(description="Why a generated answer was replaced by the extractive one")
+    check: dict[str, Any] | None = Field(description="The grounding check's findings")
+    search_query: str | None = Field(description="What was searched for, when a follow-up was made standalone")
+    finish_reason: Literal["stop", "length"]
 
 
 class SearchOut(BaseModel):
@@ -133,7 +165,8 @@ class StreamOptions(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """OpenAI's chat-completion request; sampling fields (temperature, max_tokens...) are accepted and ignored."""
+    """OpenAI's chat-completion request; max_tokens / max_completion_tokens are honoured, other sampling fields
+    are accepted and ignored."""
 
     model_config = ConfigDict(
         extra="ignore",
@@ -146,6 +179,9 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=64)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
+    max_tokens: MaxTokens = None
+    max_completion_tokens: MaxTokens = None
+    mode: AnswerMode = None
     k: K = None
     filters: Filters | None = None
 

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-from ragline.agent import Done, Event, Retrieved, Token
+from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Retrieved, Token
 from ragline.api.answering import retrieval_only
 from ragline.api.backend import QueryBackend
 from ragline.api.errors import RequestTimeoutError, describe
@@ -72,6 +72,7 @@ class AnswerService:
         *,
         tenant: str | None,
         history: Sequence[Message] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
         """Retrieved, Token..., Done, within ``request_timeout``; with ``retrieval_only_fallback``, an LLM that
         is down or slow before the first token gives a Done carrying the citations alone."""
@@ -79,7 +80,7 @@ class AnswerService:
         log.debug("question %s k=%s tenant=%s history=%d", self.query_ref(question), k, tenant, len(history))
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout
-        stream = self.backend.stream(question, k, filters, tenant=tenant, history=history)
+        stream = self.backend.stream(question, k, filters, tenant=tenant, history=history, options=options)
         citations: list[Citation] | None = None
         tokens = 0
         try:
@@ -119,13 +120,14 @@ class AnswerService:
         *,
         tenant: str | None,
         history: Sequence[Message] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
         """events() for a streaming response. Takes a stream slot (429 when none is free) and waits here for
         the first token, so a bad request, a failed retrieval or an LLM that is down still get their HTTP
         status; nothing is sent before the first token anyway (citations follow the answer)."""
         self.streams.acquire()
         slot = _Slot(self.streams)
-        events = self.events(question, k, filters, tenant=tenant, history=history)
+        events = self.events(question, k, filters, tenant=tenant, history=history, options=options)
         head: list[Event] = []
         try:
             async for event in events:
@@ -163,8 +165,9 @@ class AnswerService:
         *,
         tenant: str | None,
         history: Sequence[Message] = (),
+        options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> Answer:
-        async for event in self.events(question, k, filters, tenant=tenant, history=history):
+        async for event in self.events(question, k, filters, tenant=tenant, history=history, options=options):
             if isinstance(event, Done):
                 return event.answer
         raise RuntimeError("the answer stream ended without an answer")

@@ -111,11 +111,18 @@ def answers(
         str, typer.Option(help="auto (an LLM judge when an OpenAI-compatible LLM is configured), embedding, llm")
     ] = "auto",
     threshold: Annotated[float, typer.Option(help="Embedding similarity that counts as support")] = 0.6,
+    modes: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer modes to compare, comma-separated: extractive, generative, auto (default: answer.mode)"
+        ),
+    ] = None,
     limit: Limit = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Answer each question; score citation validity, groundedness and (with references) quality."""
+    from ragline.agent import MODES
     from ragline.errors import BadRequestError
     from ragline.evaluate.answers import EmbeddingSupport, LLMSupport, evaluate_answers
     from ragline.evaluate.datasets import load_answer_questions, page_key
@@ -123,6 +130,10 @@ def answers(
 
     if groundedness not in ("auto", "embedding", "llm"):
         raise BadRequestError(f"--groundedness {groundedness!r}: auto, embedding or llm")
+    asked = _csv(modes) if modes else []
+    for m in asked:
+        if m not in MODES:
+            raise BadRequestError(f"--modes: unknown mode {m!r} (extractive, generative, auto)")
     qs = load_answer_questions(questions, references)[: limit or None]
     comp = components(data_dir)
     try:
@@ -132,23 +143,37 @@ def answers(
             by = "llm" if comp.settings.llm.backend == "openai" else "embedding"
         support = LLMSupport(comp.generator) if by == "llm" else EmbeddingSupport(comp.embedder, threshold)
         judge = comp.generator if any(q.reference for q in qs) or by == "llm" else None
+        agent = comp.agent
+        run_modes = asked or [agent.resolve_mode(None)]
+        rows: list[dict[str, Any]] = []
+        by_mode: dict[str, dict[str, float]] = {}
         with Bars(bars_enabled(as_json)) as bars:
-            bars.add("questions", "questions", len(qs), unit="questions")
+            bars.add("questions", "questions", len(qs) * len(run_modes), unit="questions")
 
             def answered(r: dict[str, Any]) -> None:
                 bars.advance("questions")
                 if not as_json:
                     bars.print(f"[dim]{r['qid']}: grounded {r['groundedness']:.2f}[/dim]")
 
-            rows, summary = evaluate_answers(
-                qs, lambda q: comp.agent.ask(q, k), support, judge, key=page_key, progress=answered
-            )
+            for m in run_modes:
+                agent.ask("warm up", k, mode=m)  # the first answer would carry the model's load time
+                mode_rows, by_mode[m] = evaluate_answers(
+                    qs,
+                    lambda q, m=m: agent.ask(q, k, mode=m),  # type: ignore[misc]
+                    support,
+                    judge,
+                    key=page_key,
+                    progress=answered,
+                    embedder=comp.embedder,
+                )
+                rows.extend({"asked_mode": m, **r} for r in mode_rows)
         report = {
             "dataset": questions.stem,
-            "questions": len(rows),
+            "questions": len(qs),
             "llm": comp.generator.name,
             "groundedness_by": by if by == "llm" else f"embedding (threshold {threshold})",
-            "summary": summary,
+            "summary": by_mode[run_modes[0]],
+            "modes": by_mode,
             "answers": rows,
         }
     finally:

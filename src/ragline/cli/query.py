@@ -237,18 +237,34 @@ def ask(
     k: K = None,
     filters: Filter = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated")] = False,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="extractive (no model), generative (the model, checked) or auto (default: answer.mode)"),
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="The most tokens the model may write")] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(help='Earlier turns, a JSON list of {"role": "user" | "assistant", "content"}, oldest first'),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Answer a question from the index, citing its sources by number."""
-    from ragline.agent import Done, Token
+    from ragline.agent import MODES, Done, Token
+    from ragline.errors import BadRequestError
     from ragline.retrieve import parse_filters
 
+    if mode is not None and mode not in MODES:
+        raise BadRequestError(f"--mode {mode!r}: auto, extractive or generative")
+    turns = _read_history(history) if history else None
     comp = components(data_dir)
     try:
         comp.open_for_reading()
         answer = None
-        for event in comp.agent.stream(question, k, parse_filters(filters or [])):
+        events = comp.agent.stream(
+            question, k, parse_filters(filters or []), history=turns, mode=mode, max_tokens=max_tokens
+        )
+        for event in events:
             if isinstance(event, Token) and stream and not as_json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
@@ -264,11 +280,35 @@ def ask(
         sys.stdout.write("\n")
     else:
         out.print(answer.answer or "(the model gave no answer)")
+    if answer.fallback:
+        out.print(f"[yellow]extractive answer: {answer.fallback}[/yellow]")
+    elif not answer.grounded:
+        out.print(f"[yellow]not grounded: {(answer.check or {}).get('reason')}[/yellow]")
     out.print("\n[bold]Sources[/bold]")
     for c in answer.citations:
         out.print(f"  [{c.n}] {c.hit.chunk.title} - {c.hit.chunk.section}: {c.hit.chunk.url}")
     t = answer.timings
     out.print(
-        f"[dim]{answer.llm}; retrieve {t['retrieve'] * 1000:.0f} ms, generate {t['generate']:.1f} s, "
-        f"{answer.usage.prompt_tokens}+{answer.usage.completion_tokens} tokens[/dim]"
+        f"[dim]{answer.mode} ({answer.llm}); retrieve {t['retrieve'] * 1000:.0f} ms, "
+        f"answer {t.get('generate', 0.0):.2f} s, {answer.usage.prompt_tokens}+{answer.usage.completion_tokens} "
+        "tokens[/dim]"
     )
+
+
+def _read_history(path: Path) -> list[dict[str, str]]:
+    """The turns in a --history file, checked: a list of user / assistant messages with text."""
+    import json
+
+    from ragline.errors import BadRequestError
+
+    try:
+        turns = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BadRequestError(f"--history {path}: {e}") from None
+    ok = isinstance(turns, list) and all(
+        isinstance(t, dict) and t.get("role") in ("user", "assistant") and isinstance(t.get("content"), str)
+        for t in turns
+    )
+    if not ok:
+        raise BadRequestError(f'--history {path}: expected a JSON list of {{"role": "user"|"assistant", "content"}}')
+    return [{"role": t["role"], "content": t["content"]} for t in turns]

@@ -123,12 +123,33 @@ def _ask(judge: Generator, prompt: str) -> str:
     return judge.generate(messages, max_tokens=8, temperature=0.0).text
 
 
+def repeated_sentences(answer: str) -> int:
+    """How many of the answer's sentences say again, word for word, what an earlier one said."""
+    seen: set[str] = set()
+    count = 0
+    for s in sentences(answer):
+        key = " ".join(_MARKER.sub("", s).lower().split()).strip(" .")
+        count += key in seen
+        seen.add(key)
+    return count
+
+
+def relevance(embedder: Embedder, question: str, answer: str) -> float:
+    """Cosine between the question and the answer's text (markers and code fences left out)."""
+    text = _MARKER.sub("", answer.replace("```", "")).strip()
+    if not text:
+        return 0.0
+    vectors = embedder.embed_documents([question, text[:2000]])
+    return round(float(vectors[0] @ vectors[1]), 4)
+
+
 def score_answer(
     question: Question,
     answer: Answer,
     support: Callable[[str, Sequence[str]], bool],
     judge: Generator | None,
     key: Callable[[Any], str] | None = None,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """One question's answer, its citations and its scores."""
     claims = sentences(answer.answer)
@@ -144,8 +165,16 @@ def score_answer(
         "sentences": len(claims),
         "supported": sum(supported),
         "groundedness": (sum(supported) / len(claims)) if claims else 0.0,
+        "repeated": repeated_sentences(answer.answer),
+        "words": len(answer.answer.split()),
+        "mode": answer.mode,
+        "grounded": answer.grounded,
+        "fallback": answer.fallback,
+        "first_token": round(answer.timings.get("first_token", answer.timings.get("total", 0.0)), 3),
         "seconds": round(answer.timings.get("total", 0.0), 3),
     }
+    if embedder is not None:
+        row["relevance"] = relevance(embedder, question.text, answer.answer)
     if key is not None and question.relevant:
         row["relevant_retrieved"] = any(question.relevant.get(key(c.hit.chunk), 0) > 0 for c in answer.citations)
     if question.reference and judge is not None:
@@ -162,8 +191,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "citation_validity": mean([r["citation_validity"] for r in rows]),
         "cites_any": mean([float(r["cites_any"]) for r in rows]),
         "groundedness": mean([r["groundedness"] for r in rows]),
+        "answers_repeating": mean([float(r.get("repeated", 0) > 0) for r in rows]),
+        "words": mean([float(r.get("words", 0)) for r in rows]),
+        "grounded_check": mean([float(r.get("grounded", False)) for r in rows]),
+        "fell_back": mean([float(bool(r.get("fallback"))) for r in rows]),
         "seconds_per_answer": mean([r["seconds"] for r in rows]),
+        "first_token_p50": _median([r.get("first_token", r["seconds"]) for r in rows]),
+        "total_p50": _median([r["seconds"] for r in rows]),
     }
+    if any("relevance" in r for r in rows):
+        out["relevance"] = mean([r["relevance"] for r in rows if "relevance" in r])
     if any("relevant_retrieved" in r for r in rows):
         out["relevant_retrieved"] = mean([float(r.get("relevant_retrieved", False)) for r in rows])
     scores = [r["quality"] for r in rows if r.get("quality") is not None]
@@ -173,6 +210,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in out.items()}
 
 
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(values)) if len(values) else 0.0
+
+
 def evaluate_answers(
     questions: Sequence[Question],
     ask: Callable[[str], Answer],
@@ -180,12 +221,13 @@ def evaluate_answers(
     judge: Generator | None,
     key: Callable[[Any], str] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Answer and score every question; the per-question rows and their means."""
     rows = []
     t0 = time.perf_counter()
     for q in questions:
-        row = score_answer(q, ask(q.text), support, judge, key)
+        row = score_answer(q, ask(q.text), support, judge, key, embedder)
         rows.append(row)
         if progress:
             progress(row)

@@ -108,15 +108,16 @@ def write_retrieval(report: dict[str, Any], out: Path) -> dict[str, Path]:
 
 
 def answers_markdown(report: dict[str, Any]) -> str:
-    s = report["summary"]
-    rows = [{"metric": k, "value": v} for k, v in s.items()]
+    by_mode = report.get("modes") or {"value": report["summary"]}
+    metrics = list(dict.fromkeys(k for s in by_mode.values() for k in s))
+    rows = [{"metric": k, **{m: s.get(k, "") for m, s in by_mode.items()}} for k in metrics]
     return "\n".join(
         [
             f"## Answers: {report['dataset']}",
             "",
             f"{report['questions']} questions; llm {report['llm']}; groundedness by {report['groundedness_by']}.",
             "",
-            markdown_table(rows, ["value"], first="metric"),
+            markdown_table(rows, list(by_mode), first="metric"),
             "",
         ]
     )

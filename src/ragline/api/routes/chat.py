@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import Done, Event, Retrieved, Token
+from ragline.agent import AnswerOptions, Done, Event, Retrieved, Token
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
@@ -54,12 +54,15 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
     question, history = conversation(body.messages)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
+    options = AnswerOptions(body.mode, body.max_completion_tokens or body.max_tokens)
     if body.stream:
-        events = await service.open_stream(question, body.k, body.filters, tenant=tenant, history=history)
+        events = await service.open_stream(
+            question, body.k, body.filters, tenant=tenant, history=history, options=options
+        )
         usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = _chunks(events, completion_id, created, usage)
         return sse.response(chunks, lambda e: [sse.event(None, sse.error_data(e)), sse.event(None, "[DONE]")])
-    answer = await service.answer(question, body.k, body.filters, tenant=tenant, history=history)
+    answer = await service.answer(question, body.k, body.filters, tenant=tenant, history=history, options=options)
     return JSONResponse(
         {
             "id": completion_id,
@@ -70,12 +73,13 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": answer.answer + sources_text(answer.citations)},
-                    "finish_reason": "stop",
+                    "finish_reason": answer.finish_reason,
                 }
             ],
             "usage": answer.usage.to_json(),
             "citations": [c.to_json() for c in answer.citations],
             "llm": answer.llm,
+            **_answer_fields(answer),
         }
     )
 
@@ -91,6 +95,11 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
         if m.role in ("user", "assistant") and m.text().strip()
     ]
     return messages[last_user].text(), history
+
+
+def _answer_fields(answer: Answer) -> dict[str, object]:
+    """ragline's extensions beside citations: how the answer was made and whether it is grounded."""
+    return {"mode": answer.mode, "grounded": answer.grounded, "fallback": answer.fallback}
 
 
 def sources_text(citations: list[Citation]) -> str:
@@ -129,7 +138,13 @@ async def _chunks(
         yield chunk({"content": answer.answer})
     if answer.citations:
         yield chunk({"content": sources_text(answer.citations)})
-    yield chunk({}, "stop", citations=[c.to_json() for c in answer.citations], llm=answer.llm)
+    yield chunk(
+        {},
+        answer.finish_reason,
+        citations=[c.to_json() for c in answer.citations],
+        llm=answer.llm,
+        **_answer_fields(answer),
+    )
     if include_usage:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID}
         yield sse.event(None, {**body, "choices": [], "usage": answer.usage.to_json()})

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import Done, Event, Retrieved, Token
+from ragline.agent import AnswerOptions, Done, Event, Retrieved, Token
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
@@ -30,10 +30,14 @@ _SSE_DOC = {
     summary="Answer a question with citations",
 )
 async def query(body: QueryRequest, service: Service, tenant: Tenant) -> Response:
+    history = [t.model_dump() for t in body.history if t.content.strip()]
+    options = AnswerOptions(body.mode, body.max_tokens)
     if body.stream:
-        events = await service.open_stream(body.query, body.k, body.filters, tenant=tenant)
+        events = await service.open_stream(
+            body.query, body.k, body.filters, tenant=tenant, history=history, options=options
+        )
         return sse.response(_query_events(events), lambda e: [sse.event("error", sse.error_data(e))])
-    answer = await service.answer(body.query, body.k, body.filters, tenant=tenant)
+    answer = await service.answer(body.query, body.k, body.filters, tenant=tenant, history=history, options=options)
     return JSONResponse(answer.to_json())
 
 

@@ -3,6 +3,9 @@
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = "ragline.apiKey";
+// The conversation so far, oldest first: sent with each question so a follow-up finds what "it" means.
+const conversation = [];
+const MAX_TURNS = 12;
 
 function headers() {
   const h = { "content-type": "application/json", accept: "text/event-stream" };
@@ -69,6 +72,41 @@ function renderCitations(citations) {
   }
 }
 
+function showNotice(answer) {
+  // Say plainly when the answer is not the model's, or did not pass the grounding check.
+  let line = "";
+  if (answer.fallback) line = `Extractive answer (quoted from the sources): ${answer.fallback}.`;
+  else if (answer.grounded === false) {
+    const why = answer.check && answer.check.reason ? `: ${answer.check.reason}` : "";
+    line = `This answer did not pass the grounding check${why}. Check it against the sources.`;
+  }
+  $("notice").textContent = line;
+  $("notice").hidden = !line;
+}
+
+function remember(question, answer) {
+  conversation.push({ role: "user", content: question }, { role: "assistant", content: answer });
+  const item = document.createElement("li");
+  const q = document.createElement("p");
+  q.className = "turn-question";
+  q.textContent = question;
+  const a = document.createElement("p");
+  a.className = "turn-answer";
+  a.textContent = answer;
+  item.append(q, a);
+  $("turns").append(item);
+  $("conversation").hidden = false;
+  $("question").value = "";
+}
+
+function newConversation() {
+  conversation.length = 0;
+  $("turns").textContent = "";
+  $("conversation").hidden = true;
+  $("result").hidden = true;
+  $("question").focus();
+}
+
 async function readEvents(response, onEvent) {
   // Server-Sent Events over a POST response: blocks separated by a blank line.
   const reader = response.body.getReader();
@@ -97,7 +135,7 @@ async function ask(event) {
   event.preventDefault();
   const question = $("question").value.trim();
   if (!question) return;
-  const body = { query: question, stream: true };
+  const body = { query: question, stream: true, history: conversation.slice(-MAX_TURNS) };
   const k = parseInt($("k").value, 10);
   if (k) body.k = k;
   const source = $("source").value.trim();
@@ -108,6 +146,8 @@ async function ask(event) {
   $("answer").textContent = "";
   $("citations").textContent = "";
   $("timings").textContent = "";
+  $("notice").hidden = true;
+  $("notice").textContent = "";
   $("status").textContent = "Retrieving and generating…";
   $("submit").disabled = true;
   let text = "";
@@ -134,8 +174,11 @@ async function ask(event) {
         renderAnswer(data.answer || text || "(no answer)", count);
         const t = data.timings || {};
         $("timings").textContent =
-          `retrieve ${Math.round((t.retrieve || 0) * 1000)} ms · generate ${(t.generate || 0).toFixed(1)} s · ${data.llm}`;
+          `retrieve ${Math.round((t.retrieve || 0) * 1000)} ms · answer ${(t.generate || 0).toFixed(1)} s · ` +
+          `${data.mode} · ${data.llm}`;
+        showNotice(data);
         $("status").textContent = "";
+        remember(question, data.answer || text);
       } else if (name === "error") {
         showError(data.error ? data.error.message : "the answer failed");
       }
@@ -155,6 +198,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (v) sessionStorage.setItem(KEY_STORE, v); else sessionStorage.removeItem(KEY_STORE);
   });
   $("ask").addEventListener("submit", ask);
+  $("new").addEventListener("click", newConversation);
   $("question").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask").requestSubmit(); }
   });

@@ -1,0 +1,169 @@
+"""The grounding check an answer passes before it is shown as grounded.
+
+An answer passes when it cites at least one block, every [n] names a block that was given, no sentence is
+repeated, and every sentence is supported by a block it cites: some unit of that block is similar enough to it
+(embedding cosine at or above a threshold, the units' vectors computed once for the evidence), and every API
+name it mentions (``code``, dotted.names, calls(), CamelCase, snake_case, @decorators) appears in the cited text.
+Code in the answer is held to the same rule for its names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ragline.answer.evidence import Evidence, stems
+from ragline.embed.base import Embedder
+
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
+_FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_MIN_CLAIM_CHARS = 12  # "See [1]:" and bullets are not claims
+_NAMES = re.compile(
+    r"`([^`\n]+)`"  # `code`
+    r"|(@?[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+)"  # dotted.names, @deco.rators
+    r"|(@[A-Za-z_]\w*)"  # @decorator
+    r"|\b([A-Za-z_]\w*)\("  # calls(
+    r"|\b([a-z]+_[a-z_0-9]+)\b"  # snake_case
+    r"|\b([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+)\b"  # CamelCase
+)
+
+
+def markers(text: str) -> list[int]:
+    """Every block number ``text`` cites, valid or not, first appearance first."""
+    seen: dict[int, None] = {}
+    for match in _MARKER.finditer(text):
+        for part in match.group(1).split(","):
+            seen.setdefault(int(part), None)
+    return list(seen)
+
+
+def claims(text: str) -> list[str]:
+    """The prose sentences of an answer that carry a claim (code blocks left out)."""
+    prose = _FENCE.sub("\n", text)
+    out = []
+    for s in _SENTENCE.split(prose):
+        s = s.strip()
+        if len(_MARKER.sub("", s).strip(" -*•:#>")) >= _MIN_CLAIM_CHARS:
+            out.append(s)
+    return out
+
+
+def names(text: str) -> set[str]:
+    """API-like names in ``text``: what an invented answer gets wrong first."""
+    out: set[str] = set()
+    for m in _NAMES.finditer(text):
+        name = next(g for g in m.groups() if g)
+        name = name.strip().rstrip("()").lstrip("@")
+        if len(name) > 2:
+            out.add(name.lower())
+    return out
+
+
+def _normal(sentence: str) -> str:
+    return " ".join(_MARKER.sub("", sentence).lower().split()).strip(" .")
+
+
+@dataclass(slots=True)
+class Check:
+    """What the grounding check found; ``passed`` is what the answer's ``grounded`` field says."""
+
+    passed: bool
+    citation_validity: float
+    cites_any: bool
+    sentences: int
+    supported: int
+    repeated: int
+    unknown_names: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "citation_validity": self.citation_validity,
+            "cites_any": self.cites_any,
+            "sentences": self.sentences,
+            "supported": self.supported,
+            "repeated": self.repeated,
+            "unknown_names": self.unknown_names,
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True)
+class Checker:
+    embedder: Embedder | None
+    threshold: float = 0.6
+    lexical_threshold: float = 0.6  # without an embedder: share of the sentence's words found in the block
+
+    def __call__(self, answer: str, evidence: Evidence) -> Check:
+        n_blocks = len(evidence.blocks)
+        cited = markers(answer)
+        valid = all(1 <= n <= n_blocks for n in cited)
+        sentences = claims(answer)
+        seen: set[str] = set()
+        repeated = 0
+        for s in sentences:
+            key = _normal(s)
+            repeated += key in seen
+            seen.add(key)
+        answer_blocks = [n for n in cited if 1 <= n <= n_blocks]
+        supported = self._supported(sentences, answer_blocks, evidence)
+        known = " ".join([evidence.question, *(b.hit.chunk.text for b in evidence.blocks)]).lower()
+        unknown = sorted(n for n in names(answer) if n not in known)
+        reason = None
+        if not cited:
+            reason = "the answer cites no block"
+        elif not valid:
+            reason = f"the answer cites a block that was not given (blocks 1-{n_blocks})"
+        elif repeated:
+            reason = "the answer repeats itself"
+        elif unknown:
+            reason = "the answer names what the cited text does not: " + ", ".join(unknown[:5])
+        elif supported < len(sentences):
+            reason = f"{len(sentences) - supported} of {len(sentences)} sentences are not supported by what they cite"
+        elif not sentences and not _FENCE.search(answer):
+            reason = "the answer says nothing"
+        return Check(
+            passed=reason is None,
+            citation_validity=1.0 if valid else 0.0,
+            cites_any=bool(cited),
+            sentences=len(sentences),
+            supported=supported,
+            repeated=repeated,
+            unknown_names=unknown,
+            reason=reason,
+        )
+
+    def _supported(self, sentences: Sequence[str], answer_blocks: list[int], evidence: Evidence) -> int:
+        if not sentences:
+            return 0
+        own = [[n for n in markers(s) if 1 <= n <= len(evidence.blocks)] or answer_blocks for s in sentences]
+        if self.embedder is None:
+            return sum(self._lexical(s, blocks, evidence) for s, blocks in zip(sentences, own, strict=True))
+        vectors = self.embedder.embed_documents([_MARKER.sub("", s).strip() for s in sentences])
+        count = 0
+        for vector, blocks, s in zip(vectors, own, sentences, strict=True):
+            units = [u for n in blocks for u in evidence.units_of(n) if u.vector is not None]
+            if not units:
+                count += self._lexical(s, blocks, evidence)
+                continue
+            best = float(np.max(np.stack([u.vector for u in units if u.vector is not None]) @ vector))
+            count += best >= self.threshold
+        return count
+
+    def _lexical(self, sentence: str, blocks: list[int], evidence: Evidence) -> bool:
+        words = stems(_MARKER.sub("", sentence))
+        if not words or not blocks:
+            return False
+        text = set().union(*(stems(evidence.blocks[n - 1].hit.chunk.text) for n in blocks))
+        return len(words & text) / len(words) >= self.lexical_threshold
+
+
+def check_answer(answer: str, evidence: Evidence, embedder: Embedder | None, threshold: float = 0.6) -> Check:
+    """Run the grounding check on ``answer`` against the evidence its [n] markers refer to."""
+    return Checker(embedder, threshold)(answer, evidence)

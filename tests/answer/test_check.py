@@ -1,0 +1,65 @@
+"""The grounding check: what passes, and each way an answer fails it."""
+
+from __future__ import annotations
+
+from ragline.answer.check import check_answer, claims, markers, names
+from ragline.answer.evidence import select
+from ragline.embed.base import Embedder
+
+from .conftest import hit
+from .test_evidence import QDRANT
+
+QUESTION = "How do I use a Qdrant server instead of the embedded engine?"
+
+
+def _evidence(embedder: Embedder):  # type: ignore[no-untyped-def]
+    return select(QUESTION, [hit(QDRANT, "https://d/configuration")], embedder)
+
+
+def test_markers_claims_and_names_are_read_from_the_text() -> None:
+    assert markers("a [2]. b [1, 3]. c [2]") == [2, 1, 3]
+    assert claims("Set the URL [1].\n\n```\nexport X=1\n```\n\nSee [1]:") == ["Set the URL [1]."]
+    assert {"ragline_qdrant_url", "client.connect", "bind", "runnableparallel"} <= names(
+        "Set `RAGLINE_QDRANT_URL`, call client.connect(), use @bind or RunnableParallel."
+    )
+
+
+def test_a_grounded_answer_passes(embedder: Embedder) -> None:
+    answer = "To use a Qdrant server instead, set its URL and, if it has one, its API key [1]."
+    check = check_answer(answer, _evidence(embedder), embedder)
+    assert check.passed, check.reason
+    assert check.citation_validity == 1.0 and check.cites_any and check.supported == check.sentences == 1
+
+
+def test_an_answer_without_citations_fails(embedder: Embedder) -> None:
+    check = check_answer("Set the Qdrant URL to use a server.", _evidence(embedder), embedder)
+    assert not check.passed and check.reason == "the answer cites no block" and not check.cites_any
+
+
+def test_a_citation_to_a_block_not_given_fails(embedder: Embedder) -> None:
+    check = check_answer("Set its URL [3].", _evidence(embedder), embedder)
+    assert not check.passed and check.citation_validity == 0.0 and "not given" in (check.reason or "")
+
+
+def test_an_invented_name_fails(embedder: Embedder) -> None:
+    answer = "To use a Qdrant server, decorate the engine with @qdrant.remote and set its URL [1]."
+    check = check_answer(answer, _evidence(embedder), embedder)
+    assert not check.passed and "qdrant.remote" in check.unknown_names
+
+
+def test_an_unsupported_sentence_fails(embedder: Embedder) -> None:
+    answer = "The Qdrant server can be used to run a machine-readable object executed on the GPU [1]."
+    check = check_answer(answer, _evidence(embedder), embedder)
+    assert not check.passed and check.supported == 0 and "not supported" in (check.reason or "")
+
+
+def test_a_repeated_sentence_fails(embedder: Embedder) -> None:
+    s = "To use a Qdrant server instead, set its URL [1]. "
+    check = check_answer(s + s, _evidence(embedder), embedder)
+    assert not check.passed and check.repeated == 1
+
+
+def test_the_check_serialises() -> None:
+    check = check_answer("Set its URL [1].", select(QUESTION, [hit(QDRANT)], None), None)
+    data = check.to_json()
+    assert set(data) >= {"passed", "citation_validity", "cites_any", "sentences", "supported", "reason"}
