@@ -9,6 +9,7 @@ adjacent chunks of one section into one block.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ def normalise_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
     other keys that are not payload fields address ``metadata.<key>``."""
     out: dict[str, Any] = {}
     for key, value in (filters or {}).items():
+        _check_filter(key, value)
         if key in ("source", "source_prefix"):
             out["source"] = value if isinstance(value, Prefix) else Prefix(str(value))
         elif key in ("type", "kind", "doc_type"):
@@ -55,6 +57,29 @@ def normalise_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
         else:
             out[f"metadata.{key}"] = value
     return out
+
+
+_FILTER_KEY = re.compile(r"[A-Za-z_][\w-]{0,63}(?:\.[A-Za-z_][\w-]{0,63}){0,3}")
+_INT64 = 2**63
+
+
+def _check_filter(key: Any, value: Any) -> None:
+    """A filter the index can run, or a BadRequestError saying what is wrong with it."""
+    if not isinstance(key, str) or not _FILTER_KEY.fullmatch(key):
+        raise BadRequestError(
+            f"bad filter key {str(key)[:80]!r}: use a field name (letters, digits, _ or -), "
+            "optionally dotted, e.g. team or metadata.team"
+        )
+    values = value if isinstance(value, list | tuple) else [value]
+    for v in values:
+        if isinstance(v, bool) or v is None or isinstance(v, str | Prefix):
+            continue
+        if isinstance(v, int) and -_INT64 <= v < _INT64:
+            continue
+        shown = str(v)[:40]
+        raise BadRequestError(
+            f"bad value for filter {key!r}: {shown} (a string, a boolean or a 64-bit integer, or a list of them)"
+        )
 
 
 class Retriever:

@@ -73,6 +73,7 @@ class ServingContract:
         assert r.status_code == 200, r.text
         body = r.json()
         assert set(body) == ANSWER_KEYS and body["mode"] == "generative"
+        assert "http" not in body["llm"] and "127.0.0.1" not in r.text  # the model is named, not its endpoint
         assert body["question"] == FLUX and body["answer"].strip()
         assert 1 <= len(body["citations"]) <= 3
         assert all(set(c) == CITATION_KEYS for c in body["citations"])
@@ -88,6 +89,22 @@ class ServingContract:
         assert body["grounded"] is True and body["check"]["citation_validity"] == 1.0
         assert re.search(r"\[1\]", body["answer"]), body["answer"]
         assert body["citations"][0]["source"].startswith(SITE["acme"] + "/flux.html")
+
+    def test_odd_filter_keys_and_huge_integers_are_bad_requests(self, base_url: str, client: httpx.Client) -> None:
+        bad = [
+            {"metadata..tenant": "acme"},
+            {"a.": "x"},
+            {"metadata.": "x"},
+            {".a": "x"},
+            {"team": 99999999999999999999999},
+            {"team": [1, 2**70]},
+        ]
+        for filters in bad:
+            r = client.post(f"{base_url}/search", json={"query": FLUX, "filters": filters}, headers=auth("acme"))
+            assert r.status_code == 422, (filters, r.text)
+            assert r.json()["error"]["type"] == "invalid_request", r.text
+        ok = client.post(f"{base_url}/search", json={"query": FLUX, "filters": {"team": 2**62}}, headers=auth("acme"))
+        assert ok.status_code == 200 and ok.json()["hits"] == []
 
     def test_max_tokens_beyond_the_model_window_is_a_clear_4xx(self, base_url: str, client: httpx.Client) -> None:
         for mode in ("auto", "generative"):
@@ -115,6 +132,7 @@ class ServingContract:
         text = "".join(json.loads(data)["text"] for name, data in events if name == "token")
         done = json.loads(events[-1][1])
         assert set(done) == ANSWER_KEYS and done["answer"] == text.strip()
+        assert "127.0.0.1" not in r.text
         assert json.loads(events[-2][1]) == done["citations"]
 
     def test_search_returns_hits(self, base_url: str, client: httpx.Client) -> None:

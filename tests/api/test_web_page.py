@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .helpers import KEY, SITE, app_settings, serve_in_process
@@ -69,6 +70,36 @@ def test_ask_stream_and_open_a_citation(base_url: str, browser, tmp_path: Path) 
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+    page.close()
+
+
+def test_citations_link_only_to_web_pages_and_the_page_is_locked_down(base_url: str, browser) -> None:  # type: ignore[no-untyped-def]
+    r = httpx.get(base_url + "/")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(base_url + "/")
+    cases = {
+        "javascript:alert(document.domain)": None,
+        " JavaScript:alert(1)": None,
+        "data:text/html,<script>alert(1)</script>": None,
+        "vbscript:msgbox(1)": None,
+        "/srv/docs/guide.md": None,  # a local path is shown, not linked
+        "file:///etc/passwd": None,
+        "https://docs.example/a#b": "https://docs.example/a#b",
+        "http://docs.example/": "http://docs.example/",
+    }
+    for source, expected in cases.items():
+        assert page.evaluate("s => safeHref(s)", source) == expected, source
+    tag = page.evaluate("s => sourceElement(s).tagName", "javascript:alert(1)")
+    assert tag == "SPAN"
+    page.fill("#question", "How do I calibrate the flux widget?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#timings:not(:empty)", timeout=120_000)
+    assert not [p for p in problems if "Content Security Policy" in p], problems  # the page runs under its CSP
     page.close()
 
 

@@ -31,13 +31,15 @@ def test_make_generator_requires_an_endpoint() -> None:
     with pytest.raises(ConfigError, match="base_url"):
         make_generator(LLMSettings(backend="openai"))
     g = make_generator(LLMSettings(backend="openai", api_key="sk-test", model="gpt-4o-mini"))
-    assert g.name == "openai:gpt-4o-mini@https://api.openai.com/v1"
+    assert g.name == "openai:gpt-4o-mini"
 
 
 def test_name_and_token_count_without_a_server() -> None:
     g = make_generator(LLMSettings(backend="openai", base_url="http://127.0.0.1:9/v1/", model="m"))
     assert isinstance(g, OpenAICompatGenerator) and isinstance(g, Generator)
-    assert g.name == "openai:m@http://127.0.0.1:9/v1"
+    assert g.name == "openai:m"
+    secret = make_generator(LLMSettings(backend="openai", base_url="http://user:pass@10.0.0.9/v1", model="echo"))
+    assert secret.name == "openai:echo" and "pass" not in secret.name  # answers carry it: no endpoint
     assert g.count_tokens("") == 0
     assert 40 <= g.count_tokens("hello " * 50) <= 110  # tiktoken (50) or chars/3 (100)
 

@@ -96,6 +96,27 @@ def test_paths_resolve_like_sphinx_and_never_leave_the_roots(tmp_path: Path) -> 
     assert IncludeResolver.for_document(None, docs) is None
 
 
+def test_hidden_files_are_never_included(tmp_path: Path) -> None:
+    """A page that names /.env, .git/config or a hidden folder's file gets nothing, in Markdown and rst."""
+    docs, code = _tree(tmp_path)
+    (docs / ".env").write_text("SECRET_TOKEN=s3cr3t\n")
+    (docs / ".git").mkdir()
+    (docs / ".git" / "config").write_text("[remote] SECRET_TOKEN=s3cr3t\n")
+    (docs / "guide" / ".hidden").mkdir()
+    (docs / "guide" / ".hidden" / "key.py").write_text("SECRET_TOKEN = 's3cr3t'\n")
+    resolver = IncludeResolver.for_document(docs / "guide" / "page.md", docs, [code])
+    assert resolver is not None
+    for target in ("/.env", "../.env", "/.git/config", ".hidden/key.py", "/guide/.hidden/key.py"):
+        assert resolver.locate(target) is None, target
+    os.symlink(docs / ".env", docs / "guide" / "env.txt")  # a visible name for a hidden file
+    assert resolver.locate("env.txt") is None
+    md = "# Page\n\nBody.\n\n```{literalinclude} /.env\n```\n\n```{literalinclude} .hidden/key.py\n```\n"
+    rst = "Page\n====\n\nBody.\n\n.. literalinclude:: /.env\n\n.. include:: /.git/config\n"
+    for relpath, text in (("guide/page.md", md), ("guide/page.rst", rst)):
+        parsed = _parse(docs, code, relpath, text)
+        assert "Body." in parsed and "s3cr3t" not in parsed, parsed
+
+
 def _parse(docs: Path, code: Path, relpath: str, text: str, extra: list[Path] | None = None) -> str:
     path = docs / relpath
     path.write_text(text)

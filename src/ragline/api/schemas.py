@@ -13,14 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from ragline.retrieve import MAX_K
 
-FilterKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
+# A field name, optionally dotted (metadata.team): no empty parts ("a.", "metadata..x"), at most four.
+FilterKey = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){0,3}$")
+]
+FilterInt = Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)]  # what the index stores: 64-bit integers
 FilterString = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500)]
 FilterValue = (
     FilterString
     | StrictBool
-    | StrictInt
+    | FilterInt
     | Annotated[list[FilterString], Field(min_length=1, max_length=32)]
-    | Annotated[list[StrictInt], Field(min_length=1, max_length=32)]
+    | Annotated[list[FilterInt], Field(min_length=1, max_length=32)]
 )
 Filters = Annotated[
     dict[FilterKey, FilterValue],

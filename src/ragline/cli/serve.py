@@ -11,7 +11,7 @@ import typer
 
 from ragline.cli.app import DataDir, app, out, settings, state
 from ragline.config import Settings
-from ragline.errors import ConfigError, EmptyIndexError
+from ragline.errors import ConfigError, EmptyIndexError, MissingDependencyError
 
 ENGINES = ("ray", "uvicorn")
 
@@ -36,12 +36,22 @@ def serve(
             raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         s.serve.engine = engine  # type: ignore[assignment]
     _check_index(s)
+    _check_serve_extra()
     _server_logs(s)
     url = f"http://{s.serve.host}:{s.serve.port}"
     if s.serve.engine == "uvicorn":
         _run_uvicorn(s, url)
     else:
         _run_ray(s, url)
+
+
+def _check_serve_extra() -> None:
+    """The API's packages, or the extra that installs them."""
+    import importlib.util
+
+    for module, package in (("fastapi", "fastapi"), ("starlette", "starlette"), ("uvicorn", "uvicorn")):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(package, "serve")
 
 
 def _check_index(s: Settings) -> None:

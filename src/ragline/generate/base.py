@@ -37,7 +37,7 @@ class Generation:
 class Generator(Protocol):
     """A chat model: cheap to construct, heavy state loads in ``warm_up``."""
 
-    name: str  # e.g. "llama-cpp:SmolLM2-135M-Instruct.Q4_1" or "openai:<model>@<base_url>"
+    name: str  # e.g. "llama-cpp:SmolLM2-135M-Instruct.Q4_1" or "openai:<model>" (never the endpoint URL)
     context_window: int  # tokens the model sees at once (prompt + answer)
 
     def warm_up(self) -> None:

@@ -54,7 +54,9 @@ class OpenAICompatGenerator:
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
         self.model = settings.model
-        self.name = f"openai:{self.model}@{self.base_url}"
+        # The name travels in every answer (clients, logs, traces): the model, never the endpoint, whose URL
+        # may carry credentials (http://user:pass@host/v1). Errors and the operator's log name the URL.
+        self.name = f"openai:{self.model}"
         self.context_window = settings.context_window
         self._client: openai.OpenAI | None = None
         self._counter: Callable[[str], int] | None = None

@@ -4,7 +4,8 @@ A rendered docs page shows the code of its ``literalinclude`` directives and the
 fragments; the page source holds only their paths. Sphinx resolves a path against the page's folder, or,
 when it starts with ``/``, against the source folder. ``IncludeResolver`` does the same, and also looks in
 ``extra_roots``: folders that mirror the source tree (code kept apart from the pages). A page can read only
-files under those folders, never above them, and each read is bounded in size and count. Whatever cannot be
+files under those folders, never above them and never hidden ones (``.env``, ``.git/``), and each read is bounded
+in size and count. Whatever cannot be
 read (missing, outside, binary, too big, not UTF-8) resolves to None: the directive shows nothing, as before.
 """
 
@@ -109,9 +110,13 @@ def _inside(candidate: Path, roots: tuple[Path, ...]) -> Path | None:
         return None
     for base in roots:
         try:
-            resolved.relative_to(base)
+            relative = resolved.relative_to(base)
         except ValueError:
             continue
+        # Hidden files and folders (.env, .git/, .ssh/) are skipped here as the folder walk skips them.
+        if any(part.startswith(".") for part in relative.parts):
+            log.info("include %s skipped: a hidden file", resolved)
+            return None
         return resolved
     return None
 

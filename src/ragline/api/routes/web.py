@@ -10,10 +10,22 @@ from ragline.web import INDEX_HTML, STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
 
+# The page loads only its own script and style and talks only to this server; no page may frame it.
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 @router.get("/")
 async def index() -> FileResponse:
-    return FileResponse(INDEX_HTML, media_type="text/html", headers={"Cache-Control": "no-cache"})
+    return FileResponse(INDEX_HTML, media_type="text/html", headers=PAGE_HEADERS)
 
 
 static = StaticFiles(directory=STATIC_DIR)

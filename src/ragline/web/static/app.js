@@ -58,18 +58,42 @@ function renderCitations(citations) {
     score.className = "score";
     score.textContent = ` score ${Number(c.score).toFixed(3)}`;
     summary.append(score);
-    const link = document.createElement("a");
-    link.href = c.source;
-    link.textContent = c.source;
-    link.className = "source";
-    link.target = "_blank";
-    link.rel = "noopener";
+    const link = sourceElement(c.source);
     const text = document.createElement("pre");
     text.textContent = c.text;
     details.append(summary, link, text);
     li.append(details);
     list.append(li);
   }
+}
+
+// A citation links only to http(s) pages or to paths relative to this server; anything else (javascript:,
+// data:, a local file path such as /srv/docs/a.md) is shown as text, never followed.
+function safeHref(source) {
+  const s = String(source || "");
+  if (s.startsWith("/") || s.startsWith("\\")) return null; // an absolute path on the server's disk
+  let url;
+  try {
+    url = new URL(s, window.location.href);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+  const relative = !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s);
+  return relative || /^https?:\/\//i.test(s) ? url.href : null;
+}
+
+function sourceElement(source) {
+  const href = safeHref(source);
+  const el = document.createElement(href ? "a" : "span");
+  el.textContent = source;
+  el.className = "source";
+  if (href) {
+    el.href = href;
+    el.target = "_blank";
+    el.rel = "noopener noreferrer";
+  }
+  return el;
 }
 
 function showNotice(answer) {
