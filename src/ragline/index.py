@@ -90,11 +90,16 @@ def change_of(held: Collection[str] | None, doc_hash: str) -> Change:
 class IndexState:
     """What the index holds, loaded once per ingest: doc_id -> stored hashes, and origins."""
 
-    def __init__(self, stored: Iterable[StoredDocument]) -> None:
+    def __init__(self, stored: Iterable[StoredDocument], tenant: str | None = None) -> None:
+        """Only ``tenant``'s documents count (those ingested without a tenant when None): a run for one
+        tenant neither sees nor deletes another's, even from the same folder."""
+        self.tenant = tenant
         self.hashes: dict[str, set[str]] = defaultdict(set)
         self.origin: dict[str, str | None] = {}
         self.source: dict[str, str] = {}
         for d in stored:
+            if d.tenant != tenant:
+                continue
             self.hashes[d.doc_id].add(d.doc_hash)
             self.origin[d.doc_id] = d.origin
             self.source[d.doc_id] = d.source

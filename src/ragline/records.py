@@ -21,9 +21,23 @@ def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def doc_id_for(source: str) -> str:
-    """A document's id: a UUID of its source URL (or path), stable across runs and machines."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, source))
+def doc_id_for(source: str, tenant: str | None = None) -> str:
+    """A document's id: a UUID of its tenant and source URL (or path), stable across runs and machines.
+
+    Tenants share one index, so the same URL ingested for two tenants is two documents: one tenant's
+    ingest (or a page whose canonical link names another tenant's URL) can never replace the other's.
+    """
+    return str(uuid.uuid5(_POINT_NAMESPACE, _scoped(source, tenant)))
+
+
+def _scoped(key: str, tenant: str | None) -> str:
+    # Without a tenant the key is the source alone, as it always was: existing indexes keep their ids.
+    return key if tenant is None else f"tenant\x00{tenant}\x00{key}"
+
+
+def tenant_of(metadata: dict[str, Any]) -> str | None:
+    tenant = metadata.get("tenant")
+    return None if tenant is None else str(tenant)
 
 
 @dataclass(slots=True)
@@ -83,7 +97,7 @@ class Document:
 
     @property
     def doc_id(self) -> str:
-        return doc_id_for(self.source)
+        return doc_id_for(self.source, tenant_of(self.metadata))
 
     @property
     def content_hash(self) -> str:
@@ -114,7 +128,8 @@ class Chunk:
     @property
     def id(self) -> str:
         """Deterministic point id: the same chunk of the same document always maps to it."""
-        return str(uuid.uuid5(_POINT_NAMESPACE, f"{self.source}\x00{self.index}\x00{content_hash(self.text)}"))
+        key = f"{self.source}\x00{self.index}\x00{content_hash(self.text)}"
+        return str(uuid.uuid5(_POINT_NAMESPACE, _scoped(key, tenant_of(self.metadata))))
 
     @property
     def url(self) -> str:

@@ -382,7 +382,7 @@ def test_crawl_lcel_site_fetches_its_26_pages_once_then_nothing(corpora: Path, t
 
 
 @pytest.mark.slow
-def test_ingest_a_url_crawls_and_indexes_with_canonical_urls_then_writes_nothing(corpora: Path, tmp_path: Path) -> None:
+def test_ingest_a_url_crawls_and_indexes_then_writes_nothing(corpora: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"  # a private copy: a page is deleted below
     shutil.copytree(corpora / "langchain-lcel" / "site", site)
     data = tmp_path / "data"
@@ -410,8 +410,10 @@ def test_ingest_a_url_crawls_and_indexes_with_canonical_urls_then_writes_nothing
     search = _ragline("search", "fallbacks when the LLM API errors", "--json", data_dir=data, env=env)
     assert search.returncode == 0, search.stderr
     sources = {h["source"].split("#")[0] for h in json.loads(search.stdout)["hits"]}
-    assert sources and all(s.startswith("https://python.langchain.com/docs/expression_language") for s in sources)
-    assert "https://python.langchain.com/docs/expression_language/how_to/fallbacks" in sources
+    # The pages' canonical links name another host (python.langchain.com): outside the crawl's scope, so
+    # each page keeps the URL that served it, and cannot stand in for a page of another site.
+    assert sources and all(s.startswith(start) for s in sources), sources
+    assert f"{start}how_to/fallbacks/" in sources
 
 
 def test_cli_summary_lists_failures_with_reasons(tmp_path: Path) -> None:

@@ -345,7 +345,7 @@ def test_payload_has_source_prefixes(loaded: Loaded) -> None:
 
 
 def expected_documents(chunks: list[Chunk]) -> set[StoredDocument]:
-    return {StoredDocument(c.doc_id, c.source, c.doc_hash, c.origin) for c in chunks}
+    return {StoredDocument(c.doc_id, c.source, c.doc_hash, c.origin, c.metadata.get("tenant")) for c in chunks}
 
 
 def test_documents_one_per_document(loaded: Loaded) -> None:

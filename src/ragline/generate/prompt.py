@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from ragline.errors import BadRequestError, ConfigError
@@ -34,7 +35,24 @@ EVIDENCE_PROMPT = (
 # Document text cannot close it early: anything that reads as a marker inside a block (or the question) is
 # defused first, so everything a document says stays inside the fence.
 CONTEXT_OPEN, CONTEXT_CLOSE = "===== CONTEXT =====", "===== END OF CONTEXT ====="
-_FENCE_MARK = re.compile(r"=+\s*(?:END\s+OF\s+(?:THE\s+)?)?CONTEXT\s*=+", re.IGNORECASE)
+_FENCE_MARK = re.compile(
+    r"=+\s*(?:END\s+OF\s+(?:THE\s+)?)?CONTEXT(?:\s*=+)?|(?:END\s+OF\s+(?:THE\s+)?)?CONTEXT\s*=+", re.IGNORECASE
+)
+# "END OF CONTEXT" said in words, with or without rules around it, reads as the fence to a small model.
+_END_WORDS = re.compile(r"\bEND\s+OF\s+(?:THE\s+)?CONTEXT\b", re.IGNORECASE)
+# Characters that draw a line like "=" does (NFKC already folds the full-width sign).
+_RULES = str.maketrans(dict.fromkeys("═╪╫╬‗⹀゠꓿᐀⩵⩶≡≣", "="))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _fold(m: re.Match[str]) -> str:
+    """A character's NFKC form (full-width "＝" is "="), except the ellipsis our truncation mark uses."""
+    ch = m.group(0)
+    return ch if ch == "…" else unicodedata.normalize("NFKC", ch)
+
+
+# A line of a block's text that starts like a block header ("[2] Official notice (https://...)").
+_HEADER_LIKE = re.compile(r"(?m)^([ \t>*-]*)\[(\d+)\]")
 
 # Chat templates wrap each message in a few special tokens, and our own counter may differ
 # slightly from the server's; this keeps prompt + answer safely inside the window.
@@ -49,12 +67,20 @@ def format_block(n: int, hit: Hit, text: str | None = None) -> str:
     head = c.title or c.section or c.source
     if c.section and c.section != c.title and c.title:
         head = f"{c.title} — {c.section}"
-    return defuse(f"[{n}] {head} ({c.url})\n{c.text if text is None else text}")
+    body = _HEADER_LIKE.sub(r"\1(\2)", defuse(c.text if text is None else text))
+    return f"{defuse(f'[{n}] {head} ({c.url})')}\n{body}"
 
 
 def defuse(text: str) -> str:
-    """``text`` with anything that reads as a context marker turned into a look-alike with dashes."""
-    return _FENCE_MARK.sub(lambda m: m.group(0).replace("=", "-"), text)
+    """``text`` with anything that reads as a context marker made inert.
+
+    The text is NFKC-normalised first (full-width and other compatibility forms become plain ones) and
+    line-drawing look-alikes of "=" become "=", so that ``＝＝ CONTEXT`` and ``═══ END OF CONTEXT`` are caught
+    with the plain markers; markers get dashes for rules, and the words "end of context" lose their spaces.
+    """
+    text = _NON_ASCII.sub(_fold, text).translate(_RULES)
+    text = _FENCE_MARK.sub(lambda m: m.group(0).replace("=", "-"), text)
+    return _END_WORDS.sub(lambda m: "-".join(m.group(0).split()), text)
 
 
 NO_CONTEXT = "(no context blocks were found for this question)"

@@ -20,7 +20,7 @@ from ragline.ingest.parallel import ParallelEmbedder, ingest_embedder
 from ragline.observability import ingest_metrics
 from ragline.observability.ingest_metrics import TimedEmbedder
 from ragline.privacy import add_counts
-from ragline.records import Document, doc_id_for
+from ragline.records import Document, doc_id_for, tenant_of
 from ragline.sources.files import iter_files, load_document, source_url
 from ragline.store.base import VectorStore
 
@@ -37,6 +37,7 @@ class Loaded:
     fallback_source: str
     document: Document | None = None
     error: str | None = None
+    gone: bool = False  # the source answered that it no longer exists (HTTP 404/410): its document goes
 
 
 def read_sources(
@@ -103,7 +104,8 @@ def ingest(
 ) -> IndexReport:
     """Bring the index in line with ``paths``: add new, replace changed, drop vanished documents."""
     origins, loaded = read_sources(paths, components, metadata)
-    return index_documents(loaded, origins, components, recreate=recreate, progress=progress)
+    tenant = tenant_of(metadata or {})
+    return index_documents(loaded, origins, components, recreate=recreate, progress=progress, tenant=tenant)
 
 
 def index_documents(
@@ -113,6 +115,7 @@ def index_documents(
     *,
     recreate: bool = False,
     progress: Progress | None = None,
+    tenant: str | None = None,
 ) -> IndexReport:
     """Index a stream of loaded documents: chunk and embed only new or changed ones, in length-sorted batches.
 
@@ -124,7 +127,7 @@ def index_documents(
     settings = components.settings
     store, chunker = components.store, components.chunker
     store.open(components.index_info(), recreate=recreate)
-    state = IndexState(store.documents())
+    state = IndexState(store.documents(), tenant)
     embedder, concurrent = ingest_embedder(settings.embedding, settings.ingest.embed_workers, components.embedder)
     # Embedding and writing run beside chunking when the embedder allows it (see ingest.parallel).
     timed = cast(Embedder, TimedEmbedder(embedder))  # counts embedding time into the ingest metrics
@@ -152,7 +155,8 @@ def _index(
     tick = progress or (lambda _e, _n: None)
     for item in loaded:
         if item.document is None:
-            seen.setdefault(doc_id_for(item.fallback_source), item.fallback_source)
+            if not item.gone:  # a page that failed keeps its document; one that is gone loses it
+                seen.setdefault(doc_id_for(item.fallback_source, state.tenant), item.fallback_source)
             report.skipped.append(Skipped(item.fallback_source, item.error or "unreadable"))
             log.warning("skipped %s: %s", item.fallback_source, item.error)
             tick("skipped", 1)

@@ -47,7 +47,7 @@ from ragline.ingest.stages import (
 )
 from ragline.privacy import add_counts
 from ragline.ray_local import start_local_ray, stop_local_ray
-from ragline.records import doc_id_for
+from ragline.records import doc_id_for, tenant_of
 from ragline.store.base import IndexInfo, VectorStore
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,12 @@ def ingest(
     store = components.store
     info = components.index_info()
     store.open(info, recreate=recreate)
-    state = IndexState(store.documents())
+    tenant = tenant_of(metadata or {})
+    state = IndexState(store.documents(), tenant)
 
     run = _Run(store, progress)
     for seq, path in enumerate(missing):
-        run.event(DocEvent(seq, doc_id_for(path), "", path, path, SKIPPED, "not found"))
+        run.event(DocEvent(seq, doc_id_for(path, tenant), "", path, path, SKIPPED, "not found"))
     if files:
         started_here = not _ray_running()
         ray = connect(settings.ingest.ray_address)

@@ -27,7 +27,7 @@ from ragline.config import EmbeddingSettings, ParseSettings, QdrantSettings, Set
 from ragline.errors import ConfigError, SourceError
 from ragline.index import Change, change_of
 from ragline.ingest.parallel import CONCURRENT_BACKENDS, ingest_embedder
-from ragline.records import Chunk, Document, doc_id_for
+from ragline.records import Chunk, Document, doc_id_for, tenant_of
 from ragline.sources.files import LocalFile, iter_files, load_document, source_url
 from ragline.store.base import IndexInfo, VectorStore
 
@@ -142,7 +142,8 @@ def parse_file(
     try:
         doc = load_file(row, parse, metadata)
     except SourceError as e:
-        return parsed(doc_id_for(row["fallback"]), row["fallback"], SKIPPED, reason=str(e) or "unreadable")
+        tenant = tenant_of(dict(metadata))
+        return parsed(doc_id_for(row["fallback"], tenant), row["fallback"], SKIPPED, reason=str(e) or "unreadable")
     if claims is not None and _claim(claims, doc.doc_id, row["seq"]) != row["seq"]:
         return parsed(doc.doc_id, doc.source, DUPLICATE, reason=f"same URL as another document: {doc.source}")
     doc_hash = doc.content_hash

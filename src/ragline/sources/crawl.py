@@ -541,7 +541,7 @@ def crawl_documents(start_url: str, settings: Settings, metadata: dict[str, Any]
         why = report.failures[0].reason if report.failures else "no page in scope"
         raise SourceError(f"crawl of {report.start_url} got no page: {why}")
     for problem in report.failures:
-        yield Loaded(problem.url, error=f"crawl: {problem.reason}")
+        yield Loaded(problem.url, error=f"crawl: {problem.reason}", gone=problem.status in (404, 410))
     for item in load_crawled(out, settings.parse, origin=report.origin):
         if item.document is not None:
             item.document.metadata.update(metadata or {})

@@ -205,8 +205,22 @@ def load_crawled(out_dir: Path, settings: ParseSettings, origin: str | None = No
         if not doc.sections:
             yield Loaded(entry.final_url, error="empty: no text after parsing")
             continue
+        if doc.source != entry.final_url and not _canonical_in_scope(doc.source, entry.origin or entry.final_url):
+            # A canonical link outside the crawl's scope (another host or prefix, maybe another tenant's
+            # pages) would let this page stand in for one it is not: it keeps the URL that served it.
+            log.info("%s: canonical link %s is outside the crawl's scope; ignored", entry.final_url, doc.source)
+            doc.source = entry.final_url
         doc.path = str(path)
         yield Loaded(entry.final_url, document=doc)
+
+
+def _canonical_in_scope(canonical: str, origin: str) -> bool:
+    from ragline.sources.urls import Scope, normalize_url
+
+    try:
+        return Scope.from_start(origin).contains(normalize_url(canonical))
+    except ValueError:
+        return False
 
 
 def remove_pages(out_dir: Path, prefix: str) -> int:

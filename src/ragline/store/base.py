@@ -50,6 +50,7 @@ class StoredDocument:
     source: str
     doc_hash: str
     origin: str | None  # the ingest root it came from, for detecting removed files
+    tenant: str | None = None  # whose document it is (metadata.tenant); None when ingested without one
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ DENSE = "dense"
 KEYWORD_FIELDS = ("doc_id", "source", "kind", "doc_hash", "origin", "source_prefixes")
 INTEGER_FIELDS = ("chunk_index",)
 # documents() reads only these, and only from each document's first chunk, so it stays cheap.
-DOCUMENT_FIELDS = ("doc_id", "source", "doc_hash", "origin")
+DOCUMENT_FIELDS = ("doc_id", "source", "doc_hash", "origin", "metadata")
 
 Scalar = str | int | bool
 
@@ -118,7 +118,13 @@ def stored_document(payload: dict[str, Any]) -> StoredDocument:
         source=str(payload.get("source", "")),
         doc_hash=str(payload.get("doc_hash", "")),
         origin=payload.get("origin"),
+        tenant=_tenant(payload.get("metadata")),
     )
+
+
+def _tenant(metadata: Any) -> str | None:
+    tenant = metadata.get("tenant") if isinstance(metadata, dict) else None
+    return None if tenant is None else str(tenant)
 
 
 def check_info(stored: IndexInfo, wanted: IndexInfo, where: str) -> None:
