@@ -63,3 +63,13 @@ def test_the_check_serialises() -> None:
     check = check_answer("Set its URL [1].", select(QUESTION, [hit(QDRANT)], None), None)
     data = check.to_json()
     assert set(data) >= {"passed", "citation_validity", "cites_any", "sentences", "supported", "reason"}
+
+
+def test_code_is_neither_a_citation_nor_a_sentence(embedder: Embedder) -> None:
+    answer = (
+        "To use a Qdrant server instead, set its URL and, if it has one, its API key [1]:\n\n"
+        "```\nexport RAGLINE_QDRANT_URL=http://qdrant.internal:6333\nx = rows[3]\n```"
+    )
+    assert markers(answer) == [1]  # rows[3] is code
+    check = check_answer(answer, _evidence(embedder), embedder)
+    assert check.citation_validity == 1.0 and check.sentences == 1

@@ -72,3 +72,17 @@ def test_score_documents_unit_collapses_chunks() -> None:
     qs = QuestionSet("t", [Question("1", "q", {"p2": 1})], page_key, "documents")
     got = score(qs, [["p1", "p1", "p2"]], [1, 2])
     assert got["hit@2"] == 1.0 and got["mrr"] == 0.5 and got["recall@1"] == 0.0 and got["recall@2"] == 1.0
+
+
+def test_answer_scoring_reads_markers_from_prose_and_judges_code_whole() -> None:
+    from ragline.evaluate.answers import citation_validity, cited, repeated_sentences, sentences
+
+    answer = "Stream the output of a chain [1]:\n\n```\nfor c in chain.stream(x[2]):\n    print(c)\n    print(c)\n```"
+    assert cited(answer) == [1] and citation_validity(answer, 1) == 1.0
+    claims = sentences(answer)
+    assert claims == [
+        "Stream the output of a chain [1]:",
+        "```\nfor c in chain.stream(x[2]):\n    print(c)\n    print(c)\n```",
+    ]
+    assert repeated_sentences(answer) == 0  # two print lines are code, not a repeated claim
+    assert repeated_sentences("It runs on CPUs [1]. It runs on CPUs [1].") == 1

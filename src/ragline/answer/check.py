@@ -20,7 +20,7 @@ from ragline.answer.evidence import Evidence, stems
 from ragline.embed.base import Embedder
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
-_FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
+FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _MIN_CLAIM_CHARS = 12  # "See [1]:" and bullets are not claims
 _NAMES = re.compile(
@@ -33,10 +33,25 @@ _NAMES = re.compile(
 )
 
 
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def prose(text: str) -> str:
+    """``text`` without its code (fenced blocks and `inline code`): where markers and claims are read.
+
+    ``x[0]`` or ``[1, 2]`` in code is not a citation, and a listing is not a run of sentences."""
+    return _INLINE_CODE.sub(" ", FENCE.sub("\n", text))
+
+
+def code_blocks(text: str) -> list[str]:
+    """The fenced code blocks of ``text``, their content only."""
+    return [m.group(1).strip("\n") for m in FENCE.finditer(text) if m.group(1).strip()]
+
+
 def markers(text: str) -> list[int]:
-    """Every block number ``text`` cites, valid or not, first appearance first."""
+    """Every block number ``text`` cites outside its code, valid or not, first appearance first."""
     seen: dict[int, None] = {}
-    for match in _MARKER.finditer(text):
+    for match in _MARKER.finditer(prose(text)):
         for part in match.group(1).split(","):
             seen.setdefault(int(part), None)
     return list(seen)
@@ -44,9 +59,8 @@ def markers(text: str) -> list[int]:
 
 def claims(text: str) -> list[str]:
     """The prose sentences of an answer that carry a claim (code blocks left out)."""
-    prose = _FENCE.sub("\n", text)
     out = []
-    for s in _SENTENCE.split(prose):
+    for s in _SENTENCE.split(FENCE.sub("\n", text)):
         s = s.strip()
         if len(_MARKER.sub("", s).strip(" -*•:#>")) >= _MIN_CLAIM_CHARS:
             out.append(s)
@@ -126,7 +140,7 @@ class Checker:
             reason = "the answer names what the cited text does not: " + ", ".join(unknown[:5])
         elif supported < len(sentences):
             reason = f"{len(sentences) - supported} of {len(sentences)} sentences are not supported by what they cite"
-        elif not sentences and not _FENCE.search(answer):
+        elif not sentences and not FENCE.search(answer):
             reason = "the answer says nothing"
         return Check(
             passed=reason is None,

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ragline.answer.check import FENCE, code_blocks, prose
 from ragline.embed.base import Embedder
 from ragline.errors import GenerationError
 from ragline.evaluate.datasets import Question
@@ -39,9 +40,9 @@ _MIN_SENTENCE_CHARS = 12  # "See [1]." and list bullets are not claims
 
 
 def cited(text: str) -> list[int]:
-    """Every block number the text cites, valid or not, in order of first appearance."""
+    """Every block number the text cites outside its code, valid or not, in order of first appearance."""
     seen: dict[int, None] = {}
-    for match in _MARKER.finditer(text):
+    for match in _MARKER.finditer(prose(text)):
         for part in match.group(1).split(","):
             seen.setdefault(int(part), None)
     return list(seen)
@@ -53,13 +54,18 @@ def citation_validity(answer: str, n_blocks: int) -> float:
 
 
 def sentences(answer: str) -> list[str]:
-    """The answer's sentences that can carry a claim (long enough once markers are removed)."""
+    """The answer's claims: its prose sentences (long enough once markers are removed), then each fenced
+    code block whole (a listing is one claim: the code is in the cited text or it is not)."""
     out = []
-    for s in _SENTENCE.split(answer):
+    for s in _SENTENCE.split(FENCE.sub("\n", answer)):
         s = s.strip()
         if len(_MARKER.sub("", s).strip(" -*•:")) >= _MIN_SENTENCE_CHARS:
             out.append(s)
-    return out
+    return out + [f"```\n{code}\n```" for code in code_blocks(answer)]
+
+
+def _squeezed(text: str) -> str:
+    return " ".join(text.split())
 
 
 def evidence(sentence: str, answer: str, citations: Sequence[Citation]) -> list[str]:
@@ -77,6 +83,9 @@ class EmbeddingSupport:
     threshold: float = 0.6
 
     def __call__(self, sentence: str, blocks: Sequence[str]) -> bool:
+        if sentence.startswith("```"):  # code: supported when the cited text holds it, line for line
+            code = _squeezed(sentence.strip("`\n"))
+            return any(code in _squeezed(b) for b in blocks)
         pieces = [w for b in blocks for w in (windows(b, 2) or [b])]
         if not pieces:
             return False
@@ -128,6 +137,8 @@ def repeated_sentences(answer: str) -> int:
     seen: set[str] = set()
     count = 0
     for s in sentences(answer):
+        if s.startswith("```"):
+            continue  # a listing may repeat a line (two print calls): that is code, not a repeated claim
         key = " ".join(_MARKER.sub("", s).lower().split()).strip(" .")
         count += key in seen
         seen.add(key)
