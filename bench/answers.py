@@ -58,11 +58,13 @@ COLUMNS = [
 START, END = "<!-- bench/answers.py: start -->", "<!-- bench/answers.py: end -->"
 
 
-def run_set(name: str, comp: Components, questions: list[Question], limits: dict[str, int]) -> list[dict[str, Any]]:
+def run_set(
+    name: str, comp: Components, questions: list[Question], limits: dict[str, int], modes: list[str]
+) -> list[dict[str, Any]]:
     agent = comp.agent
     support = EmbeddingSupport(comp.embedder, 0.6)
     rows = []
-    for mode in MODES:
+    for mode in modes:
         qs = questions[: limits[mode]]
         agent.ask("warm up", mode=mode)
         started = time.perf_counter()
@@ -105,7 +107,11 @@ def main() -> None:
     ap.add_argument("--model-limit", type=int, default=40, help="Ray dev questions for the model modes")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("RAGLINE_EVAL_CACHE", "/tmp/ragline-eval")))
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/answers.md")
+    ap.add_argument("--modes", default=",".join(MODES), help="modes to run, comma-separated (default: all three)")
     args = ap.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in MODES for m in modes):
+        ap.error(f"--modes takes {', '.join(MODES)}")
     logging.basicConfig(level=logging.ERROR)
     need_corpora("ray-eval")
     lcel_site = need_corpora("langchain-lcel", "site")
@@ -120,7 +126,7 @@ def main() -> None:
         built = build_index(bench, comp)
         print(f"ray index: {built.chunks} chunks", file=sys.stderr)
         limits = {"extractive": args.ray_limit, "generative": args.model_limit, "auto": args.model_limit}
-        rows += run_set("ray-dev", comp, bench.questions.questions, limits)
+        rows += run_set("ray-dev", comp, bench.questions.questions, limits, modes)
     finally:
         comp.close()
 
@@ -129,7 +135,7 @@ def main() -> None:
     try:
         ingest([lcel_site], comp)
         questions = [Question(f"lcel-{i}", q, {}) for i, (q, _name) in enumerate(LCEL_QUESTIONS, 1)]
-        rows += run_set("lcel", comp, questions, dict.fromkeys(MODES, len(questions)))
+        rows += run_set("lcel", comp, questions, dict.fromkeys(MODES, len(questions)), modes)
         llm = comp.generator.name
     finally:
         comp.close()

@@ -45,7 +45,10 @@ def test_delete_and_snapshot_commands(tmp_path: Path) -> None:
     assert json.loads(deleted.stdout) == {"prefix": f"{docs.resolve().as_posix()}/old/", "documents": 2, "chunks": 2}
     assert not sources(data, "obsidian marmot knits sweaters") & {"gamma.md", "delta.md"}
     nothing = ragline("delete", "--source", "https://nowhere.example/", "--json", data_dir=data)
-    assert nothing.returncode == 0 and json.loads(nothing.stdout)["chunks"] == 0
+    assert nothing.returncode == 1 and json.loads(nothing.stdout)["chunks"] == 0  # a typo says so
+    assert "nothing in the index under https://nowhere.example/" in nothing.stderr
+    allowed = ragline("delete", "--source", "https://nowhere.example/", "--allow-none", data_dir=data)
+    assert allowed.returncode == 0 and "nothing in the index" in allowed.stderr
 
     created = ragline("snapshot", "create", "s1", "--json", data_dir=data)
     assert created.returncode == 0, created.stderr
@@ -78,7 +81,7 @@ def test_delete_with_forget_also_removes_the_crawled_copies(tmp_path: Path) -> N
         pages.save(site + name, site + name, 200, {"content-type": "text/html"}, f"<p>{name}</p>".encode())
     pages.commit(drop_unseen=False)
 
-    plain = ragline("delete", "--source", site + "secret/", "--yes", "--json", data_dir=data)
+    plain = ragline("delete", "--source", site + "secret/", "--yes", "--json", "--allow-none", data_dir=data)
     assert plain.returncode == 0 and "cached_removed" not in json.loads(plain.stdout)
     assert len(read_manifest(data / "crawl")) == 3  # without --forget the crawl folder is left alone
 
@@ -88,3 +91,19 @@ def test_delete_with_forget_also_removes_the_crawled_copies(tmp_path: Path) -> N
     left = read_manifest(data / "crawl")
     assert [e.url for e in left] == [site + "keep.html"]
     assert sorted(p.name for p in (data / "crawl").rglob("*.html")) == ["keep.html"]
+
+
+def test_a_folder_of_pages_with_canonical_urls_is_deleted_by_the_folder(tmp_path: Path) -> None:
+    site, data = tmp_path / "site", tmp_path / "data"
+    site.mkdir()
+    for name, words in (("a", "vermilion pangolin"), ("b", "obsidian marmot")):
+        canonical = f'<link rel="canonical" href="https://docs.example.org/{name}.html">'
+        body = f"<html><head>{canonical}</head><body><main><p>The {words} sings at dawn.</p></main></body></html>"
+        (site / f"{name}.html").write_text(body)
+    assert ragline("ingest", str(site), "--json", data_dir=data).returncode == 0
+    assert {"a.html", "b.html"} <= sources(data, "pangolin marmot sings at dawn")
+    deleted = ragline("delete", "--source", str(site), "--yes", "--json", data_dir=data)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout)["documents"] == 2
+    r = ragline("search", "pangolin sings", "--json", data_dir=data)
+    assert r.returncode == 4 or json.loads(r.stdout)["hits"] == []  # an empty index, or no hit: both gone

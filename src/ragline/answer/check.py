@@ -78,6 +78,11 @@ def names(text: str) -> set[str]:
     return out
 
 
+def _key(text: str) -> str:
+    """A sentence as its unit reads: markers out, spaces squeezed, none before punctuation."""
+    return re.sub(r"\s+([.!?:;,])", r"\1", " ".join(_MARKER.sub("", text).split()))
+
+
 def _normal(sentence: str) -> str:
     return " ".join(_MARKER.sub("", sentence).lower().split()).strip(" .")
 
@@ -159,7 +164,12 @@ class Checker:
         own = [[n for n in markers(s) if 1 <= n <= len(evidence.blocks)] or answer_blocks for s in sentences]
         if self.embedder is None:
             return sum(self._lexical(s, blocks, evidence) for s, blocks in zip(sentences, own, strict=True))
-        vectors = self.embedder.embed_documents([_MARKER.sub("", s).strip() for s in sentences])
+        # A sentence quoted from the evidence (every extractive one) has its vector already.
+        known = {_key(u.text): u.vector for b in evidence.blocks for u in b.all_units if u.vector is not None}
+        keys = [_key(s) for s in sentences]
+        todo = [s for s, k in zip(sentences, keys, strict=True) if k not in known]
+        fresh = iter(self.embedder.embed_documents([_MARKER.sub("", s).strip() for s in todo]) if todo else [])
+        vectors = [known[k] if k in known else next(fresh) for k in keys]
         count = 0
         for vector, blocks, s in zip(vectors, own, sentences, strict=True):
             units = [u for n in blocks for u in evidence.units_of(n) if u.vector is not None]

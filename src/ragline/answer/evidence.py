@@ -285,8 +285,8 @@ class Selector:
                     if q_stems & {_stem(p) for name in _CALLED.findall(u.text) for p in _parts(name)}:
                         score += 0.1  # the code calls what the question names: the API it asks about
                     score -= 0.01 * max(0, u.text.count("\n") - 8)  # long listings answer less directly
-                if len(u.text) < 25 and not u.code:  # fragments ("Note:", "For example:") say little alone
-                    score -= 0.15
+                if not u.code and (len(u.text) < 25 or (len(u.text.split()) < 6 and u.text[-1] not in ".!?:")):
+                    score -= 0.15  # fragments ("Note:", "Dataset.num_blocks", a title) say little alone
                 if quoted and quoted in _normal(u.text):  # the question itself, quoted as an example
                     score -= 0.6
                 u.score = score

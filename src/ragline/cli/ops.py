@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, out
+from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, err, out
 from ragline.cli.status import record_ingest
 from ragline.errors import BadRequestError, EmptyIndexError
 
@@ -49,10 +49,14 @@ def delete(
         bool,
         typer.Option("--forget", help="Also remove the crawled copies and every mention in the last ingest report"),
     ] = False,
+    allow_none: Annotated[
+        bool, typer.Option("--allow-none", help="Exit 0 when nothing matches (default: exit 1 and say so)")
+    ] = False,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Delete every chunk of the documents under a source prefix, from dense and BM25 search alike."""
+    """Delete every chunk of the documents under a source prefix (a URL path, a file path, or a folder that
+    was ingested), from dense and BM25 search alike."""
     from ragline.ops.delete import delete_sources, preview, source_prefix
     from ragline.privacy import forget_cached
 
@@ -73,13 +77,17 @@ def delete(
         comp.close()
     if as_json:
         emit_json({**report.to_json(), **({"cached_removed": forgotten} if forget else {})})
-        return
-    if report.chunks:
+    elif report.chunks:
         out.print(f"deleted {report.chunks} chunks of {report.documents} documents under {report.prefix}")
-    else:
-        out.print(f"nothing in the index under {report.prefix}")
-    if forget:
+    if forget and not as_json:
         out.print(f"removed {forgotten} crawled pages and report entries under {report.prefix}")
+    if not report.chunks and not (forget and forgotten):
+        # A delete that matched nothing is usually a mistyped prefix: say so, and fail unless allowed.
+        err.print(
+            f"nothing in the index under {report.prefix} (no source starts with it, and no ingested folder is it)"
+        )
+        if not allow_none:
+            raise typer.Exit(1)
 
 
 # -- snapshot --------------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+_RECENT_QUERIES = 32
+
+
 class BaseEmbedder:
     """Subclasses implement ``_load`` and ``_embed_batch``; batching, prefixes, length sorting and
     normalisation live here so every backend gets them the same way."""
@@ -51,6 +54,7 @@ class BaseEmbedder:
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
         self._ready = False
+        self._recent: dict[str, np.ndarray] = {}  # query text -> vector, oldest first
 
     # --- what a backend provides -------------------------------------------------------------
     def _load(self) -> None:
@@ -95,8 +99,17 @@ class BaseEmbedder:
         return self._finish(out)
 
     def embed_query(self, text: str) -> np.ndarray:
+        """The query's vector; the last few are kept, since one question is embedded by retrieval and again
+        when its answer's evidence is scored."""
+        cached = self._recent.get(text)
+        if cached is not None:
+            return cached.copy()
         self.warm_up()
-        return self._finish(self._embed_batch([self.query_prefix + text]))[0]
+        vector = self._finish(self._embed_batch([self.query_prefix + text]))[0]
+        self._recent[text] = vector.copy()
+        while len(self._recent) > _RECENT_QUERIES:
+            self._recent.pop(next(iter(self._recent)), None)
+        return vector
 
     def _finish(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)

@@ -1,4 +1,8 @@
-"""Delete every chunk of the documents under a source prefix (a URL path or a folder)."""
+"""Delete every chunk of the documents under a source prefix (a URL path or a folder).
+
+A prefix matches a document by its source (URL or path), and also by the folder it was ingested from: a
+folder of pages that declare canonical URLs (``https://…``) is deleted by naming the folder, as it was ingested.
+"""
 
 from __future__ import annotations
 
@@ -30,11 +34,21 @@ def source_prefix(given: str) -> str:
     return absolute + "/" if given.endswith("/") and not absolute.endswith("/") else absolute
 
 
+def _matches(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two filters a prefix stands for: sources under it, and documents ingested from it as a folder."""
+    return {"source": Prefix(prefix)}, {"origin": prefix.rstrip("/") or prefix}
+
+
 def preview(store: VectorStore, prefix: str) -> DeleteReport:
     """What ``delete_sources`` would delete, without deleting it."""
-    under = {"source": Prefix(prefix)}
-    documents = store.count({**under, "chunk_index": 0})  # a document is listed by its first chunk
-    return DeleteReport(prefix, documents, store.count(under))
+    by_source, by_origin = _matches(prefix)
+
+    def count(extra: dict[str, Any]) -> int:
+        both = store.count({**by_source, **by_origin, **extra})
+        return store.count({**by_source, **extra}) + store.count({**by_origin, **extra}) - both
+
+    first = {"chunk_index": 0}  # a document is listed by its first chunk
+    return DeleteReport(prefix, count(first), count({}))
 
 
 def delete_sources(store: VectorStore, prefix: str) -> DeleteReport:
@@ -43,9 +57,9 @@ def delete_sources(store: VectorStore, prefix: str) -> DeleteReport:
     A later ingest of a folder that still holds the files adds them back: delete the files too, or
     ingest elsewhere.
     """
-    under = {"source": Prefix(prefix)}
+    by_source, by_origin = _matches(prefix)
     documents = preview(store, prefix).documents
-    chunks = store.delete(under)
+    chunks = store.delete(by_source) + store.delete(by_origin)
     store.flush()
     log.info("deleted %d chunks of %d documents under %s", chunks, documents, prefix)
     return DeleteReport(prefix, documents, chunks)
