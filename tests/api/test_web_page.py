@@ -6,6 +6,7 @@ the installed browser, never a downloaded one.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,29 @@ def test_citations_link_only_to_web_pages_and_the_page_is_locked_down(base_url: 
     page.keyboard.press("Enter")
     page.wait_for_selector("#timings:not(:empty)", timeout=120_000)
     assert not [p for p in problems if "Content Security Policy" in p], problems  # the page runs under its CSP
+    page.close()
+
+
+def test_the_page_keeps_the_conversation_and_starts_a_new_one(base_url: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    bodies: list[dict] = []  # type: ignore[type-arg]
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/query") else None)
+    page.goto(base_url + "/")
+    assert page.is_hidden("#conversation")
+    for question in ("How do I calibrate the flux widget?", "Which colour is the lever?"):
+        page.fill("#question", question)
+        page.keyboard.press("Enter")
+        page.wait_for_function("n => document.querySelectorAll('#turns li').length === n", arg=len(bodies))
+    assert bodies[0]["history"] == []
+    assert [t["role"] for t in bodies[1]["history"]] == ["user", "assistant"]
+    assert bodies[1]["history"][0]["content"] == "How do I calibrate the flux widget?"
+    assert page.locator("#turns li").count() == 2 and page.is_visible("#conversation")
+    page.click("#new")
+    assert page.is_hidden("#conversation") and page.locator("#turns li").count() == 0
+    page.fill("#question", "How do I calibrate the flux widget?")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#turns li').length === 1")
+    assert bodies[-1]["history"] == []  # a new conversation sends no history
     page.close()
 
 

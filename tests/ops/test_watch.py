@@ -70,7 +70,8 @@ def test_fingerprint_sees_size_and_time(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_watch_reingests_a_change_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_watch_reingests_a_change_and_stops_on_ctrl_c(tmp_path: Path, sig: signal.Signals) -> None:
     docs = write_docs(tmp_path / "docs")
     env = {**os.environ, "RAGLINE_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.Popen(
@@ -89,7 +90,7 @@ def test_cli_watch_reingests_a_change_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         (docs / "alpha.md").write_text("# Alpha guide\n\n## Setup\n\nThe turquoise heron sleeps.\n")
         second = json.loads(proc.stdout.readline())
         assert (second["updated"], second["unchanged"], second["chunks"]) == (1, 4, 5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         rest, err = proc.communicate(timeout=60)
     finally:
         watchdog.cancel()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ragline.index import IndexReport
 
 SNAPSHOTS = "snapshots"  # under the data dir
+T = TypeVar("T")
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")]
 
@@ -211,12 +212,68 @@ def watch_ingest(
 
     if not as_json:
         out.print(f"watching {', '.join(paths)} every {interval:g} s (Ctrl-C to stop)")
+    stop = StopSignals()
     try:
-        watch(
-            paths, run, interval=interval, on_result=show, polls=polls, include_paths=comp.settings.parse.include_paths
-        )
+        with stop:
+            watch(
+                paths,
+                stop.running(run),
+                interval=interval,
+                on_result=show,
+                polls=polls,
+                include_paths=comp.settings.parse.include_paths,
+                sleep=stop.sleep,
+            )
     except KeyboardInterrupt:
-        if not as_json:
-            out.print("stopped watching")
+        pass
     finally:
         comp.close()
+    if not as_json:
+        out.print("stopped watching")
+
+
+class StopSignals:
+    """Ctrl-C and SIGTERM for a watcher: between runs they end the wait at once (no exception thrown into
+    whatever the process was doing, so no lock or thread is left half-way); during a run they interrupt it
+    as Ctrl-C always does. Either way the watcher closes the index and exits 0."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stopped = threading.Event()
+        self._in_run = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.stopped.set()
+        if self._in_run:
+            raise KeyboardInterrupt
+
+    def running(self, run: Callable[[], T]) -> Callable[[], T]:
+        def wrapped() -> T:
+            if self.stopped.is_set():
+                raise KeyboardInterrupt
+            self._in_run = True
+            try:
+                return run()
+            finally:
+                self._in_run = False
+
+        return wrapped
+
+    def sleep(self, seconds: float) -> None:
+        if self.stopped.wait(seconds):
+            raise KeyboardInterrupt  # leaves watch() between runs, where nothing is half done
