@@ -192,13 +192,28 @@ def test_rayjob_entrypoint_is_the_real_cli() -> None:
     assert ctx.params["paths"]
 
 
+def test_rayjob_data_dir_is_writable_on_every_pod() -> None:
+    """The job runs as user ray: its RAGLINE_DATA_DIR must be a writable volume (or a folder ray owns)."""
+    manifest = load(RAYJOB)
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    data_dir = re.search(r"RAGLINE_DATA_DIR=(\S+)", dockerfile).group(1)  # type: ignore[union-attr]
+    assert re.search(rf"chown ray:ray {re.escape(data_dir)}\b", dockerfile), "the image's data dir is ray's"
+    for spec in pod_specs(manifest):
+        env = {e["name"]: e.get("value") for c in spec["containers"] for e in c.get("env", [])}
+        wanted = env.get("RAGLINE_DATA_DIR") or data_dir
+        mounts = {m["mountPath"]: m for c in spec["containers"] for m in c.get("volumeMounts", [])}
+        assert wanted in mounts and not mounts[wanted].get("readOnly"), wanted
+        volume = next(v for v in spec["volumes"] if v["name"] == mounts[wanted]["name"])
+        assert "emptyDir" in volume or not volume.get("persistentVolumeClaim", {}).get("readOnly")
+
+
 def test_rayjob_mounts_the_documents_on_every_pod() -> None:
     manifest = load(RAYJOB)
     path = shlex.split(manifest["spec"]["entrypoint"])[2]
     for spec in pod_specs(manifest):
         mounts = [m["mountPath"] for c in spec["containers"] for m in c.get("volumeMounts", [])]
         assert any(path.startswith(m) for m in mounts), "workers read the files: every pod needs the volume"
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]]
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v]
         assert claims
 
 

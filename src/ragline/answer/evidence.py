@@ -306,10 +306,9 @@ def _embedding_text(unit: Unit) -> str:
 
 
 def _embed_short(embedder: Embedder, texts: list[str], batch: int = 8) -> np.ndarray:
-    """Embeddings of many short texts (units are embedded by their first 200 characters), a few of similar
-    length at a time: padding a batch of sentences to its
-    longest listing costs more than the extra calls (42 units of one answer: 130 ms in batches of 8, 590 ms
-    in one batch of 32, on 2 CPUs)."""
+    """Embeddings of many short texts (units go in by their first 200 characters), a few of similar length
+    at a time: padding a batch of sentences to its longest listing costs more than the extra calls (42 units
+    of one answer: 130 ms in batches of 8, 590 ms in one batch of 32, on 2 CPUs)."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.empty((len(texts), embedder.dimension), dtype=np.float32)
     for lo in range(0, len(order), batch):
