@@ -13,6 +13,7 @@ import email.utils
 import logging
 import random
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ import httpx
 
 from ragline.config import CrawlSettings
 from ragline.errors import ConfigError, SourceError
+from ragline.sources.decode import ACCEPT_ENCODING, TooBig, UnsupportedEncoding, decode
 from ragline.sources.pagestore import PageStore, load_crawled
 from ragline.sources.robots import RobotsPolicy, parse_sitemap
 from ragline.sources.urls import (
@@ -172,7 +174,7 @@ class Crawler:
     async def crawl(self, start_url: str) -> CrawlReport:
         s = self.settings
         client = httpx.AsyncClient(
-            headers={"User-Agent": s.user_agent},
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             follow_redirects=False,  # each hop is checked against the scope and robots.txt
             timeout=httpx.Timeout(s.timeout),
             limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
@@ -403,13 +405,22 @@ class _Run:
             declared = got.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise _Refused(f"too big: {declared} bytes > max_bytes {max_bytes}")
-            body = bytearray()
-            async for chunk in resp.aiter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
+            # Raw bytes, bounded, then decoded with a bound on the expansion (a 32 KB zstd page can hold 1 GiB).
+            raw = bytearray()
+            async for chunk in resp.aiter_raw():
+                raw += chunk
+                if len(raw) > max_bytes:
                     raise _Refused(f"too big: over max_bytes {max_bytes}")
+            try:
+                body = decode(bytes(raw), got.get("content-encoding", ""), max_bytes)
+            except TooBig:
+                raise _Refused(f"too big: decodes to over max_bytes {max_bytes}") from None
+            except UnsupportedEncoding as e:
+                raise _Refused(f"unsupported content encoding {e}") from None
+            except zlib.error as e:
+                raise _Refused(f"broken {got.get('content-encoding')} body: {e}") from None
             self.report.bytes += len(body)
-            return _Response(200, got, bytes(body))
+            return _Response(200, got, body)
         finally:
             await resp.aclose()
 
