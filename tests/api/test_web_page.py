@@ -110,10 +110,12 @@ def test_the_page_keeps_the_conversation_and_starts_a_new_one(base_url: str, bro
     page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/query") else None)
     page.goto(base_url + "/")
     assert page.is_hidden("#conversation")
-    for question in ("How do I calibrate the flux widget?", "Which colour is the lever?"):
+    for n, question in enumerate(("How do I calibrate the flux widget?", "Which colour is the lever?"), start=1):
         page.fill("#question", question)
         page.keyboard.press("Enter")
-        page.wait_for_function("n => document.querySelectorAll('#turns li').length === n", arg=len(bodies))
+        # The n-th answer has finished when the conversation lists n turns (counted from the loop, not from
+        # the requests seen so far, which may lag the key press).
+        page.wait_for_function("n => document.querySelectorAll('#turns li').length === n", arg=n)
     assert bodies[0]["history"] == []
     assert [t["role"] for t in bodies[1]["history"]] == ["user", "assistant"]
     assert bodies[1]["history"][0]["content"] == "How do I calibrate the flux widget?"

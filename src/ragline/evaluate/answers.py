@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ragline.answer.check import FENCE, code_blocks, prose
+from ragline.answer.check import FENCE, code_blocks, markers
 from ragline.embed.base import Embedder
 from ragline.errors import GenerationError
 from ragline.evaluate.datasets import Question
@@ -39,13 +39,9 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _MIN_SENTENCE_CHARS = 12  # "See [1]." and list bullets are not claims
 
 
-def cited(text: str) -> list[int]:
-    """Every block number the text cites outside its code, valid or not, in order of first appearance."""
-    seen: dict[int, None] = {}
-    for match in _MARKER.finditer(prose(text)):
-        for part in match.group(1).split(","):
-            seen.setdefault(int(part), None)
-    return list(seen)
+# Every block number a text cites outside its code, valid or not, first appearance first: the same reading
+# as the grounding check's, so evaluation and the answer's own check count citations alike.
+cited = markers
 
 
 def citation_validity(answer: str, n_blocks: int) -> float:
