@@ -118,7 +118,7 @@ def bench_settings(data_dir: Path, args: argparse.Namespace) -> Settings:
         port=args.port,
         max_k=10,
         request_timeout=600,
-        max_concurrent_streams=64,
+        max_concurrent_answers=64,
         ingress=IngressDeployment(num_replicas=1, max_ongoing_requests=256),
         retriever=RetrieverDeployment(num_replicas=args.retriever_replicas, num_cpus=0.5, max_ongoing_requests=64),
         generator=GeneratorDeployment(num_replicas=1, num_cpus=1, max_ongoing_requests=4),
@@ -300,15 +300,24 @@ def interleaved(comp: Components, url: str, questions: list[str], rounds: int, b
 
 
 async def _http_load(
-    url: str, make_body: Callable[[str], dict[str, Any]], questions: list[str], clients: int, seconds: float, cap: int
+    url: str,
+    make_body: Callable[[str], dict[str, Any]],
+    questions: list[str],
+    clients: int,
+    seconds: float,
+    cap: int,
+    warm: bool = True,
+    polite: bool = False,
 ) -> Load:
+    """``polite``: a client told 429/503 with Retry-After waits that long before its next request, as a
+    well-behaved client does (otherwise it asks again at once)."""
     import httpx
 
     load = Load()
     counter = iter(range(cap))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=900, limits=limits) as http:
-        for q in questions[:3]:  # warm-up: connections, replicas, caches
+        for q in questions[:3] if warm else ():  # warm-up: connections, replicas, caches
             await http.post(url, json=make_body(q))
         deadline = time.perf_counter() + seconds
 
@@ -321,15 +330,18 @@ async def _http_load(
                 t = time.perf_counter()
                 try:
                     r = await http.post(url, json=body)
-                    status = str(r.status_code)
+                    status, headers = str(r.status_code), r.headers
                 except Exception as e:  # counted, never fatal: a load test reports errors
-                    status = type(e).__name__
+                    status, headers = type(e).__name__, httpx.Headers()
                 elapsed = (time.perf_counter() - t) * 1000
                 load.statuses[status] = load.statuses.get(status, 0) + 1
                 if status == "200":
                     load.add(question, elapsed)
                 else:
                     load.errors += 1
+                    wait = headers.get("retry-after") if polite and status in ("429", "503") else None
+                    if wait:
+                        await asyncio.sleep(min(float(wait), max(0.0, deadline - time.perf_counter())))
 
         started = time.perf_counter()
         await asyncio.gather(*(client(n) for n in range(clients)))
@@ -347,12 +359,13 @@ def http_load(
 
 
 @contextmanager
-def uvicorn_serve(data_dir: Path, args: argparse.Namespace) -> Iterator[str]:
-    """`ragline serve --engine uvicorn` in its own process: the HTTP cost without Ray Serve."""
+def uvicorn_serve(data_dir: Path, args: argparse.Namespace, **settings: str) -> Iterator[str]:
+    """`ragline serve --engine uvicorn` in its own process: the HTTP cost without Ray Serve. ``settings``
+    are environment variables on top (RAGLINE_...)."""
     import httpx
 
     port = args.port + 1
-    env = {**os.environ, "RAGLINE_EMBEDDING__THREADS": str(args.threads), "RAGLINE_SERVE__MAX_K": "10"}
+    env = {**os.environ, "RAGLINE_EMBEDDING__THREADS": str(args.threads), "RAGLINE_SERVE__MAX_K": "10", **settings}
     cmd = [
         sys.executable,
         "-m",
@@ -471,6 +484,46 @@ def bench_index(
     return rows
 
 
+SATURATION_COLUMNS = ["limits", "load", "clients", "requests", "p50_ms", "p95_ms", "errors_pct", "statuses"]
+
+
+def saturation(data_dir: Path, args: argparse.Namespace, questions: list[str]) -> list[dict[str, Any]]:
+    """/search alone, then /search beside --saturate-clients clients asking for generated answers (non-streaming,
+    the bundled model), on `ragline serve --engine uvicorn` with the default answer limits and with the limits
+    lifted (every answer admitted, as before they existed): search p50/p95 and the answers' statuses."""
+    rows = []
+    searches = max(1, args.search_clients)
+    for limits, env in (
+        ("default", {}),
+        ("unbounded", {"RAGLINE_SERVE__MAX_CONCURRENT_ANSWERS": "100000"}),
+    ):
+        env |= {"RAGLINE_ANSWER__MODE": "generative", "RAGLINE_LLM__MAX_TOKENS": str(args.max_tokens)}
+        with uvicorn_serve(data_dir, args, **env) as url:
+            alone = http_load(
+                f"{url}/search", search_body, questions, searches, args.saturation_seconds, args.max_requests
+            )
+            both = asyncio.run(_beside(url, questions, args))
+        for name, load, clients in (
+            ("search alone", alone, searches),
+            ("search beside answers", both[0], searches),
+            ("answers", both[1], args.saturate_clients),
+        ):
+            row = load.row(limits=limits, load=name, clients=clients)
+            rows.append({**row, "statuses": json.dumps(dict(sorted(load.statuses.items())))})
+            print(table([rows[-1]], SATURATION_COLUMNS).splitlines()[-1])
+    return rows
+
+
+async def _beside(url: str, questions: list[str], args: argparse.Namespace) -> tuple[Load, Load]:
+    seconds, cap = args.saturation_seconds, args.max_requests
+    search = _http_load(f"{url}/search", search_body, questions, max(1, args.search_clients), seconds, cap)
+    answers = _http_load(
+        f"{url}/query", answer_body, questions, args.saturate_clients, seconds, cap, warm=False, polite=True
+    )
+    found, answered = await asyncio.gather(search, answers)
+    return found, answered
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=16, help="concurrent clients, retrieval-only")
@@ -493,6 +546,10 @@ def main() -> None:
         help="where retrieval runs on Ray Serve, one server each: its own deployment, inside the ingress",
     )
     ap.add_argument("--overhead-rounds", type=int, default=2, help="passes over the questions, alternating sides")
+    ap.add_argument("--saturation", action="store_true", help="only the saturation test: search beside an answer load")
+    ap.add_argument("--saturate-clients", type=int, default=48, help="answer clients in the saturation test")
+    ap.add_argument("--search-clients", type=int, default=4, help="search clients in the saturation test")
+    ap.add_argument("--saturation-seconds", type=float, default=40, help="length of each saturation load")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "ragline-bench-serve")
     args = ap.parse_args()
@@ -504,6 +561,14 @@ def main() -> None:
         if line.strip()
     ]
     docs_dir = args.data_dir / "ray-docs"
+    if args.saturation:
+        ray_docs_index(docs_dir, args)
+        rows = saturation(docs_dir, args, questions)
+        print()
+        print(table(rows, SATURATION_COLUMNS))
+        payload = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
+        print("written", write_json("serve-saturation", payload))
+        return
     rows = bench_index("ray-docs", docs_dir, ray_docs_index(docs_dir, args), True, args, questions)
     if not args.no_size_test:
         big_dir = args.data_dir / f"synthetic-{args.size}"

@@ -94,6 +94,13 @@ class LlamaServer:
                 self.proc.wait(timeout=10)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no request in flight is finished."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
     def output(self, limit: int = 4000) -> str:
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-limit:]

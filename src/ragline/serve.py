@@ -504,6 +504,12 @@ def app_builder(args: dict[str, Any]) -> Any:
 
 def run(settings: Settings, **ray_init: Any) -> str:
     """Start a local Ray on loopback (if needed), Serve on ``serve.host:port``, and the app; returns its URL."""
+    start(settings, **ray_init)
+    return deploy(settings)
+
+
+def start(settings: Settings, **ray_init: Any) -> None:
+    """A local Ray on loopback (unless this process joined one already) and Serve listening on the port."""
     s = settings.serve
     # Ray runs its workers at nice 15 by default, fine for batch jobs; replicas answering requests must not
     # lose the CPU to every other process on the machine.
@@ -523,6 +529,11 @@ def run(settings: Settings, **ray_init: Any) -> str:
             "keep_alive_timeout_s": 30,
         }
     )
+
+
+def deploy(settings: Settings) -> str:
+    """Run the app on the started Serve and return its URL once the port routes to it."""
+    s = settings.serve
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
     url = f"http://{s.host}:{s.port}"
     _wait_for_routes(url.replace("0.0.0.0", "127.0.0.1"))

@@ -37,6 +37,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         request = json.loads(self.rfile.read(length) or b"{}")
+        with self.server.lock:
+            self.server.requests += 1
         self.server.started.set()
         chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "held"}
         if not request.get("stream"):
@@ -60,6 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(body)}\n\n".encode())
             self.wfile.flush()
 
+        if self.server.hold_first:
+            self.server.release.wait(60)
         send({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": FIRST}}]})
         self.server.release.wait(60)
         send({**chunk, "choices": [{"index": 0, "delta": {"content": REST}, "finish_reason": None}]})
@@ -72,17 +76,21 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, hold_first: bool) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.started = threading.Event()
         self.release = threading.Event()
+        self.hold_first = hold_first
+        self.lock = threading.Lock()
+        self.requests = 0  # completions asked for so far
 
 
 @contextmanager
-def held_llm() -> Iterator[_Server]:
-    """The server (``.started`` is set when a request arrives; set ``.release`` to let answers finish) and its
-    base URL as ``server.base_url``; stopped, and its port freed, on exit."""
-    server = _Server()
+def held_llm(hold_first: bool = False) -> Iterator[_Server]:
+    """The server (``.started`` is set when a request arrives, ``.requests`` counts them; set ``.release`` to
+    let answers finish) and its base URL as ``server.base_url``; stopped, and its port freed, on exit.
+    ``hold_first``: streams wait before their first token too, not only after it."""
+    server = _Server(hold_first)
     server.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -97,13 +97,13 @@ def test_llm_down_with_fallback_answers_with_citations_only(index_dir: Path, cli
         assert "ragline_retrieval_only_answers_total 3.0" in client.get(f"{url}/metrics").text
 
 
-def test_streams_over_the_limit_get_429_and_cors_and_no_keys(index_dir: Path, client: httpx.Client) -> None:
+def test_answers_over_the_limit_get_503_and_cors_and_no_keys(index_dir: Path, client: httpx.Client) -> None:
     with held_llm() as llm:
         settings = app_settings(
             index_dir,
             llm={"backend": "openai", "base_url": llm.base_url, "model": "held", "max_retries": 0},  # type: ignore[attr-defined]
             api_keys={},
-            max_concurrent_streams=1,
+            max_concurrent_answers=1,
             cors_origins=["https://app.example"],
         )
         _streams_over_the_limit(settings, llm, client)
@@ -128,8 +128,13 @@ def _streams_over_the_limit(settings: Settings, llm: Any, client: httpx.Client) 
             assert time.monotonic() < deadline and worker.is_alive(), "the first stream never started"
             time.sleep(0.05)
         second = client.post(f"{url}/query", json={"query": FLUX, "stream": True, "mode": "generative"})
-        assert second.status_code == 429
-        assert "too many answers are streaming (limit 1)" in second.json()["error"]["message"]
+        assert second.status_code == 503 and second.headers["retry-after"] == "2"
+        assert second.json()["error"] == {
+            "message": "the server is answering as many questions as it can (1); retry in a moment",
+            "type": "overloaded",
+            "code": 503,
+        }
+        # Without keys there is no tenant share: the process limit is the only one.
         llm.release.set()
         worker.join(timeout=300)
         assert first[0].status_code == 200 and sse_events(first[0].text)[-1][0] == "done"
@@ -143,3 +148,80 @@ def _streams_over_the_limit(settings: Settings, llm: Any, client: httpx.Client) 
         assert ok.headers["access-control-allow-origin"] == "https://app.example"
         other = client.options(f"{url}/query", headers={**preflight, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_answers_are_bounded_per_tenant_and_per_process_while_search_stays_up(
+    index_dir: Path, client: httpx.Client
+) -> None:
+    with held_llm(hold_first=True) as llm:  # every answer waits for its first token until released
+        settings = app_settings(
+            index_dir,
+            llm={"backend": "openai", "base_url": llm.base_url, "model": "held", "max_retries": 0},  # type: ignore[attr-defined]
+            max_concurrent_answers=3,
+            max_answers_per_tenant=2,
+            sse_keepalive=0.2,
+        )
+        _bounded(settings, llm, client)
+
+
+def _bounded(settings: Settings, llm: Any, client: httpx.Client) -> None:
+    ask = {"query": FLUX, "mode": "generative"}
+    with serve_in_process(settings) as url:
+        answers: list[httpx.Response] = []
+
+        def post(tenant: str) -> None:
+            answers.append(httpx.post(f"{url}/query", json=ask, headers=auth(tenant), timeout=120))
+
+        held = [threading.Thread(target=post, args=("acme",)) for _ in range(2)]
+        for thread in held:  # non-streaming answers take slots too
+            thread.start()
+        _until(lambda: llm.requests == 2, "two answers never reached the model")
+
+        over_share = client.post(f"{url}/query", json=ask, headers=auth("acme"))
+        assert over_share.status_code == 429 and over_share.headers["retry-after"] == "2"
+        assert over_share.json()["error"]["type"] == "rate_limited"
+        assert "already has 2 answers in progress" in over_share.json()["error"]["message"]
+
+        # globex still has its share; its stream starts although the first token is late, with keep-alives.
+        with client.stream(
+            "POST", f"{url}/query", json={**ask, "query": REACTOR, "stream": True}, headers=auth("globex")
+        ) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(lines) == ": keep-alive"
+            assert llm.requests == 3
+
+            full = client.post(f"{url}/query", json={**ask, "query": REACTOR}, headers=auth("globex"))
+            assert full.status_code == 503 and full.headers["retry-after"] == "2"
+            assert full.json()["error"]["type"] == "overloaded"
+            chat = client.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "ragline", "messages": [{"role": "user", "content": REACTOR}]},
+                headers=auth("globex"),
+            )
+            assert chat.status_code == 503 and chat.headers["retry-after"] == "2"
+
+            # Searches and probes need no slot and no answer thread: they answer while every slot is taken.
+            found = client.post(f"{url}/search", json={"query": FLUX, "k": 2}, headers=auth("acme"))
+            assert found.status_code == 200 and found.json()["hits"]
+            assert client.get(f"{url}/healthz").status_code == 200
+            assert client.get(f"{url}/readyz").status_code == 200
+            assert llm.requests == 3  # the refused ones never reached the model
+
+            llm.release.set()
+            rest = "\n".join(lines)
+        assert "event: done" in rest and "event: error" not in rest
+        for thread in held:
+            thread.join(timeout=120)
+        assert [a.status_code for a in answers] == [200, 200]
+        assert all(a.json()["answer"] for a in answers)
+        # Every slot is free again.
+        again = client.post(f"{url}/query", json=ask, headers=auth("acme"))
+        assert again.status_code == 200, again.text
+
+
+def _until(condition: Any, message: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)

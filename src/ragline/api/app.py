@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from ragline import __version__
 from ragline.api.backend import QueryBackend
-from ragline.api.errors import UnauthorizedError, describe, error_body
+from ragline.api.errors import UnauthorizedError, describe, error_body, retry_headers
 from ragline.api.limits import BodyLimitMiddleware
 from ragline.api.metrics import Metrics, MetricsMiddleware
 from ragline.api.routes import admin, chat, health, query, web
@@ -86,7 +86,7 @@ def _error(
 def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def ragline_error(_: Request, exc: Exception) -> JSONResponse:
         status, kind, message = describe(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else retry_headers(exc)
         return _error(metrics, status, kind, message, headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:

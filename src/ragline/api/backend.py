@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Event
@@ -73,8 +74,12 @@ class InProcessBackend:
 
     def __init__(self, components: Components) -> None:
         self.components = components
+        self.answer_threads: anyio.CapacityLimiter | None = None
 
     async def start(self) -> None:
+        # Answers get worker threads of their own (as many as may run at once), so that searches and probes,
+        # on the default pool, never wait behind a saturated language model.
+        self.answer_threads = anyio.CapacityLimiter(self.components.settings.serve.max_concurrent_answers)
         await anyio.to_thread.run_sync(self._start)
 
     def _start(self) -> None:
@@ -115,7 +120,8 @@ class InProcessBackend:
                 answer=c.settings.answer,
                 embedder=c.embedder,
                 options=options,
-            )
+            ),
+            limiter=self.answer_threads,
         )
 
     async def check_index(self) -> None:
@@ -140,7 +146,9 @@ def _check_store(components: Components) -> None:
 _END = object()
 
 
-async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
+async def iterate_in_thread(
+    make: Callable[[], Iterator[T]], limiter: anyio.CapacityLimiter | None = None
+) -> AsyncGenerator[T, None]:
     """Iterate a blocking iterator from async code, one ``next()`` per worker-thread call.
 
     A cancelled consumer (timeout, client gone) does not wait for the current step: the iterator is
@@ -165,7 +173,7 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncGenerator[T
 
     try:
         while True:
-            item = await anyio.to_thread.run_sync(step, abandon_on_cancel=True)
+            item = await anyio.to_thread.run_sync(step, abandon_on_cancel=True, limiter=limiter)
             if item is _END:
                 finished = True
                 return

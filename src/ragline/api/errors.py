@@ -48,10 +48,24 @@ class PayloadTooLargeError(RaglineError):
     http_status = 413
 
 
-class TooManyStreamsError(RaglineError):
-    """Every streaming slot of this server is taken."""
+class _Busy(RaglineError):
+    """No answer slot is free; the client may retry after ``retry_after`` seconds (sent as Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TenantBusyError(_Busy):
+    """The tenant (API key) already runs its share of the server's answers."""
 
     http_status = 429
+
+
+class ServerBusyError(_Busy):
+    """Every answer slot of this server process is taken."""
+
+    http_status = 503
 
 
 class RequestTimeoutError(RaglineError):
@@ -72,7 +86,8 @@ _PUBLIC: list[tuple[type[RaglineError], str, str | None]] = [
     (ForbiddenError, "forbidden", None),
     (NotSupportedError, "not_supported", None),
     (PayloadTooLargeError, "payload_too_large", None),
-    (TooManyStreamsError, "too_many_streams", None),
+    (TenantBusyError, "rate_limited", None),
+    (ServerBusyError, "overloaded", None),
     (RequestTimeoutError, "timeout", None),
     (ServiceUnavailableError, "unavailable", None),
     (BadRequestError, "invalid_request", None),
@@ -89,6 +104,11 @@ _PUBLIC: list[tuple[type[RaglineError], str, str | None]] = [
 
 def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": status}}
+
+
+def retry_headers(exc: BaseException) -> dict[str, str] | None:
+    """Retry-After for a refusal that a client should retry later."""
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, _Busy) else None
 
 
 def describe(exc: BaseException) -> tuple[int, str, str]:

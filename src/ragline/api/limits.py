@@ -1,4 +1,4 @@
-"""Request limits enforced before any work: body size, and how many answers stream at once."""
+"""Request limits enforced before any work: body size, and how many answers run at once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragline.api.errors import TooManyStreamsError, error_body
+from ragline.api.errors import ServerBusyError, TenantBusyError, error_body
 
 
 class BodyLimitMiddleware:
@@ -63,20 +63,58 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": payload})
 
 
-class StreamSlots:
-    """At most ``limit`` streaming answers at once in this process; the next one gets 429.
+class AnswerSlots:
+    """How many answers (streamed or not) run at once: at most ``limit`` in this process and at most
+    ``per_tenant`` for one tenant, so that one tenant never takes every slot. A request that finds no slot is
+    refused at once, before any work: 429 when its tenant has its share, 503 when the process is full, both
+    with ``Retry-After``. Requests without a tenant (a server without API keys) share the process limit only.
 
-    Used from the event loop only, so a plain counter is enough.
+    Used from the event loop only, so plain counters are enough.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_tenant: int, retry_after: int) -> None:
         self.limit = limit
+        self.per_tenant = min(per_tenant, limit)
+        self.retry_after = retry_after
         self.active = 0
+        self.by_tenant: dict[str, int] = {}
 
-    def acquire(self) -> None:
+    def acquire(self, tenant: str | None) -> Slot:
+        if tenant is not None and self.by_tenant.get(tenant, 0) >= self.per_tenant:
+            raise TenantBusyError(
+                f"this key already has {self.per_tenant} answers in progress (its limit); retry in a moment",
+                retry_after=self.retry_after,
+            )
         if self.active >= self.limit:
-            raise TooManyStreamsError(f"too many answers are streaming (limit {self.limit}); retry in a moment")
+            raise ServerBusyError(
+                f"the server is answering as many questions as it can ({self.limit}); retry in a moment",
+                retry_after=self.retry_after,
+            )
         self.active += 1
+        if tenant is not None:
+            self.by_tenant[tenant] = self.by_tenant.get(tenant, 0) + 1
+        return Slot(self, tenant)
+
+    def _release(self, tenant: str | None) -> None:
+        self.active -= 1
+        if tenant is not None:
+            left = self.by_tenant[tenant] - 1
+            if left:
+                self.by_tenant[tenant] = left
+            else:
+                del self.by_tenant[tenant]
+
+
+class Slot:
+    """One taken answer slot, released exactly once (by the answer's end, or by the finalizer of a response
+    that was never sent)."""
+
+    def __init__(self, slots: AnswerSlots, tenant: str | None) -> None:
+        self.slots = slots
+        self.tenant = tenant
+        self.held = True
 
     def release(self) -> None:
-        self.active -= 1
+        if self.held:
+            self.held = False
+            self.slots._release(self.tenant)

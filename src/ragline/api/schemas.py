@@ -229,8 +229,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "Missing or unknown API key",
         413: "Body too large",
         422: "Invalid request (empty or too long query, k out of range, wrong types, broken JSON)",
-        429: "Too many answers streaming at once",
-        503: "The language model or the index is unavailable",
+        429: "This API key already runs its share of answers; retry after Retry-After seconds",
+        503: "The server is answering as many questions as it can, or the language model or the index is unavailable",
         504: "The language model or the whole request took too long",
     }.items()
 }

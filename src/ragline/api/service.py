@@ -16,7 +16,7 @@ from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Retrieved
 from ragline.api.answering import retrieval_only
 from ragline.api.backend import QueryBackend
 from ragline.api.errors import RequestTimeoutError, describe
-from ragline.api.limits import StreamSlots
+from ragline.api.limits import AnswerSlots, Slot
 from ragline.api.metrics import Metrics
 from ragline.api.settings import ServeSettings
 from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
@@ -34,7 +34,7 @@ class AnswerService:
         self.backend = backend
         self.settings = settings
         self.metrics = metrics
-        self.streams = StreamSlots(settings.max_concurrent_streams)
+        self.slots = AnswerSlots(settings.max_concurrent_answers, settings.answers_per_tenant, settings.retry_after)
 
     def query_ref(self, text: str) -> str:
         """A question as log lines show it: verbatim only with ``serve.log_queries``."""
@@ -122,37 +122,61 @@ class AnswerService:
         history: Sequence[Message] = (),
         options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> AsyncGenerator[Event, None]:
-        """events() for a streaming response. Takes a stream slot (429 when none is free) and waits here for
-        the first token, so a bad request, a failed retrieval or an LLM that is down still get their HTTP
-        status; nothing is sent before the first token anyway (citations follow the answer)."""
-        self.streams.acquire()
-        slot = _Slot(self.streams)
+        """events() for a streaming response, holding an answer slot until the stream ends.
+
+        Waits here for the first token, at most ``sse_keepalive`` seconds, so that a bad request, a failed
+        retrieval or an LLM that is down still get their HTTP status (nothing is sent before the first token
+        anyway: citations follow the answer). A first token that takes longer is awaited by the stream itself,
+        which sends keep-alive comments meanwhile; a failure then arrives as an error event.
+        """
+        slot = self.slots.acquire(tenant)
         events = self.events(question, k, filters, tenant=tenant, history=history, options=options)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.settings.sse_keepalive
         head: list[Event] = []
+        pending: asyncio.Task[Event | None] | None = None
         try:
-            async for event in events:
+            while True:
+                pending = asyncio.create_task(_next(events))
+                done, _ = await asyncio.wait({pending}, timeout=max(0.0, until - loop.time()))
+                if not done:
+                    break  # late: the stream takes the pending step over
+                event, pending = pending.result(), None
+                if event is None:
+                    break
                 head.append(event)
                 if not isinstance(event, Retrieved):
                     break
         except BaseException:
+            await _cancel(pending)
             slot.release()
             await events.aclose()
             raise
-        rest = self._continue(head, events, slot)
+        rest = self._continue(head, pending, events, slot)
         # A response that is never iterated (client gone before the body) must still free its slot.
         weakref.finalize(rest, slot.release)
         return rest
 
     async def _continue(
-        self, head: list[Event], events: AsyncGenerator[Event, None], slot: _Slot
+        self,
+        head: list[Event],
+        pending: asyncio.Task[Event | None] | None,
+        events: AsyncGenerator[Event, None],
+        slot: Slot,
     ) -> AsyncGenerator[Event, None]:
         self.metrics.streams.inc()
         try:
             for event in head:
                 yield event
+            if pending is not None:
+                first, pending = await pending, None
+                if first is None:
+                    return
+                yield first
             async for event in events:
                 yield event
         finally:
+            await _cancel(pending)
             self.metrics.streams.dec()
             slot.release()
             await events.aclose()
@@ -167,9 +191,13 @@ class AnswerService:
         history: Sequence[Message] = (),
         options: AnswerOptions = DEFAULT_OPTIONS,
     ) -> Answer:
-        async for event in self.events(question, k, filters, tenant=tenant, history=history, options=options):
-            if isinstance(event, Done):
-                return event.answer
+        slot = self.slots.acquire(tenant)
+        try:
+            async for event in self.events(question, k, filters, tenant=tenant, history=history, options=options):
+                if isinstance(event, Done):
+                    return event.answer
+        finally:
+            slot.release()
         raise RuntimeError("the answer stream ended without an answer")
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
@@ -190,14 +218,13 @@ class AnswerService:
         return all(v == "ok" for v in checks.values()), checks
 
 
-class _Slot:
-    """One taken stream slot, released exactly once."""
+async def _next(events: AsyncGenerator[Event, None]) -> Event | None:
+    return await anext(events, None)
 
-    def __init__(self, slots: StreamSlots) -> None:
-        self.slots = slots
-        self.held = True
 
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.slots.release()
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a pending step and wait for it, so that its generator can be closed next."""
+    if task is None:
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 
 
 class DeploymentSettings(BaseModel):
@@ -98,7 +98,18 @@ class ServeSettings(BaseModel):
     max_query_chars: int = Field(default=2000, ge=1)
     max_k: int = Field(default=50, ge=1, le=100)
     max_body_bytes: int = Field(default=64_000, ge=1024)
-    max_concurrent_streams: int = Field(default=16, ge=1)  # per ingress process
+    # Answers (streamed or not) running at once in one ingress process, and for one tenant (API key) of
+    # them (None: half the process limit). Beyond either the request is refused at once with Retry-After:
+    # 503 when the process is full, 429 when the tenant has its share. Searches and probes take no slot.
+    max_concurrent_answers: int = Field(
+        default=16, ge=1, validation_alias=AliasChoices("max_concurrent_answers", "max_concurrent_streams")
+    )
+    max_answers_per_tenant: int | None = Field(default=None, ge=1)
+    retry_after: int = Field(default=2, ge=1)  # seconds, the Retry-After of those refusals
+    # A streamed answer whose first token is not ready within this many seconds starts anyway, with SSE
+    # comments (": keep-alive") this often until it is, so proxies and clients do not drop a quiet stream.
+    # Until then a failure still gets its own HTTP status.
+    sse_keepalive: float = Field(default=5.0, gt=0)
     request_timeout: float = Field(default=120.0, gt=0)  # seconds, for a whole answer
     # When the language model is down or slow, answer with the retrieved citations only (HTTP 200).
     retrieval_only_fallback: bool = False
@@ -119,3 +130,9 @@ class ServeSettings(BaseModel):
     ingress: IngressDeployment = IngressDeployment()
     retriever: RetrieverDeployment = RetrieverDeployment()
     generator: GeneratorDeployment = GeneratorDeployment()
+
+    @property
+    def answers_per_tenant(self) -> int:
+        """The tenant share of ``max_concurrent_answers``."""
+        limit = self.max_answers_per_tenant or max(1, self.max_concurrent_answers // 2)
+        return min(limit, self.max_concurrent_answers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,15 +26,44 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     return error_body(status, kind, message)
 
 
-def response(chunks: AsyncIterator[bytes], on_error: Callable[[BaseException], list[bytes]]) -> StreamingResponse:
-    """A text/event-stream response of ``chunks``; an exception while streaming ends it with ``on_error``."""
+KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: clients skip it, proxies see traffic
+
+
+def response(
+    chunks: AsyncIterator[bytes], on_error: Callable[[BaseException], list[bytes]], *, keepalive: float
+) -> StreamingResponse:
+    """A text/event-stream response of ``chunks``; an exception while streaming ends it with ``on_error``.
+
+    When ``chunks`` is quiet for ``keepalive`` seconds (a first token still on its way), a comment is sent.
+    """
 
     async def body() -> AsyncIterator[bytes]:
+        pending: asyncio.Task[bytes | None] | None = None
         try:
-            async for chunk in chunks:
+            while True:
+                if pending is None:
+                    pending = asyncio.create_task(_next(chunks))
+                done, _ = await asyncio.wait({pending}, timeout=keepalive)
+                if not done:
+                    yield KEEPALIVE
+                    continue
+                chunk, pending = pending.result(), None
+                if chunk is None:
+                    return
                 yield chunk
         except Exception as e:
             for chunk in on_error(e):
                 yield chunk
+        finally:
+            if pending is not None:  # the client left while a step was under way
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
+
+
+async def _next(chunks: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(chunks, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from ragline.config import Settings
 from ragline.errors import ConfigError, EmptyIndexError, MissingDependencyError
 
 ENGINES = ("ray", "uvicorn")
+# Seconds the supervisor gives a stopping server beyond serve.graceful_shutdown_timeout before killing it.
+SHUTDOWN_MARGIN = 15.0
 
 
 @app.command()
@@ -85,22 +88,58 @@ def _run_uvicorn(s: Settings, url: str) -> None:
 
 
 def _run_ray(s: Settings, url: str) -> None:
+    """Serve on Ray from a supervised child process (ragline.ops.supervise): Ctrl-C and SIGTERM here stop
+    the server gracefully, and then whatever it started (Ray, Serve's actors, HAProxy)."""
+    from ragline.ops import supervise
+
+    if not supervise.is_supervised():
+        verbosity = ["-v"] * int(state.get("verbose") or 0) + (["-q"] if state.get("quiet") else [])
+        argv = [sys.executable, "-m", "ragline.cli", *verbosity, "serve", "--engine", "ray"]
+        argv += ["--host", s.serve.host, "--port", str(s.serve.port), "--data-dir", str(s.data_dir)]
+        code = supervise.supervise(argv, grace=s.serve.graceful_shutdown_timeout + SHUTDOWN_MARGIN)
+        if code:
+            raise typer.Exit(code)
+        return
+    supervise.die_with_parent()
+    _serve_on_ray(s, url)
+
+
+class _Stopping(Exception):
+    """A stop signal while the server was still starting."""
+
+
+def _serve_on_ray(s: Settings, url: str) -> None:
     from ragline import serve as ray_serve
     from ragline.ray_local import stop_local_ray
 
     stop = threading.Event()
+    starting = True
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if starting:  # interrupt the start (Serve waits for every replica); the finally block stops it all
+            raise _Stopping
+
     try:
-        ray_serve.run(s, log_to_driver=bool(state.get("verbose")))
-        # After ray.init, which installs its own SIGTERM handler: ours stops Serve gracefully instead.
+        ray_serve.start(s, log_to_driver=bool(state.get("verbose")))
+        # After ray.init, which installs its own SIGTERM handler (one that aborts the process when Ray is
+        # being stopped): ours stops Serve gracefully instead.
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, on_signal)
+        ray_serve.deploy(s)
+        starting = False
         out.print(f"serving on {url} (Ray Serve); API docs at {url}/docs; Ctrl-C to stop")
         while not stop.wait(1):
             pass
         out.print("stopping: finishing the requests in flight")
+    except _Stopping:
+        starting = False
+        out.print("stopping before the server was ready")
     finally:
+        starting = False
         ray_serve.shutdown()
         stop_local_ray()
+    out.print("stopped")
 
 
 def _server_logs(s: Settings) -> None:

@@ -68,6 +68,9 @@ class OpenAICompatGenerator:
             if self._client is not None:
                 return
             try:
+                # httpx too, whole, before any request: recent openai clients run on httpx2 and look httpx up
+                # in sys.modules, where a first import in another thread (the error mapper's) is half done.
+                import httpx  # noqa: F401
                 import openai
             except ImportError as e:
                 raise MissingDependencyError("openai", "llm") from e

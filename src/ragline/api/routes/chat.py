@@ -61,7 +61,11 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
         )
         usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = _chunks(events, completion_id, created, usage)
-        return sse.response(chunks, lambda e: [sse.event(None, sse.error_data(e)), sse.event(None, "[DONE]")])
+        return sse.response(
+            chunks,
+            lambda e: [sse.event(None, sse.error_data(e)), sse.event(None, "[DONE]")],
+            keepalive=service.settings.sse_keepalive,
+        )
     answer = await service.answer(question, body.k, body.filters, tenant=tenant, history=history, options=options)
     return JSONResponse(
         {

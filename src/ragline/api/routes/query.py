@@ -36,7 +36,11 @@ async def query(body: QueryRequest, service: Service, tenant: Tenant) -> Respons
         events = await service.open_stream(
             body.query, body.k, body.filters, tenant=tenant, history=history, options=options
         )
-        return sse.response(_query_events(events), lambda e: [sse.event("error", sse.error_data(e))])
+        return sse.response(
+            _query_events(events),
+            lambda e: [sse.event("error", sse.error_data(e))],
+            keepalive=service.settings.sse_keepalive,
+        )
     answer = await service.answer(body.query, body.k, body.filters, tenant=tenant, history=history, options=options)
     return JSONResponse(answer.to_json())
 
