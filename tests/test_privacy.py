@@ -9,8 +9,9 @@ import pytest
 
 from ragline.chunk import Chunker
 from ragline.config import ParseSettings, load_settings
+from ragline.ops.forget import forget_cached
 from ragline.parse import parse_bytes
-from ragline.privacy import KINDS, Redactor, forget_cached, query_ref, redact_text
+from ragline.privacy import KINDS, Redactor, query_ref, redact_text
 from ragline.sources.pagestore import PageStore, read_manifest
 
 POSITIVES = [

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from ragline.api.settings import ServeSettings
+from ragline.layout import DataLayout
 from ragline.observability.settings import ObservabilitySettings
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -240,8 +241,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir)
+
+    @property
     def index_dir(self) -> Path:
-        return self.data_dir / "index"
+        return self.layout.index
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from ragline.records import Document, Section
 
@@ -26,7 +24,6 @@ __all__ = [
     "PLACEHOLDERS",
     "Redactor",
     "add_counts",
-    "forget_cached",
     "query_ref",
     "redact_document",
     "redact_text",
@@ -230,44 +227,3 @@ def query_ref(text: str, verbatim: bool = False) -> str:
         return repr(text)
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
     return f"<query {digest}, {len(text)} chars>"
-
-
-# The last ingest's report, kept beside the index for ``ragline status``; it names skipped sources.
-LAST_INGEST_REPORT = "last-ingest.json"
-
-
-def forget_cached(data_dir: Path, prefix: str) -> int:
-    """Remove what ``data_dir`` keeps about sources starting with ``prefix`` outside the index: crawled
-    pages (``<data_dir>/crawl``) and their mentions in the last ingest's report. Returns the items removed.
-
-    The index itself is not touched. ragline writes no log files (logs go to stderr), so there are none
-    to scrub here.
-    """
-    from ragline.sources.pagestore import remove_pages
-
-    if not prefix:
-        raise ValueError("an empty prefix would forget every source")
-    removed = 0
-    crawl_dir = Path(data_dir) / "crawl"
-    if crawl_dir.is_dir():
-        removed += remove_pages(crawl_dir, prefix)
-    removed += _scrub_report(Path(data_dir) / LAST_INGEST_REPORT, prefix)
-    return removed
-
-
-def _scrub_report(path: Path, prefix: str) -> int:
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0
-    skipped = report.get("skipped") if isinstance(report, dict) else None
-    if not isinstance(skipped, list):
-        return 0
-    kept = [s for s in skipped if not (isinstance(s, dict) and str(s.get("source", "")).startswith(prefix))]
-    if len(kept) == len(skipped):
-        return 0
-    report["skipped"] = kept
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report), encoding="utf-8")
-    tmp.replace(path)
-    return len(skipped) - len(kept)

@@ -108,6 +108,16 @@ class Document:
 
 
 @dataclass(slots=True)
+class Loaded:
+    """One input after reading: a document, or the reason it could not be read."""
+
+    fallback_source: str
+    document: Document | None = None
+    error: str | None = None
+    gone: bool = False  # the source answered that it no longer exists (HTTP 404/410): its document goes
+
+
+@dataclass(slots=True)
 class Chunk:
     """A piece of one section, the unit that is embedded and retrieved."""
 

@@ -91,7 +91,8 @@ def retrieval(
 
 def _index_beir(comp: Components, corpus: Path) -> None:
     from ragline.evaluate.datasets import beir_documents
-    from ragline.ingest.local import Loaded, index_documents
+    from ragline.ingest.local import index_documents
+    from ragline.records import Loaded
 
     name = corpus.parent.name or "beir"
     loaded = (Loaded(d.source, document=d) for d in beir_documents(corpus, name))

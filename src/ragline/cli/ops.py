@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ragline.components import Components
     from ragline.index import IndexReport
 
-SNAPSHOTS = "snapshots"  # under the data dir
 T = TypeVar("T")
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")]
@@ -59,7 +58,7 @@ def delete(
     """Delete every chunk of the documents under a source prefix (a URL path, a file path, or a folder that
     was ingested), from dense and BM25 search alike."""
     from ragline.ops.delete import delete_sources, preview, source_prefix
-    from ragline.privacy import forget_cached
+    from ragline.ops.forget import forget_cached
 
     comp = components(data_dir)
     try:
@@ -98,7 +97,7 @@ app.add_typer(snapshot_app, name="snapshot")
 
 
 def _root(comp: Components) -> Path:
-    return comp.settings.data_dir / SNAPSHOTS
+    return comp.settings.layout.snapshots
 
 
 @snapshot_app.command("create")

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, out
-
-LAST_INGEST = "last-ingest.json"
+from ragline.layout import DataLayout
 
 
 def record_ingest(data_dir: Path, report: dict[str, Any]) -> None:
     """Keep the last ingest's report beside the index, for ``status``."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / (LAST_INGEST + ".tmp")
-    tmp.write_text(json.dumps(report))
-    tmp.replace(data_dir / LAST_INGEST)
+    DataLayout(data_dir).write_last_ingest(report)
 
 
 def _disk_bytes(path: Path) -> int:
@@ -43,16 +38,15 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
         chunks = comp.store.count() if info else 0
     finally:
         comp.close()
-    last_file = s.data_dir / LAST_INGEST
     report: dict[str, Any] = {
-        "index": s.qdrant.url or str((s.data_dir / "index").resolve()),
+        "index": s.qdrant.url or str(s.layout.index.resolve()),
         "backend": "qdrant-server" if s.qdrant.url else ("qdrant-local" if s.qdrant.path else "qdrant-edge"),
         "model": info.model if info else None,
         "dimension": info.dimension if info else None,
         "documents": len({d.doc_id for d in docs}),
         "chunks": chunks,
         "sites": dict(Counter(_site(d.source) for d in docs).most_common(20)),
-        "last_ingest": json.loads(last_file.read_text()) if last_file.is_file() else None,
+        "last_ingest": s.layout.read_last_ingest(),
         "disk_bytes": _disk_bytes(s.data_dir),
         "llm": s.llm.base_url or s.llm.model_path or s.llm.model,
     }

@@ -17,8 +17,8 @@ from ragline.components import Components
 from ragline.config import Settings
 from ragline.evaluate.benchmarks import Benchmark
 from ragline.index import IndexReport
-from ragline.ingest.local import Loaded, index_documents, ingest
-from ragline.records import Chunk
+from ragline.ingest.local import index_documents, ingest
+from ragline.records import Chunk, Loaded
 from ragline.store import sparse
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from ragline.ingest.parallel import ParallelEmbedder, ingest_embedder
 from ragline.observability import ingest_metrics
 from ragline.observability.ingest_metrics import TimedEmbedder
 from ragline.privacy import add_counts
-from ragline.records import Document, doc_id_for, tenant_of
+from ragline.records import Loaded, doc_id_for, tenant_of
 from ragline.sources.files import iter_files, load_document, source_url
 from ragline.store.base import VectorStore
 
@@ -28,16 +28,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Progress = Callable[[str, int], None]  # (event, amount): "document", "chunks", "skipped"
-
-
-@dataclass(slots=True)
-class Loaded:
-    """One input after reading: a document, or the reason it could not be read."""
-
-    fallback_source: str
-    document: Document | None = None
-    error: str | None = None
-    gone: bool = False  # the source answered that it no longer exists (HTTP 404/410): its document goes
 
 
 def read_sources(

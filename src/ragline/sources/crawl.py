@@ -27,6 +27,7 @@ import httpx
 
 from ragline.config import CrawlSettings
 from ragline.errors import ConfigError, SourceError
+from ragline.records import Loaded
 from ragline.sources.decode import ACCEPT_ENCODING, TooBig, UnsupportedEncoding, decode
 from ragline.sources.pagestore import PageStore, load_crawled
 from ragline.sources.robots import RobotsPolicy, parse_sitemap
@@ -43,7 +44,6 @@ from ragline.sources.urls import (
 
 if TYPE_CHECKING:
     from ragline.config import Settings
-    from ragline.ingest.local import Loaded
 
 __all__ = [
     "CrawlProgress",
@@ -534,9 +534,8 @@ def crawl_documents(start_url: str, settings: Settings, metadata: dict[str, Any]
 
     Fails (without touching the index) when the crawl got no page at all, e.g. the site is down.
     """
-    from ragline.ingest.local import Loaded
 
-    out = Path(settings.data_dir) / "crawl"
+    out = settings.layout.crawl
     report = crawl(start_url, out, settings.crawl)
     log.info(
         "crawled %s: %d pages (%d new, %d changed, %d not modified), %d failures in %.1fs",

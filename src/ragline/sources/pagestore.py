@@ -17,15 +17,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ragline.config import ParseSettings
 from ragline.errors import SourceError
 from ragline.parse import parse_bytes
+from ragline.records import Loaded
 from ragline.sources.urls import fallback_file, page_file
-
-if TYPE_CHECKING:
-    from ragline.ingest.local import Loaded
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +183,6 @@ def load_crawled(out_dir: Path, settings: ParseSettings, origin: str | None = No
 
     A page's source is its ``<link rel=canonical>`` when it declares one, else the URL that served it.
     """
-    from ragline.ingest.local import Loaded
 
     for entry in read_manifest(out_dir):
         if origin is not None and entry.origin != origin:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragline.config import QdrantSettings
 from ragline.errors import MissingDependencyError
+from ragline.layout import DataLayout
 from ragline.store.base import Filters, IndexInfo, Prefix, StoredDocument, VectorStore
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ __all__ = [
 def _edge(settings: QdrantSettings, data_dir: Path) -> VectorStore:
     from ragline.store.edge import EdgeStore
 
-    return EdgeStore(data_dir / "index", **_layout(settings))
+    return EdgeStore(DataLayout(data_dir).index, **_layout(settings))
 
 
 def _client(settings: QdrantSettings, data_dir: Path) -> VectorStore:

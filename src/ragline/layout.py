@@ -1,0 +1,52 @@
+"""What ragline keeps under its data dir, named in one place.
+
+```
+<data_dir>/
+  index/              the embedded index (the store's own files)
+  crawl/              crawled pages and their manifest (ragline.sources.pagestore)
+  last-ingest.json    the last ingest's report, for ``ragline status``
+  snapshots/<name>/   copies of the index (ragline.ops.snapshot)
+```
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DataLayout:
+    root: Path
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def crawl(self) -> Path:
+        return self.root / "crawl"
+
+    @property
+    def last_ingest(self) -> Path:
+        return self.root / "last-ingest.json"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    def write_last_ingest(self, report: dict[str, Any]) -> None:
+        """Keep the last ingest's report beside the index (written whole, then renamed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.last_ingest.with_name(self.last_ingest.name + ".tmp")
+        tmp.write_text(json.dumps(report), encoding="utf-8")
+        tmp.replace(self.last_ingest)
+
+    def read_last_ingest(self) -> dict[str, Any] | None:
+        try:
+            report = json.loads(self.last_ingest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return report if isinstance(report, dict) else None
