@@ -220,7 +220,7 @@ def in_process(settings: Settings, call: Callable[[Components, str], Any], quest
 @contextmanager
 def private_components(settings: Settings) -> Iterator[Components]:
     """The in-process retriever on its own copy of the index, open beside a server that holds the original."""
-    from ragline.serve import private_index
+    from ragline.store.private_copy import private_index
 
     copied, root = private_index(settings)
     comp = Components(copied)
@@ -449,7 +449,7 @@ def bench_index(
     search = in_process(settings, lambda c, q: c.retriever.search(q, 5), questions, searches)
     rows.append(search.row(**label, mode="retrieval", path="in-process", clients=1))
     if answers:
-        asks = in_process(settings, lambda c, q: c.agent.ask(q, 5), questions, args.inprocess_answers)
+        asks = in_process(settings, lambda c, q: c.agent.ask(q, k=5), questions, args.inprocess_answers)
         rows.append(asks.row(**label, mode="answer", path="in-process", clients=1))
     with uvicorn_serve(data_dir, args) as url:
         one = http_load(f"{url}/search", search_body, questions, 1, min(args.seconds, 15), args.max_requests)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ragline.answer.check import Check, Checker
 from ragline.answer.compose import compose
-from ragline.answer.conversation import standalone_question
+from ragline.answer.conversation import Narrowed, fit_history, standalone_question
 from ragline.answer.evidence import Evidence, Selector
 from ragline.answer.repetition import RepetitionGuard
 from ragline.config import AnswerSettings, LLMSettings
@@ -42,6 +42,26 @@ class AnswerOptions:
 
 
 DEFAULT_OPTIONS = AnswerOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question as every layer passes it: from a route or the command line to the backend, to a Serve
+    replica, to the agent."""
+
+    question: str
+    k: int | None = None
+    filters: Mapping[str, Any] | None = None
+    tenant: str | None = None  # when set, only this tenant's chunks are searched
+    history: Sequence[Message] = ()  # earlier chat turns (role/content), oldest first
+    options: AnswerOptions = DEFAULT_OPTIONS
+    search_query: str | None = None  # the question made standalone for retrieval, when a caller made it
+
+    @classmethod
+    def of(cls, question: str, *, mode: str | None = None, max_tokens: int | None = None, **fields: Any) -> Query:
+        """A Query from keyword fields, with the answer options given flat (``mode``, ``max_tokens``)."""
+        history = fields.pop("history", None) or ()
+        return cls(question, history=tuple(history), options=AnswerOptions(mode, max_tokens), **fields)
 
 
 @dataclass(slots=True)
@@ -115,46 +135,34 @@ class Agent:
         capable = condenses_with_model(self.settings, self.answer_settings)
         return standalone_question(question, history, self.generator if capable else None)
 
-    def ask(
-        self,
-        question: str,
-        k: int | None = None,
-        filters: Mapping[str, Any] | None = None,
-        *,
-        tenant: str | None = None,
-        history: list[dict[str, str]] | None = None,
-        mode: str | None = None,
-        max_tokens: int | None = None,
-    ) -> Answer:
-        for event in self.stream(
-            question, k, filters, tenant=tenant, history=history, mode=mode, max_tokens=max_tokens
-        ):
+    def ask(self, query: Query | str, **fields: Any) -> Answer:
+        """The whole answer to ``query`` (a Query, or a question with Query.of's keyword fields)."""
+        for event in self.stream(query if isinstance(query, Query) else Query.of(query, **fields)):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without an answer")  # pragma: no cover
 
-    def stream(
-        self,
-        question: str,
-        k: int | None = None,
-        filters: Mapping[str, Any] | None = None,
-        *,
-        tenant: str | None = None,
-        history: list[dict[str, str]] | None = None,
-        mode: str | None = None,
-        max_tokens: int | None = None,
-        search_query: str | None = None,
-    ) -> Iterator[Event]:
+    def stream(self, query: Query) -> Iterator[Event]:
         """Retrieve, then stream the answer: Retrieved, Token..., Done.
 
-        ``history`` holds earlier chat turns (role/content): retrieval searches for the question made standalone
-        from them (or for ``search_query`` when the caller made it), and the model sees them before the question.
+        ``query.history`` holds earlier chat turns: retrieval searches for the question made standalone from
+        them (or for ``query.search_query`` when the caller made it), and the model sees the most recent turns
+        that fit in a share of its window before the question.
         """
+        kept, reserved = fit_history(query.history, self.generator) if query.history else ([], 0)
+        if not reserved:
+            return self._stream(query, kept)
+        narrowed = Agent(self.retriever, Narrowed(self.generator, reserved), self.settings, self.answer_settings)
+        narrowed.embedder = self.embedder
+        return narrowed._stream(query, kept)
+
+    def _stream(self, q: Query, turns: list[Message]) -> Iterator[Event]:
+        """The path for the turns that fit (``turns``), with a generator whose window leaves room for them."""
+        question, mode, max_tokens = q.question, q.options.mode, q.options.max_tokens
         chosen = self.resolve_mode(mode)
         t0 = time.perf_counter()
-        turns = list(history or [])
-        query = search_query or (self.search_query(question, turns) if turns else question)
-        hits = self.retriever.search(query, k, filters=filters, tenant=tenant)
+        query = q.search_query or (self.search_query(question, turns) if turns else question)
+        hits = self.retriever.search(query, q.k, filters=q.filters, tenant=q.tenant)
         t1 = time.perf_counter()
         evidence = self.select(query, hits)
         citations = [Citation(n, b.hit) for n, b in enumerate(evidence.blocks, start=1)]

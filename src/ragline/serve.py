@@ -7,10 +7,11 @@
 Each deployment takes its replicas, CPUs and autoscaling from ``settings.serve``. With
 ``serve.retriever.placement = "ingress"`` there is no Retriever deployment: each ingress replica holds the
 embedder and the index itself (one Serve call less per request) and is sized by the retriever's settings;
-the language model stays a deployment of its own. The embedded Qdrant engine
-lets one process open an index folder at a time, so each replica that retrieves serves a private copy of the
-index taken when it starts (a Qdrant server, ``qdrant.url``, is shared instead): restart the service, or let
-Serve replace replicas, to serve what was ingested since.
+the language model stays a deployment of its own. Each replica that retrieves serves a private copy of a
+local index taken when it starts (ragline.store.private_copy; a Qdrant server, ``qdrant.url``, is shared
+instead): restart the service, or let Serve replace replicas, to serve what was ingested since.
+
+The ingress's backend (handles, retries of calls whose replica died, errors) is ragline.api.ray_backend.
 """
 
 from __future__ import annotations
@@ -18,49 +19,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 
 import ray
 from ray import serve
-from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
-from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from ray.serve.handle import DeploymentHandle
 
-from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Token, condenses_with_model
-from ragline.answer.conversation import standalone_question
-from ragline.api.answering import GivenHits, answer_events
+from ragline.agent import Agent, Event, Query
+from ragline.api.answering import GivenHits
 from ragline.api.app import create_app
 from ragline.api.backend import iterate_in_thread
-from ragline.api.errors import NotSupportedError, ServiceUnavailableError
+from ragline.api.ray_backend import HandleRetrieval, RayServeBackend, Retrieval
 from ragline.api.settings import ServeSettings
 from ragline.components import Components
 from ragline.config import Settings, load_settings
 from ragline.embed import make_embedder
 from ragline.errors import EmptyIndexError, RaglineError
 from ragline.generate import make_generator
-from ragline.generate.base import Message
 from ragline.observability.logging import configure_logging
-from ragline.observability.tracing import adopt, adopted, carrier, configure_tracing
+from ragline.observability.tracing import adopt, adopted, configure_tracing
 from ragline.ops.delete import DeleteReport, delete_sources
 from ragline.ray_local import set_serve_data_plane, start_local_ray
 from ragline.records import Hit
+from ragline.store.private_copy import private_index
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "ragline"
-REPLICA_RETRIES = 2  # a request whose replica died is sent again (before any token reached the client)
-_RETRY_PAUSE = 0.5
-_SNAPSHOT_PREFIX = "ragline-replica-"
-
-T = TypeVar("T")
 
 
 # -- deployments -----------------------------------------------------------------------------------------
@@ -80,32 +70,18 @@ class ReplicaRetriever:
         self.retriever.embedder.embed_query("warm up")  # the first call pays for lazy initialisation
         self.searches_locally = not settings.qdrant.url
 
-    async def search(
-        self,
-        query: str,
-        k: int | None,
-        filters: dict[str, Any] | None,
-        tenant: str | None,
-        context: dict[str, str] | None = None,
-    ) -> list[Hit]:
+    async def search(self, query: Query, context: dict[str, str] | None = None) -> list[Hit]:
         """On a local index, searches on the replica's event loop: a search is a few milliseconds of CPU, and
         handing it to a worker thread and back cost about 0.6 ms per request here. Such a replica runs one
         search at a time; replicas are how retrieval scales. A search that waits on a Qdrant server runs in
         a thread, so the replica's other requests go on meanwhile."""
         if self.searches_locally:
-            return self._search(query, k, filters, tenant, context)
-        return await asyncio.to_thread(self._search, query, k, filters, tenant, context)
+            return self._search(query, context)
+        return await asyncio.to_thread(self._search, query, context)
 
-    def _search(
-        self,
-        query: str,
-        k: int | None,
-        filters: dict[str, Any] | None,
-        tenant: str | None,
-        context: dict[str, str] | None,
-    ) -> list[Hit]:
+    def _search(self, query: Query, context: dict[str, str] | None) -> list[Hit]:
         with adopt(context):  # the ingress's request id and trace
-            return self.retriever.search(query, k, filters=filters, tenant=tenant)
+            return self.retriever.search(query.question, query.k, filters=query.filters, tenant=query.tenant)
 
     async def check(self) -> int:
         count = self.components.store.count()
@@ -154,37 +130,23 @@ class GeneratorDeployment:
         except RaglineError as e:  # readiness reports it; the replica stays up for when the LLM comes back
             log.warning("the language model is not ready: %s", e)
 
-    async def condense(self, question: str, history: list[Message]) -> str:
-        """The follow-up ``question`` made standalone for retrieval (the model rewrites it when capable)."""
-        capable = condenses_with_model(self.llm, self.answer_settings)
-        generator = self.generator if capable else None
-        return await asyncio.to_thread(standalone_question, question, history, generator)
+    def _agent(self, hits: list[Hit]) -> Agent:
+        """The agent's path over hits the ingress already retrieved."""
+        return Agent(GivenHits(hits), self.generator, self.llm, self.answer_settings, self.embedder)
+
+    async def condense(self, query: Query) -> str:
+        """The follow-up question made standalone for retrieval (the model rewrites it when capable)."""
+        return await asyncio.to_thread(self._agent([]).search_query, query.question, query.history)
 
     async def answer(
-        self,
-        question: str,
-        hits: list[Hit],
-        history: list[Message],
-        context: dict[str, str] | None = None,
-        search_query: str | None = None,
-        options: AnswerOptions | None = None,
+        self, query: Query, hits: list[Hit], context: dict[str, str] | None = None
     ) -> AsyncGenerator[Event, None]:
         """Each model step in a worker thread: a blocking generator on the replica's event loop would stall
         every other request there (Serve's gRPC path iterates sync generators on the loop)."""
+        agent = self._agent(hits)
 
         def events() -> Iterator[Event]:
-            made = answer_events(
-                GivenHits(hits),
-                self.generator,
-                self.llm,
-                question,
-                history=history,
-                answer=self.answer_settings,
-                embedder=self.embedder,
-                options=options or AnswerOptions(),
-                search_query=search_query,
-            )
-            return adopted(context, made)  # each step under the ingress's request id and trace
+            return adopted(context, agent.stream(query))  # each step under the ingress's request id and trace
 
         async for event in iterate_in_thread(events):
             yield event
@@ -227,241 +189,6 @@ def replica_observability(settings: Settings) -> None:
     configure_tracing(settings.observability)
     stream = sys.__stderr__ or sys.stderr  # Serve redirects sys.stderr into its own logger
     configure_logging(settings.observability.log_format, logging.WARNING, stream, ragline_level=logging.INFO)
-
-
-# -- the backend the ingress serves ----------------------------------------------------------------------
-
-
-class Retrieval(Protocol):
-    """Retrieval as the ingress reaches it: a ReplicaRetriever in its own process, or HandleRetrieval."""
-
-    async def search(
-        self,
-        query: str,
-        k: int | None,
-        filters: dict[str, Any] | None,
-        tenant: str | None,
-        context: dict[str, str] | None = None,
-    ) -> list[Hit]: ...
-
-    async def check(self) -> int: ...
-
-    async def delete_sources(self, prefix: str) -> DeleteReport: ...
-
-
-class HandleRetrieval:
-    """The Retriever deployment through its handle; a call whose replica died is sent again."""
-
-    def __init__(self, handle: DeploymentHandle) -> None:
-        self.handle = handle
-
-    async def search(
-        self,
-        query: str,
-        k: int | None,
-        filters: dict[str, Any] | None,
-        tenant: str | None,
-        context: dict[str, str] | None = None,
-    ) -> list[Hit]:
-        hits: list[Hit] = await _with_retries(lambda: self.handle.search.remote(query, k, filters, tenant, context))
-        return hits
-
-    async def check(self) -> int:
-        count: int = await _with_retries(lambda: self.handle.check.remote())
-        return count
-
-    async def delete_sources(self, prefix: str) -> DeleteReport:
-        report: DeleteReport = await _with_retries(lambda: self.handle.delete_sources.remote(prefix))
-        return report
-
-
-class RayServeBackend:
-    """A QueryBackend over retrieval (a deployment's handle, or in this replica) and the Generator's handle."""
-
-    name = "ray-serve"
-
-    def __init__(self, retrieval: Retrieval, generator: DeploymentHandle, *, shared_index: bool = False) -> None:
-        self.retrieval = retrieval
-        self.generator = generator
-        self.shared_index = shared_index  # a Qdrant server every retriever replica queries
-
-    async def start(self) -> None:
-        return None
-
-    async def search(
-        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
-    ) -> list[Hit]:
-        return await self.retrieval.search(query, k, dict(filters) if filters else None, tenant, carrier())
-
-    async def stream(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[Message] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> AsyncGenerator[Event, None]:
-        started = time.perf_counter()
-        query = question
-        if history:
-            query = await _with_retries(lambda: self.generator.condense.remote(question, list(history)))
-        hits = await self.search(query, k, filters, tenant=tenant)
-        retrieved = time.perf_counter()
-        first_token: float | None = None
-        for attempt in range(REPLICA_RETRIES + 1):
-            response = cast(
-                DeploymentResponseGenerator[Event],
-                self.generator.options(stream=True).answer.remote(
-                    question, hits, list(history), carrier(), query, options
-                ),
-            )
-            finished = False
-            done: Done | None = None
-            try:
-                async for event in response:
-                    if isinstance(event, Token) and first_token is None:
-                        first_token = time.perf_counter()
-                    elif isinstance(event, Done):
-                        _ingress_timings(event, started, retrieved, first_token)
-                        # Held until the replica's call has returned: a consumer that stops at Done would
-                        # otherwise cancel a finished call, which Serve then counts and logs as cancelled.
-                        done = event
-                        continue
-                    yield event
-                finished = True
-            except Exception as e:
-                error = _unwrap(e)
-                if isinstance(error, _ReplicaGone) and first_token is None and attempt < REPLICA_RETRIES:
-                    log.warning("a generator replica failed (%s); trying again", e)
-                    await asyncio.sleep(_RETRY_PAUSE)
-                    continue
-                raise _public(error) from None
-            finally:
-                if not finished:
-                    response.cancel()  # the consumer left or failed: stop generating
-            if done is not None:
-                yield done
-            return
-
-    async def check_index(self) -> None:
-        await self.retrieval.check()
-
-    async def delete_sources(self, prefix: str) -> DeleteReport:
-        if not self.shared_index:
-            # Each retriever replica serves its own copy of a local index: a delete in one copy would
-            # leave the others (and the index on disk) serving the chunks.
-            raise NotSupportedError(
-                "the Ray Serve engine serves copies of a local index: run `ragline delete --source PREFIX` "
-                "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
-            )
-        return await self.retrieval.delete_sources(prefix)
-
-    async def check_llm(self) -> None:
-        await _with_retries(lambda: self.generator.check.remote())
-
-    async def close(self) -> None:
-        return None
-
-
-def _ingress_timings(done: Done, started: float, retrieved: float, first_token: float | None) -> None:
-    # The generator replica timed generation only; retrieval and totals are what this request saw.
-    timings = done.answer.timings
-    timings["retrieve"] = retrieved - started
-    timings["total"] = time.perf_counter() - started
-    if first_token is not None:
-        timings["first_token"] = first_token - started
-
-
-class _ReplicaGone(Exception):
-    """The replica serving a call died; another one (or its replacement) can take the call again."""
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """The error a deployment raised, out of Ray's wrappers; replica deaths become _ReplicaGone."""
-    if isinstance(exc, RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, RaglineError):
-            return cause
-        return _unwrap(cause) if isinstance(cause, RayActorError | WorkerCrashedError) else exc
-    if isinstance(exc, RayActorError | WorkerCrashedError | ReplicaUnavailableError):
-        return _ReplicaGone(str(exc))
-    if isinstance(exc, BackPressureError):
-        return ServiceUnavailableError("the service is at capacity; retry in a moment")
-    if isinstance(exc, DeploymentUnavailableError):
-        return ServiceUnavailableError("a part of the service failed to start; see the server log")
-    return exc
-
-
-def _public(error: BaseException) -> BaseException:
-    if isinstance(error, _ReplicaGone):
-        return ServiceUnavailableError("a replica of the service failed; retry in a moment")
-    return error
-
-
-async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
-    """Await a handle call, again when its replica died (calls are idempotent reads)."""
-    for attempt in range(REPLICA_RETRIES + 1):
-        try:
-            return await call()
-        except Exception as e:
-            error = _unwrap(e)
-            if isinstance(error, _ReplicaGone) and attempt < REPLICA_RETRIES:
-                log.warning("a replica failed (%s); trying again", e)
-                await asyncio.sleep(_RETRY_PAUSE)
-                continue
-            raise _public(error) from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-# -- private index copies --------------------------------------------------------------------------------
-
-
-def private_index(settings: Settings) -> tuple[Settings, Path | None]:
-    """Settings pointing at this replica's own copy of a local index, and the copy's folder to delete.
-
-    A Qdrant server is shared by every replica, so it is used as is.
-    """
-    if settings.qdrant.url:
-        return settings, None
-    _sweep_stale_copies()
-    root = Path(tempfile.mkdtemp(prefix=f"{_SNAPSHOT_PREFIX}{os.getpid()}-"))
-    started = time.perf_counter()
-    try:
-        if settings.qdrant.path:  # qdrant-client local mode locks its folder too
-            target = root / "qdrant"
-            shutil.copytree(settings.qdrant.path, target)
-            copied = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"path": str(target)})})
-        else:
-            if not settings.index_dir.is_dir():
-                raise EmptyIndexError(f"no index in {settings.data_dir}: run `ragline ingest PATH` first")
-            shutil.copytree(settings.index_dir, root / "index")
-            copied = settings.model_copy(update={"data_dir": root})
-    except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
-        raise
-    log.info("copied the index for this replica in %.1f s", time.perf_counter() - started)
-    return copied, root
-
-
-def _sweep_stale_copies() -> None:
-    """Delete copies left by replicas that were killed (their __del__ never ran)."""
-    pattern = re.compile(rf"^{_SNAPSHOT_PREFIX}(\d+)-")
-    for entry in Path(tempfile.gettempdir()).glob(f"{_SNAPSHOT_PREFIX}*"):
-        match = pattern.match(entry.name)
-        if match and not _alive(int(match.group(1))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- running it ------------------------------------------------------------------------------------------

@@ -6,14 +6,14 @@ The real paths (real index, models, servers) are covered by test_inprocess, test
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Retrieved, Token
-from ragline.api.answering import fit_history
+from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Query, Retrieved, Token
+from ragline.answer.conversation import fit_history
 from ragline.api.app import create_app
 from ragline.api.auth import tenant_for_key
 from ragline.api.errors import UnauthorizedError, describe
@@ -43,30 +43,22 @@ class FakeBackend:
     async def close(self) -> None:
         return None
 
-    async def search(
-        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
-    ) -> list[Hit]:
-        self.seen.append({"query": query, "k": k, "filters": filters, "tenant": tenant})
+    async def search(self, query: Query) -> list[Hit]:
+        self.seen.append({"query": query.question, "k": query.k, "filters": query.filters, "tenant": query.tenant})
         return [HIT]
 
-    async def stream(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[dict[str, str]] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> AsyncGenerator[Event, None]:
-        self.seen.append({"query": question, "tenant": tenant, "history": list(history), "options": options})
+    async def stream(self, query: Query) -> AsyncGenerator[Event, None]:
+        self.seen.append(
+            {"query": query.question, "tenant": query.tenant, "history": list(query.history), "options": query.options}
+        )
         citations = [Citation(1, HIT)]
         yield Retrieved(citations)
         for n, piece in enumerate(["al", "pha [1]"]):
             if self.fail is not None and n == self.fail_after:
                 raise self.fail
             yield Token(piece)
-        answer = Answer(question, "alpha [1]", citations, "fake", {"retrieve": 0.01, "generate": 0.02}, Usage(5, 2))
+        timings = {"retrieve": 0.01, "generate": 0.02}
+        answer = Answer(query.question, "alpha [1]", citations, "fake", timings, Usage(5, 2))
         yield Done(answer)
 
     async def check_index(self) -> None:

@@ -1,7 +1,7 @@
 """What the HTTP app needs from the query path (a QueryBackend), and the in-process implementation.
 
 Two implementations: ``InProcessBackend`` (here) runs retrieval and generation in this process, for
-``--engine uvicorn`` and for the benchmark's in-process figures; ``RayServeBackend`` (ragline.serve) calls
+``--engine uvicorn`` and for the benchmark's in-process figures; ``RayServeBackend`` (ragline.api.ray_backend) calls
 the retrieval and generation deployments through Ray Serve handles.
 """
 
@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Event
-from ragline.api.answering import answer_events
+from ragline.agent import Event, Query
 from ragline.components import Components
 from ragline.errors import EmptyIndexError, RaglineError
-from ragline.generate.base import Message
 from ragline.ops.delete import DeleteReport, delete_sources
 from ragline.records import Hit
 
@@ -37,21 +35,10 @@ class QueryBackend(Protocol):
     async def start(self) -> None:
         """Load what requests need (index, models); called once before serving."""
 
-    async def search(
-        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
-    ) -> list[Hit]:
-        """Top-k hits; ``tenant`` (when set) restricts them to that tenant's chunks."""
+    async def search(self, query: Query) -> list[Hit]:
+        """The top ``query.k`` hits for ``query.question``, of ``query.tenant``'s chunks when it is set."""
 
-    def stream(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[Message] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> AsyncGenerator[Event, None]:
+    def stream(self, query: Query) -> AsyncGenerator[Event, None]:
         """Retrieved, Token..., Done; errors raise (RaglineError subclasses)."""
 
     async def check_index(self) -> None:
@@ -90,39 +77,15 @@ class InProcessBackend:
         except RaglineError as e:  # readiness reports it; retrieval can still serve
             log.warning("the language model is not ready: %s", e)
 
-    async def search(
-        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
-    ) -> list[Hit]:
+    async def search(self, query: Query) -> list[Hit]:
         retriever = self.components.retriever
-        return await anyio.to_thread.run_sync(lambda: retriever.search(query, k, filters=filters, tenant=tenant))
-
-    def stream(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[Message] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> AsyncGenerator[Event, None]:
-        c = self.components
-        return iterate_in_thread(
-            lambda: answer_events(
-                c.retriever,
-                c.generator,
-                c.settings.llm,
-                question,
-                k,
-                filters,
-                tenant=tenant,
-                history=history,
-                answer=c.settings.answer,
-                embedder=c.embedder,
-                options=options,
-            ),
-            limiter=self.answer_threads,
+        return await anyio.to_thread.run_sync(
+            lambda: retriever.search(query.question, query.k, filters=query.filters, tenant=query.tenant)
         )
+
+    def stream(self, query: Query) -> AsyncGenerator[Event, None]:
+        agent = self.components.agent
+        return iterate_in_thread(lambda: agent.stream(query), limiter=self.answer_threads)
 
     async def check_index(self) -> None:
         await anyio.to_thread.run_sync(_check_store, self.components)

@@ -9,10 +9,10 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Retrieved, Token
+from ragline.agent import Done, Event, Query, Retrieved, Token
 from ragline.api.answering import retrieval_only
 from ragline.api.backend import QueryBackend
 from ragline.api.errors import RequestTimeoutError, describe
@@ -20,7 +20,6 @@ from ragline.api.limits import AnswerSlots, Slot
 from ragline.api.metrics import Metrics
 from ragline.api.settings import ServeSettings
 from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
-from ragline.generate.base import Message
 from ragline.privacy import query_ref
 from ragline.records import Answer, Citation, Hit
 
@@ -50,37 +49,32 @@ class AnswerService:
         if k is not None and not 1 <= k <= self.settings.max_k:
             raise BadRequestError(f"k must be between 1 and {self.settings.max_k}, got {k}")
 
-    async def search(
-        self, query: str, k: int | None, filters: Mapping[str, Any] | None, *, tenant: str | None
-    ) -> list[Hit]:
-        self.check_limits(query, k)
-        log.debug("search %s k=%s tenant=%s", self.query_ref(query), k, tenant)
+    async def search(self, query: Query) -> list[Hit]:
+        self.check_limits(query.question, query.k)
+        log.debug("search %s k=%s tenant=%s", self.query_ref(query.question), query.k, query.tenant)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.request_timeout):
-                hits = await self.backend.search(query, k, filters, tenant=tenant)
+                hits = await self.backend.search(query)
         except TimeoutError:
             raise RequestTimeoutError(f"the search took longer than {self.settings.request_timeout:g} s") from None
         self.metrics.retrieval_seconds.observe(time.perf_counter() - started)
         return hits
 
-    async def events(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[Message] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> AsyncGenerator[Event, None]:
+    async def events(self, query: Query) -> AsyncGenerator[Event, None]:
         """Retrieved, Token..., Done, within ``request_timeout``; with ``retrieval_only_fallback``, an LLM that
         is down or slow before the first token gives a Done carrying the citations alone."""
-        self.check_limits(question, k)
-        log.debug("question %s k=%s tenant=%s history=%d", self.query_ref(question), k, tenant, len(history))
+        self.check_limits(query.question, query.k)
+        log.debug(
+            "question %s k=%s tenant=%s history=%d",
+            self.query_ref(query.question),
+            query.k,
+            query.tenant,
+            len(query.history),
+        )
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.request_timeout
-        stream = self.backend.stream(question, k, filters, tenant=tenant, history=history, options=options)
+        stream = self.backend.stream(query)
         citations: list[Citation] | None = None
         tokens = 0
         try:
@@ -108,20 +102,11 @@ class AnswerService:
             describe(e)  # logs why
             self.metrics.fallbacks.inc()
             elapsed = time.perf_counter() - started
-            yield Done(retrieval_only(question, citations, {"total": elapsed}))
+            yield Done(retrieval_only(query.question, citations, {"total": elapsed}))
         finally:
             await stream.aclose()
 
-    async def open_stream(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[Message] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> AsyncGenerator[Event, None]:
+    async def open_stream(self, query: Query) -> AsyncGenerator[Event, None]:
         """events() for a streaming response, holding an answer slot until the stream ends.
 
         Waits here for the first token, at most ``sse_keepalive`` seconds, so that a bad request, a failed
@@ -129,8 +114,8 @@ class AnswerService:
         anyway: citations follow the answer). A first token that takes longer is awaited by the stream itself,
         which sends keep-alive comments meanwhile; a failure then arrives as an error event.
         """
-        slot = self.slots.acquire(tenant)
-        events = self.events(question, k, filters, tenant=tenant, history=history, options=options)
+        slot = self.slots.acquire(query.tenant)
+        events = self.events(query)
         loop = asyncio.get_running_loop()
         until = loop.time() + self.settings.sse_keepalive
         head: list[Event] = []
@@ -181,19 +166,10 @@ class AnswerService:
             slot.release()
             await events.aclose()
 
-    async def answer(
-        self,
-        question: str,
-        k: int | None,
-        filters: Mapping[str, Any] | None,
-        *,
-        tenant: str | None,
-        history: Sequence[Message] = (),
-        options: AnswerOptions = DEFAULT_OPTIONS,
-    ) -> Answer:
-        slot = self.slots.acquire(tenant)
+    async def answer(self, query: Query) -> Answer:
+        slot = self.slots.acquire(query.tenant)
         try:
-            async for event in self.events(question, k, filters, tenant=tenant, history=history, options=options):
+            async for event in self.events(query):
                 if isinstance(event, Done):
                     return event.answer
         finally:

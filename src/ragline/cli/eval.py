@@ -157,10 +157,10 @@ def answers(
                     bars.print(f"[dim]{r['qid']}: grounded {r['groundedness']:.2f}[/dim]")
 
             for m in run_modes:
-                agent.ask("warm up", k, mode=m)  # the first answer would carry the model's load time
+                agent.ask("warm up", k=k, mode=m)  # the first answer would carry the model's load time
                 mode_rows, by_mode[m] = evaluate_answers(
                     qs,
-                    lambda q, m=m: agent.ask(q, k, mode=m),  # type: ignore[misc]
+                    lambda q, m=m: agent.ask(q, k=k, mode=m),  # type: ignore[misc]
                     support,
                     judge,
                     key=page_key,

@@ -250,7 +250,7 @@ def ask(
     as_json: JsonOut = False,
 ) -> None:
     """Answer a question from the index, citing its sources by number."""
-    from ragline.agent import MODES, Done, Token
+    from ragline.agent import MODES, Done, Query, Token
     from ragline.errors import BadRequestError
     from ragline.retrieve import parse_filters
 
@@ -261,9 +261,9 @@ def ask(
     try:
         comp.open_for_reading()
         answer = None
-        events = comp.agent.stream(
-            question, k, parse_filters(filters or []), history=turns, mode=mode, max_tokens=max_tokens
-        )
+        where = parse_filters(filters or [])
+        asked = Query.of(question, k=k, filters=where, history=turns, mode=mode, max_tokens=max_tokens)
+        events = comp.agent.stream(asked)
         for event in events:
             if isinstance(event, Token) and stream and not as_json:
                 sys.stdout.write(event.text)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import AnswerOptions, Done, Event, Retrieved, Token
+from ragline.agent import AnswerOptions, Done, Event, Query, Retrieved, Token
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
@@ -55,10 +55,9 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     options = AnswerOptions(body.mode, body.max_completion_tokens or body.max_tokens)
+    asked = Query(question, body.k, body.filters, tenant, tuple(history), options)
     if body.stream:
-        events = await service.open_stream(
-            question, body.k, body.filters, tenant=tenant, history=history, options=options
-        )
+        events = await service.open_stream(asked)
         usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = _chunks(events, completion_id, created, usage)
         return sse.response(
@@ -66,7 +65,7 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
             lambda e: [sse.event(None, sse.error_data(e)), sse.event(None, "[DONE]")],
             keepalive=service.settings.sse_keepalive,
         )
-    answer = await service.answer(question, body.k, body.filters, tenant=tenant, history=history, options=options)
+    answer = await service.answer(asked)
     return JSONResponse(
         {
             "id": completion_id,

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import AnswerOptions, Done, Event, Retrieved, Token
+from ragline.agent import AnswerOptions, Done, Event, Query, Retrieved, Token
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
@@ -30,18 +30,17 @@ _SSE_DOC = {
     summary="Answer a question with citations",
 )
 async def query(body: QueryRequest, service: Service, tenant: Tenant) -> Response:
-    history = [t.model_dump() for t in body.history if t.content.strip()]
+    history = tuple(t.model_dump() for t in body.history if t.content.strip())
     options = AnswerOptions(body.mode, body.max_tokens)
+    asked = Query(body.query, body.k, body.filters, tenant, history, options)
     if body.stream:
-        events = await service.open_stream(
-            body.query, body.k, body.filters, tenant=tenant, history=history, options=options
-        )
+        events = await service.open_stream(asked)
         return sse.response(
             _query_events(events),
             lambda e: [sse.event("error", sse.error_data(e))],
             keepalive=service.settings.sse_keepalive,
         )
-    answer = await service.answer(body.query, body.k, body.filters, tenant=tenant, history=history, options=options)
+    answer = await service.answer(asked)
     return JSONResponse(answer.to_json())
 
 
@@ -63,5 +62,5 @@ async def _query_events(events: AsyncGenerator[Event, None]) -> AsyncIterator[by
 
 @router.post("/search", response_model=SearchOut, responses=ERROR_RESPONSES, summary="Retrieve chunks, no answer")
 async def search(body: SearchRequest, service: Service, tenant: Tenant) -> Response:
-    hits = await service.search(body.query, body.k, body.filters, tenant=tenant)
+    hits = await service.search(Query(body.query, body.k, body.filters, tenant))
     return JSONResponse({"query": body.query, "hits": [h.to_json() for h in hits]})

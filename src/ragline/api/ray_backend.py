@@ -1,0 +1,190 @@
+"""The QueryBackend of the Ray Serve ingress: retrieval (the Retriever deployment's handle, or in the ingress
+replica itself) and generation (the Generator deployment's handle). The in-process backend is beside it
+(ragline.api.backend); the deployments that use it are in ragline.serve.
+
+A call whose replica died is sent again, up to ``REPLICA_RETRIES`` times, as long as nothing of its answer
+reached the client; errors leave as ragline errors, never as Ray's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Protocol, TypeVar, cast
+
+from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+
+from ragline.agent import Done, Event, Query, Token
+from ragline.api.errors import NotSupportedError, ServiceUnavailableError
+from ragline.errors import RaglineError
+from ragline.observability.tracing import carrier
+from ragline.ops.delete import DeleteReport
+from ragline.records import Hit
+
+log = logging.getLogger(__name__)
+
+REPLICA_RETRIES = 2  # a request whose replica died is sent again (before any token reached the client)
+_RETRY_PAUSE = 0.5
+
+T = TypeVar("T")
+
+
+class Retrieval(Protocol):
+    """Retrieval as the ingress reaches it: a ReplicaRetriever in its own process, or HandleRetrieval."""
+
+    async def search(self, query: Query, context: dict[str, str] | None = None) -> list[Hit]: ...
+
+    async def check(self) -> int: ...
+
+    async def delete_sources(self, prefix: str) -> DeleteReport: ...
+
+
+class HandleRetrieval:
+    """The Retriever deployment through its handle; a call whose replica died is sent again."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def search(self, query: Query, context: dict[str, str] | None = None) -> list[Hit]:
+        hits: list[Hit] = await _with_retries(lambda: self.handle.search.remote(query, context))
+        return hits
+
+    async def check(self) -> int:
+        count: int = await _with_retries(lambda: self.handle.check.remote())
+        return count
+
+    async def delete_sources(self, prefix: str) -> DeleteReport:
+        report: DeleteReport = await _with_retries(lambda: self.handle.delete_sources.remote(prefix))
+        return report
+
+
+class RayServeBackend:
+    """A QueryBackend over retrieval (a deployment's handle, or in this replica) and the Generator's handle."""
+
+    name = "ray-serve"
+
+    def __init__(self, retrieval: Retrieval, generator: DeploymentHandle, *, shared_index: bool = False) -> None:
+        self.retrieval = retrieval
+        self.generator = generator
+        self.shared_index = shared_index  # a Qdrant server every retriever replica queries
+
+    async def start(self) -> None:
+        return None
+
+    async def search(self, query: Query) -> list[Hit]:
+        return await self.retrieval.search(query, carrier())
+
+    async def stream(self, query: Query) -> AsyncGenerator[Event, None]:
+        started = time.perf_counter()
+        if query.history and query.search_query is None:
+            made = await _with_retries(lambda: self.generator.condense.remote(query))
+            query = dataclasses.replace(query, search_query=made)
+        hits = await self.search(dataclasses.replace(query, question=query.search_query or query.question))
+        retrieved = time.perf_counter()
+        first_token: float | None = None
+        for attempt in range(REPLICA_RETRIES + 1):
+            response = cast(
+                DeploymentResponseGenerator[Event],
+                self.generator.options(stream=True).answer.remote(query, hits, carrier()),
+            )
+            finished = False
+            done: Done | None = None
+            try:
+                async for event in response:
+                    if isinstance(event, Token) and first_token is None:
+                        first_token = time.perf_counter()
+                    elif isinstance(event, Done):
+                        _ingress_timings(event, started, retrieved, first_token)
+                        # Held until the replica's call has returned: a consumer that stops at Done would
+                        # otherwise cancel a finished call, which Serve then counts and logs as cancelled.
+                        done = event
+                        continue
+                    yield event
+                finished = True
+            except Exception as e:
+                error = _unwrap(e)
+                if isinstance(error, _ReplicaGone) and first_token is None and attempt < REPLICA_RETRIES:
+                    log.warning("a generator replica failed (%s); trying again", e)
+                    await asyncio.sleep(_RETRY_PAUSE)
+                    continue
+                raise _public(error) from None
+            finally:
+                if not finished:
+                    response.cancel()  # the consumer left or failed: stop generating
+            if done is not None:
+                yield done
+            return
+
+    async def check_index(self) -> None:
+        await self.retrieval.check()
+
+    async def delete_sources(self, prefix: str) -> DeleteReport:
+        if not self.shared_index:
+            # Each retriever replica serves its own copy of a local index: a delete in one copy would
+            # leave the others (and the index on disk) serving the chunks.
+            raise NotSupportedError(
+                "the Ray Serve engine serves copies of a local index: run `ragline delete --source PREFIX` "
+                "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
+            )
+        return await self.retrieval.delete_sources(prefix)
+
+    async def check_llm(self) -> None:
+        await _with_retries(lambda: self.generator.check.remote())
+
+    async def close(self) -> None:
+        return None
+
+
+def _ingress_timings(done: Done, started: float, retrieved: float, first_token: float | None) -> None:
+    # The generator replica timed generation only; retrieval and totals are what this request saw.
+    timings = done.answer.timings
+    timings["retrieve"] = retrieved - started
+    timings["total"] = time.perf_counter() - started
+    if first_token is not None:
+        timings["first_token"] = first_token - started
+
+
+class _ReplicaGone(Exception):
+    """The replica serving a call died; another one (or its replacement) can take the call again."""
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The error a deployment raised, out of Ray's wrappers; replica deaths become _ReplicaGone."""
+    if isinstance(exc, RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, RaglineError):
+            return cause
+        return _unwrap(cause) if isinstance(cause, RayActorError | WorkerCrashedError) else exc
+    if isinstance(exc, RayActorError | WorkerCrashedError | ReplicaUnavailableError):
+        return _ReplicaGone(str(exc))
+    if isinstance(exc, BackPressureError):
+        return ServiceUnavailableError("the service is at capacity; retry in a moment")
+    if isinstance(exc, DeploymentUnavailableError):
+        return ServiceUnavailableError("a part of the service failed to start; see the server log")
+    return exc
+
+
+def _public(error: BaseException) -> BaseException:
+    if isinstance(error, _ReplicaGone):
+        return ServiceUnavailableError("a replica of the service failed; retry in a moment")
+    return error
+
+
+async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """Await a handle call, again when its replica died (calls are idempotent reads)."""
+    for attempt in range(REPLICA_RETRIES + 1):
+        try:
+            return await call()
+        except Exception as e:
+            error = _unwrap(e)
+            if isinstance(error, _ReplicaGone) and attempt < REPLICA_RETRIES:
+                log.warning("a replica failed (%s); trying again", e)
+                await asyncio.sleep(_RETRY_PAUSE)
+                continue
+            raise _public(error) from None
+    raise AssertionError("unreachable")  # pragma: no cover
