@@ -49,4 +49,4 @@ def test_the_answer_json_carries_citations_and_usage() -> None:
     assert out["answer"] == "Gamma [1]."
     assert out["citations"][0]["n"] == 1
     assert out["citations"][0]["source"] == "https://docs.example/a.html#use"
-    assert answer.document_ids() == ["d1"]
+    assert answer.document_ids == ["d1"]
