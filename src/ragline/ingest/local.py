@@ -16,12 +16,13 @@ from ragline.components import Components
 from ragline.embed.base import Embedder
 from ragline.errors import SourceError
 from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped
+from ragline.ingest.inputs import plan_inputs
 from ragline.ingest.parallel import ParallelEmbedder, ingest_embedder
 from ragline.observability import ingest_metrics
 from ragline.observability.ingest_metrics import TimedEmbedder
 from ragline.privacy import add_counts
 from ragline.records import Loaded, doc_id_for, tenant_of
-from ragline.sources.files import iter_files, load_document, source_url
+from ragline.sources.files import load_document
 from ragline.store.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -38,50 +39,26 @@ def read_sources(
     ``metadata`` (e.g. ``{"tenant": "acme"}``) is attached to every document and is filterable.
     """
     parse = components.settings.parse
-    origins: list[str] = []
-    roots: list[Path] = []
-    missing: list[str] = []
-    urls: list[str] = []
-    for arg in paths:
-        if str(arg).startswith(("http://", "https://")):  # a site: crawled into <data_dir>/crawl
-            from ragline.sources.crawl import crawl_origin
-
-            urls.append(str(arg))
-            origins.append(crawl_origin(str(arg)))
-            continue
-        p = Path(arg)
-        if not p.exists():
-            missing.append(str(arg))
-            continue
-        roots.append(p)
-        if p.is_dir():
-            origins.append(str(p.resolve()))
+    inputs = plan_inputs(paths)
 
     def stream() -> Iterator[Loaded]:
-        for m in missing:
+        for m in inputs.missing:
             yield Loaded(m, error="not found")
-        for url in urls:
+        for url in inputs.urls:
             from ragline.sources.crawl import crawl_documents
 
             yield from crawl_documents(url, components.settings, metadata)
-        for root in roots:
-            origin = str(root.resolve()) if root.is_dir() else None
-            for f in iter_files([root]):
-                fallback = (
-                    source_url(f.relpath, parse.url_template)
-                    if parse.url_template
-                    else str(Path(f.path).resolve().as_posix())
-                )
-                try:
-                    doc = load_document(f, parse)
-                except SourceError as e:
-                    yield Loaded(fallback, error=str(e))
-                    continue
-                doc.metadata.update(metadata or {})
-                doc.metadata.setdefault("origin", origin)
-                yield Loaded(fallback, document=doc)
+        for item in inputs.files(parse):
+            try:
+                doc = load_document(item.file, parse)
+            except SourceError as e:
+                yield Loaded(item.fallback, error=str(e))
+                continue
+            doc.metadata.update(metadata or {})
+            doc.metadata.setdefault("origin", item.origin)
+            yield Loaded(item.fallback, document=doc)
 
-    return origins, stream()
+    return inputs.origins, stream()
 
 
 def ingest(

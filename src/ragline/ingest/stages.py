@@ -26,9 +26,10 @@ from ragline.chunk import Chunker
 from ragline.config import EmbeddingSettings, ParseSettings, QdrantSettings, Settings
 from ragline.errors import ConfigError, SourceError
 from ragline.index import Change, change_of
+from ragline.ingest.inputs import plan_inputs
 from ragline.ingest.parallel import CONCURRENT_BACKENDS, ingest_embedder
 from ragline.records import Chunk, Document, doc_id_for, tenant_of
-from ragline.sources.files import LocalFile, iter_files, load_document, source_url
+from ragline.sources.files import LocalFile, load_document
 from ragline.store.base import IndexInfo, VectorStore
 
 Batch = dict[str, np.ndarray]
@@ -44,31 +45,21 @@ def list_files(paths: Sequence[str | Path], parse: ParseSettings) -> tuple[list[
     The same files, order, origins and fallback sources as the in-process engine's ``read_sources``; a row's
     ``seq`` is its input's position in that order (missing paths come first).
     """
-    origins: list[str] = []
-    roots: list[Path] = []
-    missing: list[str] = []
-    for arg in paths:
-        if str(arg).startswith(("http://", "https://")):
-            raise ConfigError(f"the ray engine ingests files and folders; crawl {arg} with --engine local")
-        p = Path(arg)
-        if not p.exists():
-            missing.append(str(arg))
-            continue
-        roots.append(p)
-        if p.is_dir():
-            origins.append(str(p.resolve()))
-    rows: list[dict[str, Any]] = []
-    for root in roots:
-        origin = str(root.resolve()) if root.is_dir() else None
-        for f in iter_files([root]):
-            fallback = (
-                source_url(f.relpath, parse.url_template)
-                if parse.url_template
-                else str(Path(f.path).resolve().as_posix())
-            )
-            rows.append(
-                {"path": str(f.path), "root": str(f.root), "relpath": f.relpath, "origin": origin, "fallback": fallback}
-            )
+    inputs = plan_inputs(paths)
+    if inputs.urls:
+        raise ConfigError(f"the ray engine ingests files and folders; crawl {inputs.urls[0]} with --engine local")
+    rows: list[dict[str, Any]] = [
+        {
+            "path": str(item.file.path),
+            "root": str(item.file.root),
+            "relpath": item.file.relpath,
+            "origin": item.origin,
+            "fallback": item.fallback,
+        }
+        for item in inputs.files(parse)
+    ]
+    missing = inputs.missing
+    origins = inputs.origins
     for seq, row in enumerate(rows, start=len(missing)):
         row["seq"] = seq
     return origins, missing, rows
