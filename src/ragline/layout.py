@@ -12,30 +12,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
 class DataLayout:
-    root: Path
+    __slots__ = ("crawl", "index", "last_ingest", "root", "snapshots")
 
-    @property
-    def index(self) -> Path:
-        return self.root / "index"
-
-    @property
-    def crawl(self) -> Path:
-        return self.root / "crawl"
-
-    @property
-    def last_ingest(self) -> Path:
-        return self.root / "last-ingest.json"
-
-    @property
-    def snapshots(self) -> Path:
-        return self.root / "snapshots"
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.index = self.root / "index"
+        self.crawl = self.root / "crawl"
+        self.last_ingest = self.root / "last-ingest.json"
+        self.snapshots = self.root / "snapshots"
 
     def write_last_ingest(self, report: dict[str, Any]) -> None:
         """Keep the last ingest's report beside the index (written whole, then renamed)."""
