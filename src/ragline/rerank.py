@@ -105,20 +105,27 @@ def breadcrumb(source: str) -> str:
     return " > ".join(re.sub(r"[-_]+", " ", p) for p in parts)
 
 
-class TitleReranker:
+class _Blending:
+    """A reranker that blends the question's similarity to some text of each hit into its score."""
+
+    def __init__(self, embedder: Embedder, weight: float) -> None:
+        self.embedder = embedder
+        self.weight = weight
+        self._cache = _TextCache(embedder)
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+
+
+class TitleReranker(_Blending):
     """Blends in the similarity of the question to "page title - section title" (with ``path``, prefixed
     by the page's folders: ``serve > production guide: Kubernetes - Setup``)."""
 
     name = "title"
 
     def __init__(self, embedder: Embedder, weight: float = 0.5, path: bool = False) -> None:
-        self.embedder = embedder
-        self.weight = weight
+        super().__init__(embedder, weight)
         self.path = path
-        self._cache = _TextCache(embedder)
-
-    def warm_up(self) -> None:
-        self.embedder.warm_up()
 
     def rerank(self, query: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> list[Hit]:
         if not hits:
@@ -145,20 +152,15 @@ def windows(text: str, size: int = 3, max_chars: int = 600) -> list[str]:
     return [" ".join(sentences[i : i + size])[:max_chars] for i in range(len(sentences) - size + 1)]
 
 
-class SentenceReranker:
+class SentenceReranker(_Blending):
     """Blends in the best match between the question and any window of a few sentences of the chunk:
     a chunk embedding averages over everything the chunk says, a window keeps a precise match sharp."""
 
     name = "sentences"
 
     def __init__(self, embedder: Embedder, weight: float = 1.0, window: int = 3) -> None:
-        self.embedder = embedder
-        self.weight = weight
+        super().__init__(embedder, weight)
         self.window = window
-        self._cache = _TextCache(embedder)
-
-    def warm_up(self) -> None:
-        self.embedder.warm_up()
 
     def rerank(self, query: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> list[Hit]:
         if not hits:

@@ -104,15 +104,19 @@ class LlamaCppGenerator:
                 log.debug("cannot render the chat template", exc_info=True)
         return sum(self.count_tokens(m.get("content", "")) + _MESSAGE_OVERHEAD for m in messages)
 
+    def _complete(self, llm: Any, messages: list[Message], max_tokens: int, temperature: float, stream: bool) -> Any:
+        return llm.create_chat_completion(
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            repeat_penalty=self.settings.repeat_penalty,
+            stream=stream,
+        )
+
     def generate(self, messages: list[Message], *, max_tokens: int, temperature: float) -> Generation:
         llm = self.llm
         with self._lock, _errors(self.name):
-            resp: Any = llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=temperature,
-                repeat_penalty=self.settings.repeat_penalty,
-            )
+            resp: Any = self._complete(llm, messages, max_tokens, temperature, stream=False)
         text = resp["choices"][0]["message"].get("content") or ""
         u = resp.get("usage") or {}
         usage = Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
@@ -125,13 +129,7 @@ class LlamaCppGenerator:
         prompt_tokens = self.count_prompt_tokens(messages)
         parts: list[str] = []
         with self._lock, _errors(self.name):
-            chunks: Any = llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=temperature,
-                repeat_penalty=self.settings.repeat_penalty,
-                stream=True,
-            )
+            chunks: Any = self._complete(llm, messages, max_tokens, temperature, stream=True)
             try:
                 for chunk in chunks:
                     for choice in chunk["choices"]:
