@@ -4,41 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 from ragline.components import Components
 from ragline.errors import ConfigError
 from ragline.index import IndexReport
-from ragline.ingest.local import Progress
+from ragline.ingest.local import IngestOptions
 
 
-def _local(paths: Sequence[str | Path], components: Components, **kw: Any) -> IndexReport:
+def _local(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
     from ragline.ingest.local import ingest
 
-    return ingest(paths, components, **kw)
+    return ingest(paths, components, **options)
 
 
-def _ray(paths: Sequence[str | Path], components: Components, **kw: Any) -> IndexReport:
+def _ray(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
     from ragline.ingest.ray_engine import ingest
 
-    return ingest(paths, components, **kw)
+    return ingest(paths, components, **options)
 
 
 ENGINES: dict[str, Callable[..., IndexReport]] = {"local": _local, "ray": _ray}
 
 
-def run_ingest(
-    paths: Sequence[str | Path],
-    components: Components,
-    *,
-    recreate: bool = False,
-    progress: Progress | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> IndexReport:
+def run_ingest(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
     """Ingest with the engine the settings name."""
     name = components.settings.ingest.engine
     try:
         engine = ENGINES[name]
     except KeyError:
         raise ConfigError(f"unknown ingest engine {name!r}; one of {sorted(ENGINES)}") from None
-    return engine(paths, components, recreate=recreate, progress=progress, metadata=metadata)
+    return engine(paths, components, **options)

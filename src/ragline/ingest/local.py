@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from ragline.chunk import Chunker
 from ragline.components import Components
@@ -61,18 +61,26 @@ def read_sources(
     return inputs.origins, stream()
 
 
-def ingest(
-    paths: Sequence[str | Path],
-    components: Components,
-    *,
-    recreate: bool = False,
-    progress: Progress | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> IndexReport:
+class IngestOptions(TypedDict, total=False):
+    """What every engine's ``ingest(paths, components, **options)`` takes besides the inputs."""
+
+    recreate: bool  # drop the index and build it anew
+    progress: Progress | None  # called with ("document" | "chunks" | "skipped", amount)
+    metadata: dict[str, Any] | None  # attached to every document, e.g. {"tenant": "acme"}
+
+
+def ingest(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
     """Bring the index in line with ``paths``: add new, replace changed, drop vanished documents."""
+    metadata = options.get("metadata")
     origins, loaded = read_sources(paths, components, metadata)
-    tenant = tenant_of(metadata or {})
-    return index_documents(loaded, origins, components, recreate=recreate, progress=progress, tenant=tenant)
+    return index_documents(
+        loaded,
+        origins,
+        components,
+        recreate=options.get("recreate", False),
+        progress=options.get("progress"),
+        tenant=tenant_of(metadata or {}),
+    )
 
 
 def index_documents(

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ragline.components import Components
 from ragline.config import EmbeddingSettings, IngestSettings, Settings
 from ragline.errors import MissingDependencyError, SourceError
 from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped, StreamCommitter
-from ragline.ingest.local import Progress, finish
+from ragline.ingest.local import IngestOptions, Progress, finish
 from ragline.ingest.stages import (
     CHUNK,
     DOC,
@@ -69,15 +69,10 @@ class DocEvent:
     redacted: str = ""  # JSON counts by kind of what redaction replaced, or ""
 
 
-def ingest(
-    paths: Sequence[str | Path],
-    components: Components,
-    *,
-    recreate: bool = False,
-    progress: Progress | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> IndexReport:
+def ingest(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
     """Bring the index in line with ``paths`` (like the in-process engine), running the stages on Ray."""
+    recreate, progress = options.get("recreate", False), options.get("progress")
+    metadata = options.get("metadata")
     t0 = time.perf_counter()
     settings = components.settings
     origins, missing, files = list_files(paths, settings.parse)
