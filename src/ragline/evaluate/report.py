@@ -43,11 +43,22 @@ def retrieval_markdown(report: dict[str, Any]) -> str:
             f"## Retrieval: {report['dataset']}",
             "",
             f"{report['questions']} questions; hit@k and recall@k count {unit}; nDCG@10 over documents."
-            + (f" ({notes})" if notes else ""),
+            + (f" ({notes})" if notes else "")
+            + _timing_note(report),
             "",
             markdown_table(rows, [*columns, "ms/q"]),
             "",
         ]
+    )
+
+
+def _timing_note(report: dict[str, Any]) -> str:
+    embed = report.get("query_embedding_ms")
+    if not embed:
+        return ""
+    return (
+        " ms/q is each method's search with the question already embedded (after a few untimed warm-up "
+        f"searches); embedding a question took {embed['mean']} ms on average."
     )
 
 
