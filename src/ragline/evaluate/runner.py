@@ -193,7 +193,7 @@ def run_method(
 
 
 class RerankerPool:
-    """One instance per reranker spec, shared by every method that uses it (their caches too)."""
+    """The reranker stages of one method's run, one instance per spec."""
 
     def __init__(self, embedder: Embedder, device: str = "cpu") -> None:
         self.embedder = embedder
@@ -225,7 +225,6 @@ def evaluate(
         raise ConfigError(f"{qset.name}: no questions to evaluate")
     ks = sorted(set(ks))
     cached = QueryCache(embedder)
-    pool = RerankerPool(cached)
     parsed = [parse_method(s, base) for s in methods]  # fail on a bad spec before any work
     # Every question is embedded once, before any method is timed: each method's ms/question is then its
     # search alone, the same for the first method as for the last (which would otherwise find the vectors
@@ -239,7 +238,9 @@ def evaluate(
     results = []
     for method in parsed:
         t0 = time.perf_counter()
-        result = run_method(method, qset, store, cached, ks, pool)
+        # Rerankers of their own (with empty caches of embedded titles and sentences) for each method: a
+        # method never finds the texts an earlier one embedded, so none is timed with another's work done.
+        result = run_method(method, qset, store, cached, ks, RerankerPool(cached))
         log.info("%s: %s in %.0f s", method.label, result.metrics, time.perf_counter() - t0)
         results.append(result)
         if progress:
