@@ -11,7 +11,8 @@ import pytest
 from ragline.config import ParseSettings
 from ragline.parse import kind_for, parse_bytes
 from ragline.parse import rst as rst_module
-from ragline.parse.rst import parse_rst, rst_to_text, xref_text
+from ragline.parse.rst import parse_rst, rst_to_text
+from ragline.parse.sphinx import xref_text
 from ragline.records import Document
 
 SETTINGS = ParseSettings()

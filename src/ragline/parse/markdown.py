@@ -20,12 +20,12 @@ from mdit_py_plugins.myst_role import myst_role_plugin
 
 from ragline.parse.anchors import AnchorRegistry, AnchorStyle, slugify
 from ragline.parse.includes import IncludeResolver, select_lines
-from ragline.parse.rst import (
+from ragline.parse.rst import FRAGMENT_PARSERS, rst_to_text
+from ragline.parse.sphinx import (
     CARD_SEPARATOR_RE,
     CODE_DIRECTIVES,
     DROPPED_DIRECTIVES,
     SIGNATURE_DIRECTIVES,
-    rst_to_text,
     visible_argument,
     xref_text,
 )
@@ -335,3 +335,11 @@ def parse_markdown(
         Section(title=d.title or title, text="\n".join(d.lines), anchor=d.anchor, level=d.level) for d in drafts
     ]
     return Document.from_sections(source=source, title=title, kind=kind, sections=sections, path=path)
+
+
+def _markdown_fragment(text: str, source: str, includes: IncludeResolver | None) -> Document:
+    return parse_markdown(text, source=source, includes=includes)
+
+
+for _suffix in (".md", ".markdown"):  # an rST ``include`` of a Markdown file reads it as MyST
+    FRAGMENT_PARSERS[_suffix] = _markdown_fragment

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,53 +22,21 @@ from docutils.parsers.rst.languages import en as _rst_en
 
 from ragline.parse.anchors import AnchorRegistry, sphinx_id
 from ragline.parse.includes import IncludeResolver, select_lines
+from ragline.parse.sphinx import (
+    CARD_SEPARATOR_RE,
+    CODE_DIRECTIVES,
+    DROPPED_DIRECTIVES,
+    SIGNATURE_DIRECTIVES,
+    visible_argument,
+    xref_text,
+)
 from ragline.records import Document, Section
 
 KIND = "rst"
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Directive families, shared with the MyST (Markdown) parser.
-DROPPED_DIRECTIVES = _words(
-    """
-    toctree include literalinclude raw meta image contents tableofcontents currentmodule module
-    highlight tabularcolumns index sectionauthor codeauthor moduleauthor todolist title click
-    program-output command-output graphviz testsetup testcleanup bibliography glue glue:any
-    automodsumm jsonschema literalinclude-code mdinclude
-    """
-)
-CODE_DIRECTIVES = _words(
-    """
-    code-block sourcecode code code-cell testcode testoutput doctest jupyter-execute ipython prompt
-    console code-tab mermaid math plot parsed-literal
-    """
-)
-# The argument is a name worth keeping (API pages); the body is the docstring, if any.
-SIGNATURE_DIRECTIVES = _words(
-    """
-    autoclass autofunction automethod autoattribute autodata autoexception automodule autoproperty
-    autopydantic_model autopydantic_settings function method attribute data exception decorator
-    classmethod staticmethod property option envvar confval
-    """
-)
-# The argument is not something a reader sees (a path, a grid spec, a condition, a ref target).
-HIDDEN_ARGUMENT_DIRECTIVES = _words(
-    """
-    tab-set grid only ifconfig button-ref button-link div container margin cssclass figure
-    literalinclude include image raw highlight card-carousel tabs
-    """
-)
-ICON_ROLES = frozenset({"octicon", "fa", "fab", "fas", "material-regular", "material-outlined", "icon"})
-
 _DIRECTIVE_NAME_RE = re.compile(r"^[ \t]*\.\.[ \t]+([A-Za-z][\w.+:-]*)::", re.MULTILINE)
 _ROLE_NAME_RE = re.compile(r"(?<![\w`\\]):([A-Za-z][\w+.-]*(?::[A-Za-z][\w+.-]*)*):`")
-_TITLED_XREF_RE = re.compile(r"^(.*?)\s*<([^<>]*)>$", re.DOTALL)
-_PATHLIKE_RE = re.compile(r"^(?:\S*/\S*|\S+\.[A-Za-z]{1,5}|[\d\s.,:;-]+)$")
-# sphinx-design cards split header / body / footer with lines of ^^^ and +++.
-CARD_SEPARATOR_RE = re.compile(r"^\s*(?:\^{3,}|\+{3,})\s*$")
 _ADORNMENT_RE = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}\s*$")
 
 _SETTINGS_OVERRIDES: dict[str, Any] = {
@@ -83,43 +52,6 @@ _SETTINGS_OVERRIDES: dict[str, Any] = {
     "_disable_config": True,
     "input_encoding": "unicode",
 }
-
-
-def xref_text(text: str, role: str = "") -> str:
-    """What Sphinx shows for a cross-reference role: the explicit title, or the target (``~``: last part)."""
-    if role.split(":")[-1] in ICON_ROLES:
-        return ""
-    text = text.strip()
-    match = _TITLED_XREF_RE.match(text)
-    if match:
-        if match.group(1).strip():
-            return match.group(1).strip()
-        text = match.group(2).strip()
-    text = text.lstrip("!")
-    if text.startswith("~"):
-        return text[1:].rsplit(".", 1)[-1]
-    return text
-
-
-_VERSION_PHRASES = {
-    "versionadded": "New in version",
-    "versionchanged": "Changed in version",
-    "deprecated": "Deprecated since version",
-    "versionremoved": "Removed in version",
-}
-
-
-def visible_argument(name: str, argument: str) -> str:
-    """A directive's argument as the rendered page shows it ("" when it is a path, a spec, a target)."""
-    argument = " ".join(argument.split())
-    base = name.split(":")[-1]
-    if not argument or name in DROPPED_DIRECTIVES or name in CODE_DIRECTIVES or base in HIDDEN_ARGUMENT_DIRECTIVES:
-        return ""
-    if base in _VERSION_PHRASES:
-        return f"{_VERSION_PHRASES[base]} {argument}"
-    if name in SIGNATURE_DIRECTIVES or base in SIGNATURE_DIRECTIVES or base == "class":
-        return argument
-    return "" if _PATHLIKE_RE.match(argument) else argument
 
 
 class _AnyOptions(dict[str, Any]):
@@ -245,10 +177,9 @@ class _IncludeDirective(_GenericDirective):
             return [nodes.literal_block(selected, selected)] if selected.strip() else []
         if not selected.strip():
             return []
-        if path.suffix.lower() in _MARKDOWN_SUFFIXES:  # a MyST fragment (``:parser: myst_parser.sphinx_``)
-            from ragline.parse.markdown import parse_markdown
-
-            fragment = parse_markdown(selected, source=str(path), includes=resolver)
+        fragment_parser = FRAGMENT_PARSERS.get(path.suffix.lower())
+        if fragment_parser is not None:  # e.g. a MyST fragment (``:parser: myst_parser.sphinx_``)
+            fragment = fragment_parser(selected, str(path), resolver)
             lines = [line for section in fragment.sections for line in (section.title, section.text) if line]
             return [nodes.paragraph(line, line) for line in lines]
         if path.suffix.lower() not in _RST_FRAGMENT_SUFFIXES:
@@ -260,7 +191,9 @@ class _IncludeDirective(_GenericDirective):
 
 
 _RST_FRAGMENT_SUFFIXES = frozenset({".rst", ".rest", ".txt", ".inc"})
-_MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+# Parsers of other formats an ``include`` may bring in, by suffix: each registers itself (parse.markdown does
+# for MyST), so that this module imports none of them.
+FRAGMENT_PARSERS: dict[str, Callable[[str, str, IncludeResolver | None], Document]] = {}
 
 
 def _directive_class(name: str) -> type[Directive]:
