@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ragline.config import ParseSettings
-from ragline.sources.crawl import CrawlSettings, crawl, retry_after
+from ragline.sources.crawl import CrawlSettings, crawl
+from ragline.sources.fetch import retry_after
 from ragline.sources.pagestore import MANIFEST, load_crawled, read_manifest
 from ragline.sources.robots import RobotsPolicy, parse_sitemap
 from ragline.sources.urls import Scope, canonical_url, extract_links, normalize_url, page_file

@@ -9,16 +9,11 @@ before are asked for conditionally (If-None-Match / If-Modified-Since), so uncha
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -28,8 +23,10 @@ import httpx
 from ragline.config import CrawlSettings
 from ragline.errors import ConfigError, SourceError
 from ragline.records import Loaded
-from ragline.sources.decode import ACCEPT_ENCODING, TooBig, UnsupportedEncoding, decode
+from ragline.sources.decode import ACCEPT_ENCODING
+from ragline.sources.fetch import REDIRECTS, Fetcher
 from ragline.sources.pagestore import PageStore, load_crawled
+from ragline.sources.report import CrawlProgress, CrawlReport, Problem
 from ragline.sources.robots import RobotsPolicy, parse_sitemap
 from ragline.sources.urls import (
     PageLinks,
@@ -60,99 +57,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-MAX_ROBOTS_BYTES = 512_000  # RFC 9309 asks crawlers to read at least 500 KiB
 MAX_SITEMAP_BYTES = 50_000_000  # the sitemaps.org limit (uncompressed)
 MAX_SITEMAPS = 20  # sitemap files read per crawl (an index can list thousands)
-
-
-@dataclass(slots=True)
-class Problem:
-    """A URL the crawl could not use, and why."""
-
-    url: str
-    reason: str
-    status: int | None = None
-
-
-@dataclass(slots=True)
-class CrawlProgress:
-    done: int  # URLs finished, pages or failures
-    pages: int
-    errors: int
-    queued: int
-    seconds: float
-
-    @property
-    def pages_per_second(self) -> float:
-        return self.done / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(slots=True)
-class CrawlReport:
-    start_url: str
-    origin: str  # canonical start URL: the owner of these pages in the crawl folder and in the index
-    out_dir: str
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0  # downloaded again, same bytes (the server sent no usable validators)
-    not_modified: int = 0  # 304: not downloaded
-    stale: int = 0  # failed this time; the previous copy is kept
-    failures: list[Problem] = field(default_factory=list)
-    skipped: list[Problem] = field(default_factory=list)  # robots.txt, noindex: not errors, but not crawled
-    out_of_scope: int = 0  # distinct links not followed because they leave the scope
-    over_limit: int = 0  # distinct in-scope links not followed because of max_pages / max_depth
-    duplicates: int = 0  # redirects onto a page already crawled
-    sitemap_urls: int = 0
-    dropped: int = 0  # pages of a previous crawl gone from the site, removed from the folder
-    requests: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    complete: bool = False  # False when interrupted: nothing was dropped then
-
-    @property
-    def pages(self) -> int:
-        """Pages stored and current (downloaded or confirmed unchanged)."""
-        return self.new + self.changed + self.unchanged + self.not_modified
-
-    @property
-    def pages_per_second(self) -> float:
-        done = self.pages + len(self.failures)
-        return done / self.seconds if self.seconds > 0 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.update(pages=self.pages, pages_per_second=round(self.pages_per_second, 2), seconds=round(self.seconds, 3))
-        return out
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or invalid."""
-    if not value or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-@dataclass(slots=True)
-class _Response:
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    error: str | None = None  # set when the request failed for good (after retries)
-
-
-class _Refused(Exception):
-    """A response the crawler will not read: not HTML, or too big."""
 
 
 class Crawler:
@@ -206,13 +112,11 @@ class _Run:
         origin = canonical_url(self.start)
         self.store = PageStore(out_dir, origin)
         self.report = CrawlReport(start_url=self.start, origin=origin, out_dir=str(out_dir))
+        self.fetch = Fetcher(settings, client, self.report)
         self.queue: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()
         self.claimed: set[str] = set()  # canonical URLs queued or crawled: each page is fetched once
         self.outside: set[str] = set()
         self.limited: set[str] = set()
-        self.robots: dict[str, asyncio.Task[RobotsPolicy]] = {}
-        self.interval: dict[str, float] = {}
-        self.next_slot: dict[str, float] = {}
         self.done = 0
         self.t0 = time.monotonic()
 
@@ -220,7 +124,7 @@ class _Run:
         workers: list[asyncio.Task[None]] = []
         complete = False
         try:
-            start_policy = await self._policy(host_of(self.start))
+            start_policy = await self.fetch.policy(host_of(self.start))
             if not self._offer(self.start, 0):
                 self.report.failures.append(Problem(self.start, "start URL excluded by the exclude patterns"))
             workers = [asyncio.create_task(self._worker()) for _ in range(self.s.concurrency)]
@@ -288,14 +192,14 @@ class _Run:
             url = prev.final_url  # where the page was last time: no redirect hop to pay again
         chain = [url]
         while True:
-            policy = await self._policy(host_of(url))
+            policy = await self.fetch.policy(host_of(url))
             if not policy.allows(url, self.s.user_agent):
                 if policy.reason:  # no usable robots.txt (host down, 403...): a failure, not a choice of the site
                     self.report.failures.append(Problem(url, policy.reason))
                 else:
                     self.report.skipped.append(Problem(url, "disallowed by robots.txt"))
                 return
-            resp = await self._request(url, self.store.conditional_headers(key), page=True)
+            resp = await self.fetch.request(url, self.store.conditional_headers(key), page=True)
             if resp.error is not None:
                 self._failed(key, url, resp.error, resp.status, depth)
                 return
@@ -353,128 +257,7 @@ class _Run:
             self.report.stale += 1
             self._follow(extract_links(self.store.read(entry), entry.final_url), depth)
 
-    # -- HTTP ---------------------------------------------------------------------------------------------------
-
-    async def _request(
-        self, url: str, headers: dict[str, str], *, page: bool, max_bytes: int | None = None
-    ) -> _Response:
-        """GET with retries on timeouts, connection errors, 429 and 5xx; the last failure becomes ``error``."""
-        s, host = self.s, host_of(url)
-        attempts = s.retries + 1
-        reason, status = "", None
-        wait: float | None
-        for attempt in range(attempts):
-            await self._slot(host)
-            self.report.requests += 1
-            try:
-                async with asyncio.timeout(s.timeout):
-                    resp = await self._once(url, headers, page=page, max_bytes=max_bytes or s.max_bytes)
-            except (TimeoutError, httpx.TimeoutException):
-                reason, status, wait = f"timeout after {s.timeout:g}s", None, None
-            except httpx.TransportError as exc:
-                reason, status, wait = f"connection failed: {exc or type(exc).__name__}", None, None
-            except _Refused as exc:
-                return _Response(status=200, error=str(exc))
-            else:
-                if resp.status is None or (resp.status != 429 and resp.status < 500):
-                    return resp
-                reason, status = f"HTTP {resp.status}", resp.status
-                wait = retry_after(resp.headers.get("retry-after"))
-            if attempt == attempts - 1:
-                break
-            if wait is not None and wait > s.max_backoff:
-                return _Response(status, error=f"{reason}, Retry-After {wait:g}s is over max_backoff")
-            delay = wait if wait is not None else min(s.max_backoff, s.backoff * 2**attempt * random.uniform(0.5, 1))
-            if wait is not None or status == 429:
-                # The server asked the whole host to slow down, not just this page: every worker waits.
-                self.next_slot[host] = max(self.next_slot.get(host, 0.0), time.monotonic() + delay)
-            else:
-                await asyncio.sleep(delay)
-        suffix = f" after {attempts} attempts" if attempts > 1 else ""
-        return _Response(status, error=reason + suffix)
-
-    async def _once(self, url: str, headers: dict[str, str], *, page: bool, max_bytes: int) -> _Response:
-        resp = await self.client.send(self.client.build_request("GET", url, headers=headers), stream=True)
-        try:
-            got = {k.lower(): v for k, v in resp.headers.items()}
-            if resp.status_code != 200:
-                return _Response(resp.status_code, got)
-            media = got.get("content-type", "").split(";", 1)[0].strip().lower()
-            if page and media and media not in self.s.content_types:
-                raise _Refused(f"not HTML ({media})")
-            declared = got.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise _Refused(f"too big: {declared} bytes > max_bytes {max_bytes}")
-            # Raw bytes, bounded, then decoded with a bound on the expansion (a 32 KB zstd page can hold 1 GiB).
-            raw = bytearray()
-            async for chunk in resp.aiter_raw():
-                raw += chunk
-                if len(raw) > max_bytes:
-                    raise _Refused(f"too big: over max_bytes {max_bytes}")
-            try:
-                body = decode(bytes(raw), got.get("content-encoding", ""), max_bytes)
-            except TooBig:
-                raise _Refused(f"too big: decodes to over max_bytes {max_bytes}") from None
-            except UnsupportedEncoding as e:
-                raise _Refused(f"unsupported content encoding {e}") from None
-            except zlib.error as e:
-                raise _Refused(f"broken {got.get('content-encoding')} body: {e}") from None
-            self.report.bytes += len(body)
-            return _Response(200, got, body)
-        finally:
-            await resp.aclose()
-
-    async def _slot(self, host: str) -> None:
-        """Wait for this host's next request slot (the per-host rate, robots.txt Crawl-delay, Retry-After)."""
-        interval = self.interval.get(host, 1.0 / self.s.rate_per_host if self.s.rate_per_host else 0.0)
-        now = time.monotonic()
-        at = max(now, self.next_slot.get(host, 0.0))
-        self.next_slot[host] = at + interval
-        if at > now:
-            await asyncio.sleep(at - now)
-
-    async def _get(self, url: str, max_bytes: int) -> _Response:
-        """A robots.txt or sitemap: redirects followed on the same host only."""
-        for _ in range(self.s.max_redirects + 1):
-            resp = await self._request(url, {}, page=False, max_bytes=max_bytes)
-            location = resp.headers.get("location")
-            if resp.status not in REDIRECTS or not location:
-                return resp
-            try:
-                target = normalize_url(urljoin(url, location))
-            except ValueError:
-                return _Response(resp.status, error=f"bad redirect to {location!r}")
-            if host_of(target) != host_of(url):
-                return _Response(resp.status, error=f"redirected to another host: {target}")
-            url = target
-        return _Response(None, error="too many redirects")
-
     # -- robots.txt and sitemaps --------------------------------------------------------------------------------
-
-    def _policy(self, host: str) -> asyncio.Task[RobotsPolicy]:
-        """The host's robots policy, fetched once however many workers ask at the same time."""
-        task = self.robots.get(host)
-        if task is None:
-            task = self.robots[host] = asyncio.ensure_future(self._fetch_robots(host))
-        return task
-
-    async def _fetch_robots(self, host: str) -> RobotsPolicy:
-        if not self.s.robots:
-            return RobotsPolicy.allow_all()
-        resp = await self._get(f"{host}/robots.txt", MAX_ROBOTS_BYTES)
-        if resp.status == 200 and resp.error is None:
-            policy = RobotsPolicy.parse(resp.body.decode("utf-8", errors="replace"), self.s.user_agent)
-        elif resp.status is not None and resp.status != 200:
-            policy = RobotsPolicy.for_status(resp.status)
-        else:
-            policy = RobotsPolicy.blocked(f"robots.txt unreachable: {resp.error}")
-        if policy.disallow_all:
-            log.warning("%s: everything disallowed: %s", host, policy.reason)
-        if policy.crawl_delay:
-            # Honoured, up to max_backoff: a Crawl-delay of minutes would make a crawl last days.
-            delay = min(policy.crawl_delay, self.s.max_backoff)
-            self.interval[host] = max(delay, 1.0 / self.s.rate_per_host if self.s.rate_per_host else 0.0)
-        return policy
 
     async def _read_sitemaps(self, policy: RobotsPolicy) -> None:
         host = host_of(self.start)
@@ -488,7 +271,7 @@ class _Run:
             if url in seen or host_of(url) != host or not policy.allows(url, self.s.user_agent):
                 continue
             seen.add(url)
-            resp = await self._get(url, MAX_SITEMAP_BYTES)
+            resp = await self.fetch.get(url, MAX_SITEMAP_BYTES)
             if resp.status != 200 or resp.error is not None:
                 log.info("no sitemap at %s: %s", url, resp.error or f"HTTP {resp.status}")
                 continue
