@@ -18,17 +18,10 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.myst_blocks import myst_block_plugin
 from mdit_py_plugins.myst_role import myst_role_plugin
 
+import ragline.parse.sphinx as sphinx
 from ragline.parse.anchors import AnchorRegistry, AnchorStyle, slugify
 from ragline.parse.includes import IncludeResolver, select_lines
 from ragline.parse.rst import FRAGMENT_PARSERS, rst_to_text
-from ragline.parse.sphinx import (
-    CARD_SEPARATOR_RE,
-    CODE_DIRECTIVES,
-    DROPPED_DIRECTIVES,
-    SIGNATURE_DIRECTIVES,
-    visible_argument,
-    xref_text,
-)
 from ragline.records import Document, Section
 
 KIND = "markdown"
@@ -118,7 +111,7 @@ def _split_options(body: str) -> tuple[dict[str, str], str]:
         key, _, value = lines[start].strip()[1:].partition(":")
         options[key] = value.strip()
         start += 1
-    rest = "\n".join("" if CARD_SEPARATOR_RE.match(ln) else ln for ln in lines[start:]).strip("\n")
+    rest = "\n".join("" if sphinx.CARD_SEPARATOR_RE.match(ln) else ln for ln in lines[start:]).strip("\n")
     return options, rest
 
 
@@ -180,7 +173,7 @@ class _Renderer:
             elif kind == "image":
                 parts.append(child.content)
             elif kind == "myst_role":
-                parts.append(xref_text(child.content, str(child.meta.get("name", ""))))
+                parts.append(sphinx.xref_text(child.content, str(child.meta.get("name", ""))))
             elif kind == "html_inline":
                 # JSX / HTML tags vanish; a <br> still separates words.
                 parts.append(" " if child.content.lower().startswith("<br") else "")
@@ -242,17 +235,17 @@ class _Renderer:
             self._include(name, argument.strip(), options)
         elif name == "eval-rst":
             self.line(rst_to_text(body))
-        elif name in DROPPED_DIRECTIVES:
+        elif name in sphinx.DROPPED_DIRECTIVES:
             return
-        elif name in CODE_DIRECTIVES or name in _LANGUAGE_DIRECTIVES:
+        elif name in sphinx.CODE_DIRECTIVES or name in _LANGUAGE_DIRECTIVES:
             self.line(body.rstrip())
-        elif name in SIGNATURE_DIRECTIVES or name == "autosummary":
+        elif name in sphinx.SIGNATURE_DIRECTIVES or name == "autosummary":
             self.line(argument.strip())
             self.line(
                 "\n".join(ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith(":"))
             )
         else:
-            self.line(visible_argument(name, _html_text(argument)))
+            self.line(sphinx.visible_argument(name, _html_text(argument)))
             if body.strip():
                 self._nested(body)
 
