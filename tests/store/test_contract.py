@@ -6,6 +6,7 @@ standing in for a Qdrant server. Vectors are small random unit vectors; rankings
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -554,40 +555,91 @@ def test_bm25_survives_reopen(topics: Loaded, backend: Backend, tmp_path: Path) 
         again.close()
 
 
-def test_edge_adds_bm25_to_a_shard_built_without_it(tmp_path: Path) -> None:
-    import qdrant_edge as qe
+# -- an index built before BM25 ----------------------------------------------------------------------
+# Every backend upgrades it when it is opened: the BM25 vectors are computed from the stored chunk texts,
+# so BM25 and hybrid search answer exactly as on an index built with them (no re-embedding, no fallback).
 
+
+def index_without_bm25(backend: Backend, folder: Path, chunks: list[Chunk], vectors: np.ndarray) -> VectorStore:
+    """A store over an index as ragline wrote it before BM25: dense vectors, payloads and the IndexInfo."""
     from ragline.store.filters import DENSE, point_payload
 
+    store = backend.make(folder)
+    if isinstance(store, EdgeStore):
+        import qdrant_edge as qe
+
+        config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)})
+        shard = qe.EdgeShard.create(str(store.path / "shard"), config)
+        points = [qe.Point(c.id, {DENSE: v.tolist()}, point_payload(c)) for c, v in zip(chunks, vectors, strict=True)]
+        shard.update(qe.UpdateOperation.upsert_points(points))
+        shard.close()
+        (store.path / "index.json").write_text(json.dumps(INFO.to_json()))
+    else:
+        from qdrant_client import models
+
+        assert isinstance(store, QdrantStore)
+        client = store.engine.conn()
+        dense = models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+        client.create_collection(store.collection, vectors_config={DENSE: dense}, metadata={"ragline": INFO.to_json()})
+        structs = [
+            models.PointStruct(id=c.id, vector={DENSE: v.tolist()}, payload=point_payload(c))
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        client.upsert(store.collection, points=structs)
+    return store
+
+
+def answers(store: VectorStore, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
+    """BM25 and hybrid results, with scores, for a few queries: what an upgraded index must reproduce."""
+    queries = ["placement groups", "parquet files", "replica queue", "serve deployments"]
+    return [
+        [(h.chunk.id, round(h.score, 4)) for h in store.search(vectors[i], 6, text=text, mode=mode)]
+        for i, text in enumerate(queries)
+        for mode in ("bm25", "hybrid")
+    ]
+
+
+def test_index_without_bm25_is_upgraded_on_open(backend: Backend, tmp_path: Path) -> None:
     chunks, vectors = topic_chunks(), unit_vectors(len(TOPICS), seed=21)
-    config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)})
-    shard = qe.EdgeShard.create(str(tmp_path / "index" / "shard"), config)
-    points = [qe.Point(c.id, {DENSE: v.tolist()}, point_payload(c)) for c, v in zip(chunks, vectors, strict=True)]
-    shard.update(qe.UpdateOperation.upsert_points(points))
-    shard.close()
-    (tmp_path / "index" / "index.json").write_text('{"model": "test/model-a", "dimension": 8}')
-    with EdgeStore(tmp_path / "index") as store:
-        store.open(INFO)
-        assert store.search(None, 3, text="placement groups", mode="bm25")[0].chunk.id == chunks[4].id
-        assert store.count() == len(chunks)
+    old = index_without_bm25(backend, tmp_path / "old", chunks, vectors)
+    fresh = backend.make(tmp_path / "fresh")
+    try:
+        # Before open() the dense vectors answer, and the word modes say what is missing.
+        assert old.search(vectors[1], 1)[0].chunk.id == chunks[1].id
+        for mode in ("bm25", "hybrid"):
+            with pytest.raises(StoreError, match="BM25"):
+                old.search(vectors[1], 2, text="parquet", mode=mode)
+
+        old.open(INFO)
+        fresh.open(INFO)
+        fresh.upsert(chunks, vectors)
+        assert old.count() == len(chunks)
+        assert answers(old, vectors) == answers(fresh, vectors)
+        hits = old.search(vectors[1], 2, text="parquet", mode="hybrid")
+        assert hits[0].score < 2 / 60  # fused ranks, not a cosine
+
+        # Points written after the upgrade carry BM25 too.
+        extra = Chunk.from_payload({**chunks[0].payload(), "doc_id": "new", "text": "Quokkas", "source": "q"})
+        old.upsert([extra], unit_vectors(1, seed=5))
+        assert [h.chunk.id for h in old.search(None, 3, text="quokkas", mode="bm25")] == [extra.id]
+    finally:
+        old.close()
+        fresh.close()
 
 
-def test_qdrant_collection_without_bm25_falls_back_to_dense() -> None:
-    from qdrant_client import models
-
-    from ragline.store.filters import DENSE
-
-    store = QdrantStore()
-    client = store._conn()
-    client.create_collection("ragline", vectors_config={DENSE: models.VectorParams(size=DIM, distance="Cosine")})
-    store.open(INFO)  # adopted: the dense vector fits
+@pytest.mark.persistent
+def test_upgraded_index_keeps_bm25_after_reopen(backend: Backend, tmp_path: Path) -> None:
     chunks, vectors = topic_chunks(), unit_vectors(len(TOPICS), seed=21)
-    store.upsert(chunks, vectors)
-    hits = store.search(vectors[1], 2, text="parquet", mode="hybrid")
-    assert hits[0].chunk.id == chunks[1].id and hits[0].score == pytest.approx(1.0, abs=1e-4)  # a cosine
-    with pytest.raises(StoreError, match="BM25"):
-        store.search(None, 2, text="parquet", mode="bm25")
-    store.close()
+    old = index_without_bm25(backend, tmp_path, chunks, vectors)
+    old.open(INFO)
+    old.close()
+    again = backend.make(tmp_path)
+    try:
+        assert again.search(None, 3, text="placement groups", mode="bm25")[0].chunk.id == chunks[4].id
+        again.open(INFO)  # nothing left to upgrade
+        assert again.count() == len(chunks)
+    finally:
+        again.close()
 
 
 # -- helpers and factory (backend-independent) ------------------------------------------------------

@@ -80,7 +80,7 @@ def test_qdrant_client_collection_gets_the_layout() -> None:
     with store:
         store.open(INFO)
         store.upsert(chunks, vectors)
-        params = store._conn().get_collection(store.collection).config.params
+        params = store.engine.conn().get_collection(store.collection).config.params
         dense = params.vectors["dense"]  # type: ignore[index]
         assert dense.on_disk is True
         assert dense.quantization_config.scalar.type == "int8"

@@ -7,15 +7,15 @@ classes. Keeping the semantics here is what makes the backends answer alike (the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from ragline.errors import BadRequestError, EmptyIndexError, IndexMismatchError, StoreError
 from ragline.records import Chunk
-from ragline.store.base import SEARCH_MODES, Filters, Fusion, IndexInfo, Prefix, SearchMode, StoredDocument
+from ragline.store.base import Filters, IndexInfo, Prefix, StoredDocument
 
 # The dense vector's name: a sparse "bm25" vector can later sit beside it in the same points.
 DENSE = "dense"
@@ -36,6 +36,32 @@ class Match:
 
 
 FIRST_CHUNKS = Match("chunk_index", (0,))
+
+F = TypeVar("F")  # an engine's filter class
+C = TypeVar("C")  # an engine's condition class
+
+
+@dataclass(frozen=True, slots=True)
+class FilterBuilder(Generic[F, C]):
+    """Turns :class:`Match` lists into one engine's filter, given how that engine spells its parts."""
+
+    make: Callable[..., F]  # the filter, from must= and must_not= lists of conditions (or None)
+    one: Callable[[str, Scalar], C]  # the field holds this value
+    any_of: Callable[[str, list[Scalar]], C]  # the field holds one of these values
+
+    def condition(self, m: Match) -> C:
+        return self.one(m.key, m.values[0]) if len(m.values) == 1 else self.any_of(m.key, list(m.values))
+
+    def build(self, must: Sequence[Match], must_not: Sequence[Match] = ()) -> F:
+        """Every condition of ``must`` holds and none of ``must_not``."""
+        return self.make(
+            must=[self.condition(m) for m in must] or None,
+            must_not=[self.condition(m) for m in must_not] or None,
+        )
+
+    def optional(self, must: Sequence[Match]) -> F | None:
+        """build(), or None (no filter at all) when there are no conditions."""
+        return self.build(must) if must else None
 
 
 def source_prefixes(source: str) -> list[str]:
@@ -144,26 +170,6 @@ def info_from_json(data: Any) -> IndexInfo | None:
     return IndexInfo(model=str(data["model"]), dimension=int(data["dimension"]))
 
 
-def check_search(vector: np.ndarray | None, text: str | None, k: int, mode: SearchMode) -> None:
-    """Reject a search that cannot be run as asked, the same way on every backend."""
-    if k < 1:
-        raise BadRequestError(f"k must be at least 1, got {k}")
-    if mode not in SEARCH_MODES:
-        raise BadRequestError(f"unknown search mode {mode!r}; one of {', '.join(SEARCH_MODES)}")
-    if mode != "bm25" and vector is None:
-        raise BadRequestError(f"a {mode} search needs the query vector")
-    if mode != "dense" and not (text or "").strip():
-        raise BadRequestError(f"a {mode} search needs the query text")
-
-
-def fusion_plan(k: int, fusion: Fusion | None) -> tuple[Fusion, int]:
-    """The fusion settings and how many candidates each list contributes (never fewer than k)."""
-    f = fusion or Fusion()
-    if f.k < 1 or f.dense_weight < 0 or f.sparse_weight < 0 or f.dense_weight + f.sparse_weight <= 0:
-        raise BadRequestError(f"invalid fusion settings: {f}")
-    return f, max(k, f.candidates)
-
-
 def empty_index(where: str) -> EmptyIndexError:
     return EmptyIndexError(f"the index at {where} is empty: run `ragline ingest` first")
 
@@ -178,14 +184,3 @@ def as_matrix(chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> n
     if matrix.shape[1] != dimension:
         raise IndexMismatchError(f"vectors have {matrix.shape[1]} dimensions, the index has {dimension}")
     return matrix
-
-
-def as_query(vector: np.ndarray, dimension: int | None) -> list[float]:
-    """A query vector as a plain list, checked against the index's dimension."""
-    query = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if dimension is not None and query.shape[0] != dimension:
-        raise IndexMismatchError(
-            f"the query vector has {query.shape[0]} dimensions, the index has {dimension}: "
-            "query with the embedding model the index was built with"
-        )
-    return list(query.tolist())
