@@ -21,7 +21,8 @@ from mdit_py_plugins.myst_role import myst_role_plugin
 import ragline.parse.sphinx as sphinx
 from ragline.parse.anchors import AnchorRegistry, AnchorStyle, slugify
 from ragline.parse.includes import IncludeResolver, select_lines
-from ragline.parse.rst import FRAGMENT_PARSERS, rst_to_text
+from ragline.parse.rst import rst_to_text
+from ragline.parse.rst_directives import FRAGMENT_PARSERS
 from ragline.records import Document, Section
 
 KIND = "markdown"
