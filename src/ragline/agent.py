@@ -152,9 +152,8 @@ class Agent:
         kept, reserved = fit_history(query.history, self.generator) if query.history else ([], 0)
         if not reserved:
             return self._stream(query, kept)
-        narrowed = Agent(self.retriever, Narrowed(self.generator, reserved), self.settings, self.answer_settings)
-        narrowed.embedder = self.embedder
-        return narrowed._stream(query, kept)
+        model = Narrowed(self.generator, reserved)
+        return Agent(self.retriever, model, self.settings, self.answer_settings, self.embedder)._stream(query, kept)
 
     def _stream(self, q: Query, turns: list[Message]) -> Iterator[Event]:
         """The path for the turns that fit (``turns``), with a generator whose window leaves room for them."""

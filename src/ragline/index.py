@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -65,19 +65,7 @@ class IndexReport:
         setattr(self, change.value, getattr(self, change.value) + 1)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "documents": self.documents,
-            "chunks": self.chunks,
-            "added": self.added,
-            "updated": self.updated,
-            "deleted": self.deleted,
-            "unchanged": self.unchanged,
-            "chunks_written": self.chunks_written,
-            "chunks_deleted": self.chunks_deleted,
-            "skipped": [s.to_json() for s in self.skipped],
-            "redacted": dict(sorted(self.redacted.items())),
-            "seconds": round(self.seconds, 3),
-        }
+        return {**asdict(self), "redacted": dict(sorted(self.redacted.items())), "seconds": round(self.seconds, 3)}
 
 
 def change_of(held: Collection[str] | None, doc_hash: str) -> Change:

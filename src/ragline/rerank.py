@@ -89,10 +89,6 @@ class _TextCache:
         return np.vstack(out) if out else np.zeros((0, self.embedder.dimension), dtype=np.float32)
 
 
-def _query_vector(embedder: Embedder, query: str, given: np.ndarray | None) -> np.ndarray:
-    return given if given is not None else embedder.embed_query(query)
-
-
 _NOT_TOPICAL = re.compile(r"^(en|docs?|latest|stable|master|main|html?|index|v?\d+(\.\d+)*)$", re.I)
 
 
@@ -116,6 +112,16 @@ class _Blending:
     def warm_up(self) -> None:
         self.embedder.warm_up()
 
+    def rerank(self, query: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> list[Hit]:
+        if not hits:
+            return []
+        q = query_vector if query_vector is not None else self.embedder.embed_query(query)
+        return blend(hits, self._similarities(q, hits), self.weight)
+
+    def _similarities(self, q: np.ndarray, hits: Sequence[Hit]) -> list[float]:
+        """The question's similarity to this reranker's text of each hit, in order."""
+        raise NotImplementedError
+
 
 class TitleReranker(_Blending):
     """Blends in the similarity of the question to "page title - section title" (with ``path``, prefixed
@@ -127,18 +133,15 @@ class TitleReranker(_Blending):
         super().__init__(embedder, weight)
         self.path = path
 
-    def rerank(self, query: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> list[Hit]:
-        if not hits:
-            return []
-        q = _query_vector(self.embedder, query, query_vector)
+    def _similarities(self, q: np.ndarray, hits: Sequence[Hit]) -> list[float]:
         heads = [_heading(h) for h in hits]
         if self.path:
             heads = [
                 f"{crumbs}: {head}" if (crumbs := breadcrumb(h.chunk.source)) else head
                 for h, head in zip(hits, heads, strict=True)
             ]
-        scores = self._cache.embed(heads) @ q
-        return blend(hits, scores.tolist(), self.weight)
+        scores: list[float] = (self._cache.embed(heads) @ q).tolist()
+        return scores
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])|\n{2,}")
@@ -162,10 +165,7 @@ class SentenceReranker(_Blending):
         super().__init__(embedder, weight)
         self.window = window
 
-    def rerank(self, query: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> list[Hit]:
-        if not hits:
-            return []
-        q = _query_vector(self.embedder, query, query_vector)
+    def _similarities(self, q: np.ndarray, hits: Sequence[Hit]) -> list[float]:
         pieces: list[str] = []
         owner: list[int] = []
         for i, h in enumerate(hits):
@@ -176,7 +176,8 @@ class SentenceReranker(_Blending):
         sims = self._cache.embed(pieces) @ q
         best = np.full(len(hits), -1.0, dtype=np.float32)
         np.maximum.at(best, np.asarray(owner), sims.astype(np.float32))
-        return blend(hits, best.tolist(), self.weight)
+        scores: list[float] = best.tolist()
+        return scores
 
 
 class PageReranker:
@@ -212,17 +213,20 @@ class CrossEncoderReranker:
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._ce is not None:
-                return
-            try:
-                from sentence_transformers import CrossEncoder
-            except ImportError as e:
-                raise MissingDependencyError("sentence-transformers", "embed") from e
-            try:
-                self._ce = CrossEncoder(self.model, device=self.device)
-            except Exception as e:  # many kinds; all mean "cannot load this model"
-                raise ConfigError(f"cannot load the reranking model {self.model!r}: {e}") from e
-            log.info("cross-encoder %s loaded", self.model)
+            if self._ce is None:
+                self._ce = self._load()
+
+    def _load(self) -> Any:
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError as e:
+            raise MissingDependencyError("sentence-transformers", "embed") from e
+        try:
+            ce = CrossEncoder(self.model, device=self.device)
+        except Exception as e:  # many kinds; all mean "cannot load this model"
+            raise ConfigError(f"cannot load the reranking model {self.model!r}: {e}") from e
+        log.info("cross-encoder %s loaded", self.model)
+        return ce
 
     def rerank(self, query: str, hits: Sequence[Hit], query_vector: np.ndarray | None = None) -> list[Hit]:
         if not hits:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,16 +101,7 @@ class Check:
     reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "citation_validity": self.citation_validity,
-            "cites_any": self.cites_any,
-            "sentences": self.sentences,
-            "supported": self.supported,
-            "repeated": self.repeated,
-            "unknown_names": self.unknown_names,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass(slots=True)

@@ -10,45 +10,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ragline.errors import (
-    BadRequestError,
-    ConfigError,
-    EmptyIndexError,
-    GenerationError,
-    LLMTimeoutError,
-    LLMUnavailableError,
-    MissingDependencyError,
-    RaglineError,
-    SourceError,
-    StoreError,
-)
+from ragline.errors import RaglineError
 
 log = logging.getLogger(__name__)
 
 
-class UnauthorizedError(RaglineError):
+class UnauthorizedError(RaglineError, http_status=401, kind="unauthorized", public=None):
     """No API key, or one that is not configured."""
 
-    http_status = 401
 
-
-class ForbiddenError(RaglineError):
+class ForbiddenError(RaglineError, http_status=403, kind="forbidden", public=None):
     """A valid key without the rights the route needs (the admin routes)."""
 
-    http_status = 403
 
-
-class NotSupportedError(RaglineError):
+class NotSupportedError(RaglineError, http_status=501, kind="not_supported", public=None):
     """The serving engine cannot do this with the configured index."""
 
-    http_status = 501
+
+class PayloadTooLargeError(RaglineError, http_status=413, kind="payload_too_large", public=None):
+    """A request body over the server's bound."""
 
 
-class PayloadTooLargeError(RaglineError):
-    http_status = 413
-
-
-class _Busy(RaglineError):
+class _Busy(RaglineError, public=None):
     """No answer slot is free; the client may retry after ``retry_after`` seconds (sent as Retry-After)."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
@@ -56,50 +39,20 @@ class _Busy(RaglineError):
         self.retry_after = retry_after
 
 
-class TenantBusyError(_Busy):
+class TenantBusyError(_Busy, http_status=429, kind="rate_limited"):
     """The tenant (API key) already runs its share of the server's answers."""
 
-    http_status = 429
 
-
-class ServerBusyError(_Busy):
+class ServerBusyError(_Busy, http_status=503, kind="overloaded"):
     """Every answer slot of this server process is taken."""
 
-    http_status = 503
 
-
-class RequestTimeoutError(RaglineError):
+class RequestTimeoutError(RaglineError, http_status=504, kind="timeout", public=None):
     """The whole request took longer than ``serve.request_timeout``."""
 
-    http_status = 504
 
-
-class ServiceUnavailableError(RaglineError):
+class ServiceUnavailableError(RaglineError, http_status=503, kind="unavailable", public=None):
     """A part of the service (a replica, a deployment) cannot take the request right now."""
-
-    http_status = 503
-
-
-# (error class, type, public message or None to show the error's own message); first match wins.
-_PUBLIC: list[tuple[type[RaglineError], str, str | None]] = [
-    (UnauthorizedError, "unauthorized", None),
-    (ForbiddenError, "forbidden", None),
-    (NotSupportedError, "not_supported", None),
-    (PayloadTooLargeError, "payload_too_large", None),
-    (TenantBusyError, "rate_limited", None),
-    (ServerBusyError, "overloaded", None),
-    (RequestTimeoutError, "timeout", None),
-    (ServiceUnavailableError, "unavailable", None),
-    (BadRequestError, "invalid_request", None),
-    (SourceError, "invalid_request", None),
-    (LLMUnavailableError, "llm_unavailable", "the language model is unavailable; try again later"),
-    (LLMTimeoutError, "llm_timeout", "the language model did not answer in time; try again later"),
-    (GenerationError, "llm_failed", "the language model failed to answer"),
-    (EmptyIndexError, "index_unavailable", "the index is empty: nothing has been ingested yet"),
-    (StoreError, "index_unavailable", "the index is not available"),
-    (MissingDependencyError, "internal", "internal error"),
-    (ConfigError, "internal", "internal error"),
-]
 
 
 def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
@@ -114,17 +67,8 @@ def retry_headers(exc: BaseException) -> dict[str, str] | None:
 def describe(exc: BaseException) -> tuple[int, str, str]:
     """(HTTP status, type, message safe to show) for any exception; logs what is hidden."""
     if isinstance(exc, RaglineError):
-        status = exc.http_status
-        for cls, kind, public in _PUBLIC:
-            if isinstance(exc, cls):
-                if public is not None:
-                    log.warning("%s: %s", type(exc).__name__, exc)
-                return status, kind, public or str(exc)
-        log.error("%s: %s", type(exc).__name__, exc)
-        return (
-            status,
-            "internal" if status >= 500 else "invalid_request",
-            "internal error" if status >= 500 else str(exc),
-        )
+        if exc.public is not None:  # the client sees a fixed sentence: the log keeps what it hides
+            log.warning("%s: %s", type(exc).__name__, exc)
+        return exc.http_status, exc.kind, exc.public or str(exc)
     log.error("unexpected error", exc_info=exc)
     return 500, "internal", "internal error"

@@ -11,6 +11,8 @@ from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, err, o
 from ragline.cli.progress import Bars, bars_enabled
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ragline.components import Components
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality; write JSON, Markdown and a chart.")
@@ -21,6 +23,17 @@ Questions = Annotated[
     Path, typer.Option("--questions", help="JSON lines {question, source} (or BEIR queries.jsonl with --qrels)")
 ]
 Limit = Annotated[int | None, typer.Option("--limit", help="Only the first N questions")]
+
+
+def _publish(
+    report: dict[str, Any], paths: dict[str, Path], markdown: Callable[[dict[str, Any]], str], as_json: bool
+) -> None:
+    """Print a report that was written to ``paths``: as JSON (with the paths), or as Markdown and the paths."""
+    if as_json:
+        emit_json({**report, "written": {k: str(p) for k, p in paths.items()}})
+        return
+    out.print(markdown(report))
+    out.print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
 def _csv(value: str) -> list[str]:
@@ -81,12 +94,7 @@ def retrieval(
             )
     finally:
         comp.close()
-    paths = write_retrieval(report, out_dir)
-    if as_json:
-        emit_json({**report, "written": {k: str(p) for k, p in paths.items()}})
-        return
-    out.print(retrieval_markdown(report))
-    out.print("written: " + ", ".join(str(p) for p in paths.values()))
+    _publish(report, write_retrieval(report, out_dir), retrieval_markdown, as_json)
 
 
 def _index_beir(comp: Components, corpus: Path) -> None:
@@ -179,9 +187,4 @@ def answers(
         }
     finally:
         comp.close()
-    paths = write_answers(report, out_dir)
-    if as_json:
-        emit_json({**report, "written": {k: str(p) for k, p in paths.items()}})
-        return
-    out.print(answers_markdown(report))
-    out.print("written: " + ", ".join(str(p) for p in paths.values()))
+    _publish(report, write_answers(report, out_dir), answers_markdown, as_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ragline.config import EmbeddingSettings
 from ragline.embed.base import BaseEmbedder, Embedder
@@ -11,32 +12,27 @@ from ragline.errors import ConfigError
 __all__ = ["BaseEmbedder", "Embedder", "make_embedder"]
 
 
+def _common(s: EmbeddingSettings) -> dict[str, Any]:
+    """What every backend takes (``BaseEmbedder``'s arguments)."""
+    return {
+        "batch_size": s.batch_size,
+        "normalize": s.normalize,
+        "query_prefix": s.query_prefix,
+        "document_prefix": s.document_prefix,
+    }
+
+
 def _sentence_transformers(s: EmbeddingSettings) -> Embedder:
     from ragline.embed.sentence_transformers import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(
-        s.model,
-        device=s.device,
-        threads=s.threads,
-        batch_size=s.batch_size,
-        normalize=s.normalize,
-        query_prefix=s.query_prefix,
-        document_prefix=s.document_prefix,
-    )
+    return SentenceTransformerEmbedder(s.model, device=s.device, threads=s.threads, **_common(s))
 
 
 def _onnx(s: EmbeddingSettings) -> Embedder:
     from ragline.embed.onnx import OnnxEmbedder
 
     return OnnxEmbedder(
-        s.model,
-        threads=s.threads,
-        quantization=s.onnx_quantization,
-        cache_dir=s.cache_dir,
-        batch_size=s.batch_size,
-        normalize=s.normalize,
-        query_prefix=s.query_prefix,
-        document_prefix=s.document_prefix,
+        s.model, threads=s.threads, quantization=s.onnx_quantization, cache_dir=s.cache_dir, **_common(s)
     )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ragline.config import RetrievalSettings
-from ragline.embed.base import Embedder
+from ragline.embed.base import Embedder, WrappedEmbedder
 from ragline.errors import BadRequestError, ConfigError
 from ragline.evaluate import metrics as m
 from ragline.evaluate.datasets import QuestionSet
@@ -79,31 +79,13 @@ def _search_and_stages(spec: str, body: str, base: RetrievalSettings) -> dict[st
     return {"mode": mode, "rerank": None if chosen_by_index and not rerank else rerank}
 
 
-class QueryCache:
+class QueryCache(WrappedEmbedder):
     """An Embedder that remembers query vectors, so methods compared on one question set embed each
     question once."""
 
     def __init__(self, embedder: Embedder) -> None:
-        self.inner = embedder
-        self.name = embedder.name
+        super().__init__(embedder)
         self._query = lru_cache(maxsize=20_000)(embedder.embed_query)
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_documents(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         return np.asarray(self._query(text))

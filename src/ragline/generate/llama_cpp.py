@@ -61,27 +61,30 @@ class LlamaCppGenerator:
 
     def warm_up(self) -> None:
         with self._load_lock:
-            if self._llm is not None:
-                return
-            try:
-                import llama_cpp
-            except ImportError as e:
-                raise MissingDependencyError("llama-cpp-python", "llm") from e
-            path = self.model_path
-            if not path.is_file():
-                raise ConfigError(f"llm.model_path: no GGUF file at {path}")
-            try:
-                llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=self.context_window,
-                    n_threads=self.settings.threads or os.cpu_count() or 1,
-                    verbose=False,
-                )
-            except (ValueError, RuntimeError) as e:
-                raise GenerationError(f"cannot load the GGUF model {path}: {e}") from e
-            self._formatter = _chat_formatter(llm)
-            self._llm = llm
-            log.info("loaded %s (n_ctx=%d)", path, self.context_window)
+            if self._llm is None:
+                llm = self._load()
+                self._formatter = _chat_formatter(llm)
+                self._llm = llm
+
+    def _load(self) -> llama_cpp.Llama:
+        try:
+            import llama_cpp
+        except ImportError as e:
+            raise MissingDependencyError("llama-cpp-python", "llm") from e
+        path = self.model_path
+        if not path.is_file():
+            raise ConfigError(f"llm.model_path: no GGUF file at {path}")
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=self.context_window,
+                n_threads=self.settings.threads or os.cpu_count() or 1,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise GenerationError(f"cannot load the GGUF model {path}: {e}") from e
+        log.info("loaded %s (n_ctx=%d)", path, self.context_window)
+        return llm
 
     @property
     def llm(self) -> llama_cpp.Llama:

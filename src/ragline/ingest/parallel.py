@@ -19,44 +19,27 @@ import numpy as np
 
 from ragline.config import EmbeddingSettings
 from ragline.embed import Embedder, make_embedder
+from ragline.embed.base import WrappedEmbedder
 
 CONCURRENT_BACKENDS = frozenset({"onnx"})
 
 
-class ParallelEmbedder:
+class ParallelEmbedder(WrappedEmbedder):
     """An Embedder that spreads ``embed_documents`` over ``workers`` concurrent calls of ``embedder``."""
 
     def __init__(self, embedder: Embedder, workers: int) -> None:
-        self.embedder = embedder
+        super().__init__(embedder)
         self.workers = max(1, workers)
-        self.name = embedder.name
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ragline-embed") if self.workers > 1 else None
-
-    @property
-    def dimension(self) -> int:
-        return self.embedder.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.embedder.max_tokens
-
-    def warm_up(self) -> None:
-        self.embedder.warm_up()
-
-    def count_tokens(self, text: str) -> int:
-        return self.embedder.count_tokens(text)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embedder.embed_query(text)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if self._pool is None or len(texts) < 2 * self.workers:
-            return self.embedder.embed_documents(texts)
-        self.embedder.warm_up()  # once, before the threads race to load the model
+            return self.inner.embed_documents(texts)
+        self.inner.warm_up()  # once, before the threads race to load the model
         # Deal the texts out by length, so every call gets as much work (each sorts its share again).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         shares = [order[w :: self.workers] for w in range(self.workers)]
-        futures = [self._pool.submit(self.embedder.embed_documents, [texts[i] for i in s]) for s in shares]
+        futures = [self._pool.submit(self.inner.embed_documents, [texts[i] for i in s]) for s in shares]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for share, future in zip(shares, futures, strict=True):
             out[share] = future.result()

@@ -10,14 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, write_to_textfile
+
+from ragline.embed.base import WrappedEmbedder
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragline.embed.base import Embedder
     from ragline.index import IndexReport
 
 REGISTRY = CollectorRegistry()
@@ -64,11 +65,8 @@ def write_textfile(path: str | Path) -> None:
     write_to_textfile(str(path), REGISTRY)
 
 
-class TimedEmbedder:
+class TimedEmbedder(WrappedEmbedder):
     """An embedder whose document embedding is timed into ``ragline_ingest_embed_seconds``; the rest delegates."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
@@ -76,6 +74,3 @@ class TimedEmbedder:
         EMBED_SECONDS.inc(time.perf_counter() - started)
         EMBEDDED.inc(len(texts))
         return vectors
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ragline.parse.anchors import AnchorRegistry, github_slug
-from ragline.records import Document, Section
+from ragline.parse.drafts import Draft, preamble, to_document
+from ragline.records import Document
 
 KIND = "html"
 
@@ -139,19 +139,11 @@ def clean_title(title: str) -> str:
     return title
 
 
-@dataclass(slots=True)
-class _Draft:
-    title: str
-    anchor: str | None
-    level: int
-    lines: list[str] = field(default_factory=list)
-
-
 class _TextCollector:
     """Accumulates inline text into lines and lines into sections, in document order."""
 
     def __init__(self) -> None:
-        self.drafts: list[_Draft] = [_Draft(title="", anchor=None, level=1)]
+        self.drafts: list[Draft] = [preamble()]
         self._inline: list[str] = []
 
     def text(self, value: str) -> None:
@@ -175,7 +167,7 @@ class _TextCollector:
 
     def heading(self, title: str, anchor: str | None, level: int) -> None:
         self.newline()
-        self.drafts.append(_Draft(title=title, anchor=anchor, level=level))
+        self.drafts.append(Draft(title=title, anchor=anchor, level=level))
 
 
 def _strip_chrome(root: LexborNode) -> None:
@@ -349,6 +341,4 @@ def parse_html(
 
     first_h1 = next((d.title for d in out.drafts[1:] if d.level == 1), None)
     title = first_h1 or page_title or fallback_title or source
-    out.drafts[0].title = title
-    sections = [Section(title=d.title, text="\n".join(d.lines), anchor=d.anchor, level=d.level) for d in out.drafts]
-    return Document.from_sections(source=canonical or source, title=title, kind=KIND, sections=sections, path=path)
+    return to_document(out.drafts, source=canonical or source, title=title, kind=KIND, path=path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -20,10 +19,11 @@ from mdit_py_plugins.myst_role import myst_role_plugin
 
 import ragline.parse.sphinx as sphinx
 from ragline.parse.anchors import AnchorRegistry, AnchorStyle, slugify
+from ragline.parse.drafts import Draft, preamble, to_document
 from ragline.parse.includes import IncludeResolver, select_lines
 from ragline.parse.rst import rst_to_text
 from ragline.parse.rst_directives import FRAGMENT_PARSERS
-from ragline.records import Document, Section
+from ragline.records import Document
 
 KIND = "markdown"
 MAX_NESTING = 16  # directive bodies are parsed recursively; hostile input must not recurse forever
@@ -126,14 +126,6 @@ def _front_matter_title(content: str) -> str | None:
     return value.strip() or None
 
 
-@dataclass(slots=True)
-class _Draft:
-    title: str
-    anchor: str | None
-    level: int
-    lines: list[str] = field(default_factory=list)
-
-
 class _Renderer:
     """Turns a token stream into drafts (split at headings) or, nested, into plain lines."""
 
@@ -153,7 +145,7 @@ class _Renderer:
         self.registry = registry
         self.split = split
         self.depth = depth
-        self.drafts: list[_Draft] = [_Draft(title="", anchor=None, level=1)]
+        self.drafts: list[Draft] = [preamble()]
         self.front_title: str | None = None
         self._row: list[str] | None = None
 
@@ -194,7 +186,7 @@ class _Renderer:
         else:
             slug = slugify(title, self.style, markdown=True)
             anchor = self.registry.unique(slug) if slug else None
-        self.drafts.append(_Draft(title=title, anchor=anchor, level=level))
+        self.drafts.append(Draft(title=title, anchor=anchor, level=level))
 
     def _nested(self, body: str) -> None:
         if self.depth >= MAX_NESTING:
@@ -324,11 +316,7 @@ def parse_markdown(
         (d.title for d in drafts[1:]), None
     )
     title = renderer.front_title or first_heading or fallback_title or source
-    drafts[0].title = title
-    sections = [
-        Section(title=d.title or title, text="\n".join(d.lines), anchor=d.anchor, level=d.level) for d in drafts
-    ]
-    return Document.from_sections(source=source, title=title, kind=kind, sections=sections, path=path)
+    return to_document(drafts, source=source, title=title, kind=kind, path=path)
 
 
 def _markdown_fragment(text: str, source: str, includes: IncludeResolver | None) -> Document:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from docutils import nodes
@@ -19,9 +18,10 @@ from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 
 from ragline.parse.anchors import AnchorRegistry, sphinx_id
+from ragline.parse.drafts import Draft, preamble, to_document
 from ragline.parse.includes import IncludeResolver
 from ragline.parse.rst_directives import register_extensions
-from ragline.records import Document, Section
+from ragline.records import Document
 
 KIND = "rst"
 
@@ -126,14 +126,6 @@ def _block_lines(node: nodes.Node) -> list[str]:
     return []
 
 
-@dataclass(slots=True)
-class _Draft:
-    title: str
-    anchor: str | None
-    level: int
-    lines: list[str] = field(default_factory=list)
-
-
 def _leading_field_list(doc: nodes.document) -> nodes.Node | None:
     """File-wide metadata (``:orphan:``, ``:tocdepth:``) that sits before any content."""
     for child in doc.children:
@@ -143,8 +135,8 @@ def _leading_field_list(doc: nodes.document) -> nodes.Node | None:
     return None
 
 
-def _drafts_from_doctree(doc: nodes.document) -> list[_Draft]:
-    drafts = [_Draft(title="", anchor=None, level=1)]
+def _drafts_from_doctree(doc: nodes.document) -> list[Draft]:
+    drafts = [preamble()]
     registry = AnchorRegistry()
     skip = _leading_field_list(doc)
 
@@ -158,7 +150,7 @@ def _drafts_from_doctree(doc: nodes.document) -> list[_Draft]:
         else:
             ids = [i for i in section.get("ids", []) if i not in registry]
             anchor = registry.reserve(ids[0]) if ids else None
-        drafts.append(_Draft(title=title, anchor=anchor, level=depth))
+        drafts.append(Draft(title=title, anchor=anchor, level=depth))
         for child in children[1:] if title else children:
             if isinstance(child, nodes.section):
                 visit(child, depth + 1)
@@ -178,10 +170,10 @@ def _drafts_from_doctree(doc: nodes.document) -> list[_Draft]:
 # ------------------------------------------------------------ fallback: plain text
 
 
-def _drafts_from_plain_text(text: str) -> list[_Draft]:
+def _drafts_from_plain_text(text: str) -> list[Draft]:
     """Underlined (and overlined) lines are headings, levels in order of first appearance."""
     lines = text.splitlines()
-    drafts = [_Draft(title="", anchor=None, level=1)]
+    drafts = [preamble()]
     styles: list[str] = []
     registry = AnchorRegistry()
     i = 0
@@ -211,7 +203,7 @@ def _drafts_from_plain_text(text: str) -> list[_Draft]:
                 styles.append(style)
             slug = sphinx_id(title)
             drafts.append(
-                _Draft(title=title, anchor=registry.unique(slug) if slug else None, level=styles.index(style) + 1)
+                Draft(title=title, anchor=registry.unique(slug) if slug else None, level=styles.index(style) + 1)
             )
             i += step
             continue
@@ -221,7 +213,7 @@ def _drafts_from_plain_text(text: str) -> list[_Draft]:
     return drafts
 
 
-def _drafts(text: str, includes: IncludeResolver | None = None) -> list[_Draft]:
+def _drafts(text: str, includes: IncludeResolver | None = None) -> list[Draft]:
     try:
         return _drafts_from_doctree(_doctree(text, includes))
     except (Exception, SystemExit):  # docutils on hostile input: keep the text, lose the markup
@@ -254,8 +246,4 @@ def parse_rst(
     drafts = _drafts(text, includes)
     first_title = next((d.title for d in drafts[1:] if d.title), None)
     title = first_title or fallback_title or source
-    drafts[0].title = title
-    sections = [
-        Section(title=d.title or title, text="\n".join(d.lines), anchor=d.anchor, level=d.level) for d in drafts
-    ]
-    return Document.from_sections(source=source, title=title, kind=KIND, sections=sections, path=path)
+    return to_document(drafts, source=source, title=title, kind=KIND, path=path)
