@@ -164,3 +164,36 @@ def test_ingest_reads_included_code_from_an_include_path(tmp_path: Path) -> None
     hit = json.loads(r.stdout)["hits"][0]
     assert hit["source"].endswith("tasks.rst#retrying-failed-tasks")
     assert "@ray.remote(max_retries=5, retry_exceptions=True)" in hit["text"] and "__retry_" not in hit["text"]
+
+
+def test_version(tmp_path: Path) -> None:
+    from ragline import __version__
+
+    r = ragline("--version", data_dir=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"ragline {__version__}"
+
+
+def test_with_json_errors_come_out_as_json(tmp_path: Path) -> None:
+    usage = ragline("search", "--json", "--no-such-option", data_dir=tmp_path)
+    assert usage.returncode == 2
+    assert json.loads(usage.stdout)["error"] == {
+        "type": "UsageError",
+        "message": "No such option: --no-such-option",
+        "exit_code": 2,
+    }
+    empty = ragline("search", "anything", "--json", data_dir=tmp_path / "nothing-here")
+    error = json.loads(empty.stdout)["error"]
+    assert empty.returncode == 4 == error["exit_code"] and error["type"] == "EmptyIndexError"
+    assert "ragline ingest" in error["message"]
+    # Without --json the same error is one line on stderr and nothing on stdout.
+    plain = ragline("search", "anything", data_dir=tmp_path / "nothing-here")
+    assert plain.returncode == 4 and plain.stdout == "" and plain.stderr.startswith("error: ")
+
+
+def test_an_unknown_settings_key_stops_the_command(tmp_path: Path) -> None:
+    (tmp_path / "typo.toml").write_text('[llm]\nmodle = "x"\n')
+    r = ragline("search", "x", "--json", data_dir=tmp_path, env={"RAGLINE_CONFIG": str(tmp_path / "typo.toml")})
+    error = json.loads(r.stdout)["error"]
+    assert r.returncode == 2 and error["type"] == "ConfigError" and "llm.modle" in error["message"]
+    missing = ragline("status", data_dir=tmp_path, env={"RAGLINE_CONFIG": str(tmp_path / "absent.toml")})
+    assert missing.returncode == 2 and "absent.toml" in missing.stderr

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,14 +20,16 @@ from pydantic_settings import (
 )
 
 from ragline.api.settings import ServeSettings
+from ragline.errors import ConfigError
 from ragline.layout import DataLayout
 from ragline.observability.settings import ObservabilitySettings
+from ragline.settings_base import SettingsSection
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_LLM = "smollm2-135m-instruct"
 
 
-class ParseSettings(BaseModel):
+class ParseSettings(SettingsSection):
     html_selector: str | None = None  # CSS selector of the content; default: <main>/<article>
     url_template: str | None = None  # e.g. https://docs.ray.io/en/master/{path_noext}.html
     max_file_bytes: int = 20_000_000
@@ -42,13 +44,13 @@ class ParseSettings(BaseModel):
     redact_kinds: list[Literal["secret", "email", "ip", "phone"]] = ["secret", "email", "ip", "phone"]
 
 
-class ChunkSettings(BaseModel):
+class ChunkSettings(SettingsSection):
     unit: Literal["tokens", "chars"] = "tokens"
     size: int = Field(default=200, ge=16)  # in ``unit``; tokens fit MiniLM's 256-token window
     overlap: int = Field(default=30, ge=0)
 
 
-class EmbeddingSettings(BaseModel):
+class EmbeddingSettings(SettingsSection):
     # onnx: the bundled int8 MiniLM on ONNX Runtime (same model id and index as sentence-transformers);
     # with data-parallel ingest it embeds faster here at the same hit rate (bench/ingest.py). It serves
     # only the bundled model, so another model without an explicit backend gets sentence-transformers.
@@ -74,7 +76,7 @@ class EmbeddingSettings(BaseModel):
         return self
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(SettingsSection):
     """How ``ragline ingest`` runs: in this process, or as a Ray Data pipeline across a cluster."""
 
     engine: Literal["local", "ray"] = "local"
@@ -94,7 +96,7 @@ class IngestSettings(BaseModel):
     writers: int = Field(default=2, ge=1)  # ray: parallel writer actors, with a Qdrant server only
 
 
-class CrawlSettings(BaseModel):
+class CrawlSettings(SettingsSection):
     """How a crawl behaves; every limit is per crawl unless it says otherwise."""
 
     max_pages: int = Field(default=1000, ge=1)
@@ -115,9 +117,9 @@ class CrawlSettings(BaseModel):
     user_agent: str = "ragline/0.1 (documentation crawler)"
 
 
-class QdrantSettings(BaseModel):
+class QdrantSettings(SettingsSection):
     url: str | None = None  # set to use a Qdrant server instead of the embedded engine
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     path: str | None = None  # qdrant-client local mode (tests, small setups)
     collection: str = "ragline"
     timeout: float = 30.0
@@ -131,7 +133,7 @@ class QdrantSettings(BaseModel):
     on_disk_payload: bool = True
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(SettingsSection):
     """How questions find chunks; every choice here was measured on the Ray and SciFact benchmarks
     (``bench/eval.py``; README, "Evaluation")."""
 
@@ -160,13 +162,13 @@ class RetrievalSettings(BaseModel):
     extend_next: list[Annotated[int, Field(ge=0, le=5)]] = Field(default=[2, 1], max_length=20)
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(SettingsSection):
     backend: Literal["llama-cpp", "openai"] = "llama-cpp"
     # llama-cpp: path to a GGUF file (default: the bundled SmolLM2-135M-Instruct)
     model_path: str | None = None
     # openai: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server)
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     model: str = BUNDLED_LLM
     context_window: int = 4096
     max_tokens: int = Field(default=256, ge=1)
@@ -178,7 +180,7 @@ class LLMSettings(BaseModel):
     threads: int | None = None
 
 
-class AnswerSettings(BaseModel):
+class AnswerSettings(SettingsSection):
     """How answers are made from the retrieved blocks (ragline.answer; docs/answers.md has the measurements)."""
 
     # extractive: the evidence's best sentences and code, cited, with no model; generative: the model writes
@@ -199,7 +201,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGLINE_",
         env_nested_delimiter="__",
-        extra="ignore",
+        extra="forbid",
     )
 
     data_dir: Path = Path(".ragline")
@@ -217,7 +219,7 @@ class Settings(BaseSettings):
 
     # Short forms documented for the common case (RAGLINE_QDRANT_URL, RAGLINE_QDRANT_API_KEY).
     qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
+    qdrant_api_key: SecretStr | None = None
 
     def model_post_init(self, __context: Any) -> None:
         if self.qdrant_url and not self.qdrant.url:
@@ -234,7 +236,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = Path(os.environ.get("RAGLINE_CONFIG", "ragline.toml"))
+        named = os.environ.get("RAGLINE_CONFIG")
+        toml = Path(named or "ragline.toml")
+        if named and not toml.is_file():  # a file asked for by name must be there; ragline.toml may be absent
+            raise ConfigError(f"RAGLINE_CONFIG names {named!r}, which is not a file")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))

@@ -81,7 +81,7 @@ def test_serve_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RAGLINE_SERVE__GENERATOR__MAX_REPLICAS", "3")
     monkeypatch.setenv("RAGLINE_SERVE__CORS_ORIGINS", '["https://app.example"]')
     s = load_settings().serve
-    assert s.api_keys == {"k1": "acme", "k2": "globex"}
+    assert {k.get_secret_value(): tenant for k, tenant in s.api_keys.items()} == {"k1": "acme", "k2": "globex"}
     assert s.cors_origins == ["https://app.example"]
     # overriding one field keeps the generator's own defaults for the others
     assert (s.generator.max_replicas, s.generator.num_cpus, s.generator.target_ongoing_requests) == (3, 1.0, 1.0)

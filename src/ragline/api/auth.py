@@ -24,7 +24,7 @@ def tenant_for_key(settings: ServeSettings, token: str | None) -> str | None:
     given = token.encode("utf-8", "surrogatepass")
     tenant: str | None = None
     for key, owner in settings.api_keys.items():  # no early exit: the time taken says nothing about the keys
-        if hmac.compare_digest(key.encode("utf-8"), given):
+        if hmac.compare_digest(key.get_secret_value().encode("utf-8"), given):
             tenant = owner
     if tenant is None:
         raise UnauthorizedError("the API key is not valid")
@@ -48,12 +48,12 @@ def check_admin(settings: ServeSettings, token: str | None) -> None:
     given = token.encode("utf-8", "surrogatepass")
     admin = False
     for key in settings.admin_api_keys:  # no early exit, as above
-        admin |= hmac.compare_digest(key.encode("utf-8"), given)
+        admin |= hmac.compare_digest(key.get_secret_value().encode("utf-8"), given)
     if admin:
         return
     if not settings.admin_api_keys:
         raise ForbiddenError("the admin routes are disabled: configure serve.admin_api_keys")
-    if any(hmac.compare_digest(key.encode("utf-8"), given) for key in settings.api_keys):
+    if any(hmac.compare_digest(key.get_secret_value().encode("utf-8"), given) for key in settings.api_keys):
         raise ForbiddenError("this API key has no admin rights")
     raise UnauthorizedError("the API key is not valid")
 

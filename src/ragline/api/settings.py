@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+
+from ragline.settings_base import SettingsSection
 
 
-class DeploymentSettings(BaseModel):
+class DeploymentSettings(SettingsSection):
     """Replicas, resources and autoscaling of one Ray Serve deployment."""
 
     num_replicas: int | None = Field(default=None, ge=1)  # a fixed count; None autoscales min..max
@@ -86,14 +88,14 @@ class GeneratorDeployment(DeploymentSettings):
     max_ongoing_requests: int = Field(default=4, ge=1)
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(SettingsSection):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     engine: Literal["ray", "uvicorn"] = "ray"
     # API key -> tenant. Empty: no authentication, and every request sees every chunk.
-    api_keys: dict[str, str] = Field(default_factory=dict)
+    api_keys: dict[SecretStr, str] = Field(default_factory=dict)
     # Keys allowed on the /admin routes (deleting sources). Empty: the admin routes answer 403.
-    admin_api_keys: list[str] = Field(default_factory=list)
+    admin_api_keys: list[SecretStr] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     max_query_chars: int = Field(default=2000, ge=1)
     max_k: int = Field(default=50, ge=1, le=100)

@@ -44,7 +44,9 @@ def settings(data_dir: Path | None = None) -> Settings:
     try:
         return load_settings(data_dir=data_dir)
     except ValidationError as e:
-        raise ConfigError(f"invalid settings: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"invalid settings: {where}: {first['msg']} (ragline.toml, RAGLINE_* or an option)") from e
 
 
 def components(data_dir: Path | None):
@@ -57,8 +59,19 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ragline import __version__
+
+        out.print(f"ragline {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug)")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr")] = False,
 ) -> None:

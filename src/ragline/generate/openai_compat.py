@@ -65,22 +65,24 @@ class OpenAICompatGenerator:
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._client is not None:
-                return
-            try:
-                # httpx too, whole, before any request: recent openai clients run on httpx2 and look httpx up
-                # in sys.modules, where a first import in another thread (the error mapper's) is half done.
-                import httpx  # noqa: F401
-                import openai
-            except ImportError as e:
-                raise MissingDependencyError("openai", "llm") from e
-            self._client = openai.OpenAI(
-                base_url=self.base_url,
-                api_key=self.settings.api_key or "not-needed",
-                timeout=self.settings.timeout,
-                max_retries=self.settings.max_retries,
-            )
-            self._counter = _load_tiktoken_counter() or estimate_tokens
+            if self._client is None:
+                self._client = self._connect()
+                self._counter = _load_tiktoken_counter() or estimate_tokens
+
+    def _connect(self) -> openai.OpenAI:
+        try:
+            # httpx too, whole, before any request: recent openai clients run on httpx2 and look httpx up
+            # in sys.modules, where a first import in another thread (the error mapper's) is half done.
+            import httpx  # noqa: F401
+            import openai
+        except ImportError as e:
+            raise MissingDependencyError("openai", "llm") from e
+        return openai.OpenAI(
+            base_url=self.base_url,
+            api_key=self.settings.api_key.get_secret_value() if self.settings.api_key else "not-needed",
+            timeout=self.settings.timeout,
+            max_retries=self.settings.max_retries,
+        )
 
     @property
     def client(self) -> openai.OpenAI:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from ragline.settings_base import SettingsSection
 
 
-class ObservabilitySettings(BaseModel):
+class ObservabilitySettings(SettingsSection):
     # The server's log lines: one JSON object per line, or plain text for reading in a terminal.
     log_format: Literal["json", "text"] = "json"
     # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); None: no tracing, no cost.

@@ -43,7 +43,7 @@ def _client(settings: QdrantSettings, data_dir: Path) -> VectorStore:
 
     return QdrantStore(
         url=settings.url,
-        api_key=settings.api_key,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         path=settings.path,
         collection=settings.collection,
         timeout=settings.timeout,
