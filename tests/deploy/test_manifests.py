@@ -112,7 +112,7 @@ def test_gpu_worker_group(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", [RAYSERVICE, RAYJOB], ids=lambda p: p.name)
-def test_env_names_are_settings(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_names_are_settings(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env = ragline_env(load(path))
     names = {e["name"] for e in env}
     assert "RAGLINE_QDRANT__URL" in names
@@ -122,7 +122,8 @@ def test_env_names_are_settings(path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     for e in env:
         if "value" in e:
             monkeypatch.setenv(e["name"], str(e["value"]))
-    monkeypatch.setenv("RAGLINE_CONFIG", str(ROOT / "no-such-file.toml"))
+    (tmp_path / "empty.toml").write_text("")  # no ragline.toml of the working directory
+    monkeypatch.setenv("RAGLINE_CONFIG", str(tmp_path / "empty.toml"))
     s = Settings()
     values = QDRANT_VALUES_SERVICE
     assert s.qdrant.url == f"http://{values}.qdrant.svc.cluster.local:6333"
@@ -141,7 +142,7 @@ def test_settings_field_rejects_unknown_names() -> None:
 # -- serving ----------------------------------------------------------------------------------------------
 
 
-def test_serve_import_path_builds_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_import_path_builds_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from ray.serve import Application
 
     config = serve_config()
@@ -150,7 +151,8 @@ def test_serve_import_path_builds_the_app(monkeypatch: pytest.MonkeyPatch) -> No
     module_name, _, attr = application["import_path"].partition(":")
     builder = getattr(importlib.import_module(module_name), attr)
     monkeypatch.setenv("RAGLINE_QDRANT__URL", "http://qdrant.qdrant.svc.cluster.local:6333")
-    monkeypatch.setenv("RAGLINE_CONFIG", str(ROOT / "no-such-file.toml"))
+    (tmp_path / "empty.toml").write_text("")  # no ragline.toml of the working directory
+    monkeypatch.setenv("RAGLINE_CONFIG", str(tmp_path / "empty.toml"))
     built = builder(application.get("args", {}))
     assert isinstance(built, Application)
     # Each deployment the config tunes exists in the code under that name.
