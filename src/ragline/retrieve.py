@@ -134,11 +134,12 @@ class Retriever:
         ranked = self.rank(
             query, min(3 * k, MAX_DEPTH), filters=filters, score_threshold=score_threshold, tenant=tenant
         )
-        n = k
-        blocks = merge_adjacent(ranked[:n])
-        while len(blocks) < k and n < len(ranked):
-            n += k - len(blocks)
+        with span("merge"):
+            n = k
             blocks = merge_adjacent(ranked[:n])
+            while len(blocks) < k and n < len(ranked):
+                n += k - len(blocks)
+                blocks = merge_adjacent(ranked[:n])
         return self.extend(blocks[:k], filters=filters, tenant=tenant)
 
     def extend(
@@ -206,7 +207,8 @@ class Retriever:
                 fusion=Fusion(s.dense_weight, s.sparse_weight, s.rrf_k, s.candidates),
             )
         hits = self._rerank(query, hits, vector)
-        return shape(hits, depth, dedupe=s.dedupe, max_per_page=s.max_per_page)
+        with span("shape"):
+            return shape(hits, depth, dedupe=s.dedupe, max_per_page=s.max_per_page)
 
     def _rerank(self, query: str, hits: list[Hit], vector: np.ndarray | None) -> list[Hit]:
         if not self.rerankers or not hits:
