@@ -13,6 +13,7 @@ import typer
 from ragline.cli import (
     adapt,  # noqa: F401
     crawl,  # noqa: F401
+    mcp,  # noqa: F401
     ops,  # noqa: F401  (registers delete, snapshot)
     query,  # noqa: F401  (registers ingest, search, ask)
     serve,  # noqa: F401

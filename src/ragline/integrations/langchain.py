@@ -1,0 +1,67 @@
+"""A LangChain retriever over a ragline index: ``RaglineRetriever(rag=ragline.open(...))``.
+
+Needs the ``langchain`` extra: ``pip install 'ragline[langchain]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from ragline.errors import MissingDependencyError
+
+try:
+    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+except ImportError as e:  # pragma: no cover - exercised in a subprocess by the tests
+    raise MissingDependencyError("langchain-core", "langchain") from e
+
+
+from ragline.library import Ragline
+from ragline.records import Hit
+
+__all__ = ["RaglineRetriever", "to_document"]
+
+
+def to_document(hit: Hit) -> Document:
+    """A hit as a LangChain Document: the chunk's text, and its provenance and score in the metadata."""
+    c = hit.chunk
+    return Document(
+        page_content=c.text,
+        id=c.id,
+        metadata={
+            "source": c.url,  # URL#anchor, what an answer cites
+            "score": float(hit.score),
+            "title": c.title,
+            "section": c.section,
+            "chunk_id": c.id,
+            "doc_id": c.doc_id,
+            **({"tenant": c.metadata["tenant"]} if "tenant" in c.metadata else {}),
+        },
+    )
+
+
+class RaglineRetriever(BaseRetriever):
+    """The chunks that best match a query, as ``ragline search`` ranks them.
+
+    ``k`` (default: the index's ``retrieval.k``), ``filters`` and ``tenant`` are those of ``Ragline.search``.
+    The retriever does not close ``rag``: its owner does.
+    """
+
+    rag: Ragline
+    k: int | None = None
+    filters: Mapping[str, Any] | None = None
+    tenant: str | None = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        hits = self.rag.search(query, self.k, filters=self.filters, tenant=self.tenant)
+        return [to_document(h) for h in hits]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        # Search is blocking (the embedder and the index): a worker thread keeps the event loop free.
+        hits = await asyncio.to_thread(self.rag.search, query, self.k, filters=self.filters, tenant=self.tenant)
+        return [to_document(h) for h in hits]

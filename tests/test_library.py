@@ -1,0 +1,122 @@
+"""The Python API (ragline.library): the examples of docs/python.md, run as written, and its edges."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import ragline
+from ragline.errors import BadRequestError, ConfigError, EmptyIndexError, RaglineError
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "python.md"
+
+# The folder the examples expect: two small Markdown pages.
+DOCS = {
+    "retries.md": "# Retries\n\n## Configuring retries\n\n"
+    "Set `max_retries` in the client settings to retry a failed request up to that many times, "
+    "waiting twice as long after each failure.\n\n"
+    "## Timeouts\n\nA request that takes longer than `timeout` seconds is cancelled.\n",
+    "install.md": "# Installing\n\n## With pip\n\nRun `pip install widgetkit` to install the widget kit from PyPI.\n",
+}
+
+
+def write_docs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python blocks of a page, in order (```py blocks are shown, not run)."""
+    return re.findall(r"^```python\n(.*?)^```$", markdown, flags=re.S | re.M)
+
+
+@pytest.fixture()
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAGLINE_DATA_DIR", raising=False)
+    write_docs(tmp_path / "docs")
+    yield tmp_path
+
+
+@pytest.mark.slow
+def test_the_guide_examples_run_as_written(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = python_blocks(GUIDE.read_text(encoding="utf-8"))
+    assert len(blocks) >= 6, "docs/python.md lost its examples"
+    namespace: dict[str, object] = {"__name__": "__guide__"}
+    for i, code in enumerate(blocks, 1):
+        try:
+            exec(compile(code, f"docs/python.md block {i}", "exec"), namespace)
+        except Exception as e:  # name the block that failed
+            raise AssertionError(f"docs/python.md block {i} failed: {e!r}\n{code}") from e
+    printed = capsys.readouterr().out
+    assert "https://docs.example.com/retries.html#configuring-retries" in printed
+    assert (in_tmp / ".ragline" / "last-ingest.json").is_file()  # ragline status sees the ingest
+
+
+@pytest.mark.slow
+def test_tenants_and_bad_input(tmp_path: Path) -> None:
+    docs = write_docs(tmp_path / "docs")
+    with ragline.open(tmp_path / "data") as rag:
+        with pytest.raises(EmptyIndexError, match="ragline ingest"):
+            rag.search("anything")
+        rag.ingest(docs / "retries.md", tenant="acme")
+        rag.ingest(docs / "install.md", tenant="globex")
+        acme = rag.search("install the widget kit", k=5, tenant="acme")
+        assert acme and {h.chunk.metadata["tenant"] for h in acme} == {"acme"}
+        # A tenant filter cannot widen the search beyond the tenant.
+        assert all(
+            h.chunk.metadata["tenant"] == "acme" for h in rag.search("pip", filters={"tenant": "globex"}, tenant="acme")
+        )
+        with pytest.raises(BadRequestError, match="empty"):
+            rag.search("   ")
+        with pytest.raises(BadRequestError, match="k must be between"):
+            rag.search("retry", k=0)
+        with pytest.raises(BadRequestError, match="bad filter key"):
+            rag.search("retry", filters={"no spaces allowed": "x"})
+        with pytest.raises(BadRequestError, match="mode"):
+            rag.ask("retry", mode="poetic")
+        with pytest.raises(BadRequestError, match="nothing to ingest"):
+            rag.ingest([])
+        with pytest.raises(BadRequestError, match="every document"):
+            rag.delete(" ")
+        report = rag.ingest(docs / "retries.md", tenant="acme")
+        assert report.unchanged == 1 and report.chunks_written == 0  # incremental, as on the command line
+    with pytest.raises(RaglineError, match="closed"):
+        rag.search("retry")
+
+
+def test_open_refuses_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"invalid settings: llm\.max_tokens"):
+        ragline.open(tmp_path, llm={"max_tokens": 0})
+    with pytest.raises(ConfigError, match="not both"):
+        ragline.open(tmp_path, settings=ragline.load_settings(data_dir=tmp_path))
+
+
+def test_import_is_light() -> None:
+    """``import ragline`` loads none of the heavy parts, and the lazy names resolve."""
+    code = (
+        "import sys, ragline\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'qdrant_edge', 'qdrant_client', 'numpy', 'pydantic')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert ragline.open.__module__ == 'ragline.library' and ragline.Hit.__name__ == 'Hit'\n"
+        "assert sorted(set(ragline.__all__) - {'__version__'}) == sorted(ragline._LAZY)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        ragline.nothing  # noqa: B018
+
+
+def test_the_package_is_typed() -> None:
+    assert (ROOT / "src" / "ragline" / "py.typed").is_file()
+    assert '"py.typed"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
