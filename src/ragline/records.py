@@ -58,7 +58,7 @@ class Document:
 
     source: str  # public URL (or file path) without anchor
     title: str
-    kind: str  # html | markdown | rst | notebook | text
+    kind: str  # html | markdown | rst | notebook | text | pdf | docx
     sections: list[Section]
     text: str = ""
     path: str | None = None  # local file it was read from, if any

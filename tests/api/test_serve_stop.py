@@ -95,9 +95,20 @@ def test_serve_on_ray_stops_everything_and_frees_the_port(index_dir: Path, tmp_p
         answer = httpx.post(f"{url}/query", json={"query": FLUX}, headers=auth("acme"), timeout=120)
         assert answer.status_code == 200 and "[1]" in answer.json()["answer"], answer.text
 
-        started, sessions = _tree(server.pid)
-        names = " ".join(_left(started, set()).values())
-        assert "raylet" in names and "haproxy" in names, names  # what is to be stopped is there
+        # What is to be stopped is there. Serve replaces its HAProxy process when it reloads the routes (the pid
+        # changes about a second after start-up here), so one look at the tree can miss HAProxy: look until both
+        # are seen, and keep every pid seen, so the check below covers the old HAProxy and the new one.
+        started, sessions = set(), set()
+        deadline = time.monotonic() + 15
+        while True:
+            pids, sids = _tree(server.pid)
+            started |= pids
+            sessions |= sids
+            names = " ".join(_left(pids, set()).values())
+            if "raylet" in names and "haproxy" in names:
+                break
+            assert time.monotonic() < deadline, f"raylet and haproxy are not both below the server: {names}"
+            time.sleep(0.2)
         os.killpg(server.pid, sig)
         code = server.wait(timeout=STOP_TIMEOUT)
         assert code == 0, _tail(log)

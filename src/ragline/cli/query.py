@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Files and folders (HTML, Markdown, rst, notebooks)")],
+    paths: Annotated[list[str], typer.Argument(help="Files and folders (HTML, Markdown, rst, notebooks, PDF, DOCX)")],
     data_dir: DataDir = None,
     url_template: Annotated[
         str | None,
