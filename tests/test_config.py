@@ -37,7 +37,7 @@ def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_a_missing_file_named_by_ragline_config_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAGLINE_CONFIG", "does-not-exist.toml")
-    with pytest.raises(ConfigError, match="does-not-exist.toml"):
+    with pytest.raises(ConfigError, match=r"does-not-exist\.toml"):
         load_settings()
 
 

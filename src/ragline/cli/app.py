@@ -34,7 +34,9 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 K = Annotated[int | None, typer.Option("--k", "-k", help="How many chunks to retrieve")]
 Filter = Annotated[
     list[str] | None,
-    typer.Option("--filter", "-f", help="key=value; source=PREFIX, type=html|markdown|rst|notebook|pdf|docx, or metadata"),
+    typer.Option(
+        "--filter", "-f", help="key=value; source=PREFIX, type=html|markdown|rst|notebook|pdf|docx, or metadata"
+    ),
 ]
 
 state: dict[str, Any] = {"verbose": 0}
