@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from ragline.answer.evidence import Evidence, Selector
 from ragline.answer.repetition import RepetitionGuard
 from ragline.config import AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
-from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
+from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError, RaglineError
 from ragline.generate.base import Generator, Message
 from ragline.generate.prompt import EVIDENCE_PROMPT, build_messages
 from ragline.observability.tracing import traced
@@ -35,10 +35,12 @@ MODES: tuple[str, ...] = ("auto", "extractive", "generative")
 
 @dataclass(frozen=True, slots=True)
 class AnswerOptions:
-    """What one request may choose about its answer: the mode and the most tokens the model may write."""
+    """What one request may choose about its answer: the mode, the most tokens the answer may have (the
+    model's, or the extract's, which is cut to them) and the model's sampling temperature."""
 
     mode: str | None = None
     max_tokens: int | None = None
+    temperature: float | None = None
 
 
 DEFAULT_OPTIONS = AnswerOptions()
@@ -188,11 +190,11 @@ class Agent:
             return Done(answer)
 
         if chosen == "extractive" or not evidence.blocks:
-            text, check = self.extract(evidence)
+            text, check, finish = self.extract(evidence, max_tokens)
             for piece in _paragraphs(text):
                 yield Token(piece)
             timings["generate"] = 0.0
-            yield done(text, "extractive", check)
+            yield done(text, "extractive", check, finish_reason=finish)
             return
 
         live = chosen == "generative"
@@ -206,7 +208,8 @@ class Agent:
         gen_started = time.perf_counter()
         try:
             generated: _Generated | None = None
-            for item in self._generate(question, turns, evidence, budget, live):
+            temperature = self.settings.temperature if q.options.temperature is None else q.options.temperature
+            for item in self._generate(question, turns, evidence, budget, temperature, live):
                 if isinstance(item, Token):
                     yield item
                 else:
@@ -216,11 +219,12 @@ class Agent:
             if live:
                 raise
             log.warning("the language model failed, answering extractively: %s", e)
-            text, check = self.extract(evidence)
+            text, check, finish = self.extract(evidence, max_tokens)
             yield Token(text)
             timings["generate"] = time.perf_counter() - gen_started
             # The reason names no endpoint: answers reach clients, the URL and its credentials must not.
-            yield done(text, "extractive", check, fallback=f"the language model is unavailable ({type(e).__name__})")
+            reason = f"the language model is unavailable ({type(e).__name__})"
+            yield done(text, "extractive", check, fallback=reason, finish_reason=finish)
             return
         timings["generate"] = time.perf_counter() - gen_started
         if generated.first is not None and live:
@@ -232,10 +236,10 @@ class Agent:
                 yield Token(generated.text)
             yield done(generated.text, "generative", check, **model)
             return
-        text, fallback_check = self.extract(evidence)
+        text, fallback_check, finish = self.extract(evidence, max_tokens)
         yield Token(text)
         reason = f"the generated answer did not pass the grounding check: {check.reason}"
-        yield done(text, "extractive", fallback_check, fallback=reason, **model)
+        yield done(text, "extractive", fallback_check, fallback=reason, **{**model, "finish_reason": finish})
 
     # -- the steps ---------------------------------------------------------------------------------------
 
@@ -247,12 +251,28 @@ class Agent:
     def check(self, text: str, evidence: Evidence) -> Check:
         return Checker(self.embedder, self.answer_settings.support_threshold)(text, evidence)
 
-    def extract(self, evidence: Evidence) -> tuple[str, Check]:
+    def extract(self, evidence: Evidence, max_tokens: int | None = None) -> tuple[str, Check, str]:
+        """The extractive answer, its check, and its finish reason: "length" when cut to ``max_tokens``."""
         text = compose(evidence, max_sentences=self.answer_settings.max_sentences)
-        return text, self.check(text, evidence)
+        finish = "stop"
+        if max_tokens is not None and self._count_tokens(text) > max_tokens:
+            text, finish = _cut_to_tokens(text, max_tokens, self._count_tokens), "length"
+        return text, self.check(text, evidence), finish
+
+    def _count_tokens(self, text: str) -> int:
+        try:
+            return self.generator.count_tokens(text)
+        except RaglineError:  # no model to count with (extractive answers need none): about 3 characters each
+            return (len(text) + 2) // 3
 
     def _generate(
-        self, question: str, history: list[Message], evidence: Evidence, max_tokens: int, live: bool
+        self,
+        question: str,
+        history: list[Message],
+        evidence: Evidence,
+        max_tokens: int,
+        temperature: float,
+        live: bool,
     ) -> Iterator[Token | _Generated]:
         """The model's answer from the evidence; Tokens as sentences complete when ``live``."""
         compact = [Hit(dataclasses.replace(b.hit.chunk, text=b.text()), b.hit.score) for b in evidence.blocks]
@@ -270,7 +290,7 @@ class Agent:
         parts: list[str] = []
         usage = Usage()
         first: float | None = None
-        stream = self.generator.stream(messages, max_tokens=max_tokens, temperature=self.settings.temperature)
+        stream = self.generator.stream(messages, max_tokens=max_tokens, temperature=temperature)
         try:
             for delta in traced("generate", stream, model=self.generator.name):
                 if delta.usage is not None:
@@ -293,6 +313,19 @@ class Agent:
                 yield Token(piece)
         cut = not guard.stopped and usage.completion_tokens >= max_tokens
         yield _Generated("".join(parts).strip(), usage, "length" if cut else "stop", first)
+
+
+def _cut_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
+    """The longest run of ``text``'s first words that holds at most ``max_tokens`` tokens."""
+    words = text.split(" ")
+    low, high = 0, len(words)  # the first ``low`` words fit; ``high`` words do not
+    while high - low > 1:
+        mid = (low + high) // 2
+        if count(" ".join(words[:mid])) <= max_tokens:
+            low = mid
+        else:
+            high = mid
+    return " ".join(words[:low]).rstrip()
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -26,6 +26,7 @@ from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -33,7 +34,7 @@ from ray.serve.handle import DeploymentHandle
 from ragline.agent import Agent, Event, Query
 from ragline.api.answering import GivenHits
 from ragline.api.app import create_app
-from ragline.api.backend import iterate_in_thread
+from ragline.api.backend import Served, embed_texts, iterate_in_thread
 from ragline.api.ray_backend import HandleRetrieval, RayServeBackend, Retrieval
 from ragline.api.settings import ServeSettings
 from ragline.components import Components
@@ -44,6 +45,7 @@ from ragline.generate import make_generator
 from ragline.observability.logging import configure_logging
 from ragline.observability.tracing import adopt, adopted, configure_tracing
 from ragline.ops.delete import DeleteReport, delete_sources
+from ragline.ops.sources import SourceList, list_sources
 from ragline.ray_local import set_serve_data_plane, start_local_ray
 from ragline.records import Hit
 from ragline.store.private_copy import private_index
@@ -83,6 +85,10 @@ class ReplicaRetriever:
         with adopt(context):  # the ingress's request id and trace
             return self.retriever.search(query.question, query.k, filters=query.filters, tenant=query.tenant)
 
+    async def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Texts embedded for /v1/embeddings, in a worker thread: a batch is more CPU than one search."""
+        return await asyncio.to_thread(embed_texts, self.retriever.embedder, texts)
+
     async def check(self) -> int:
         count = self.components.store.count()
         if count == 0:
@@ -92,6 +98,10 @@ class ReplicaRetriever:
     async def delete_sources(self, prefix: str) -> DeleteReport:
         """Only called when the index is a shared Qdrant server: one replica's delete serves them all."""
         return await asyncio.to_thread(delete_sources, self.components.store, prefix)
+
+    async def sources(self, tenant: str | None, limit: int) -> SourceList:
+        """Read from this replica's copy of the index, in a thread: a listing reads every document."""
+        return await asyncio.to_thread(list_sources, self.components.store, tenant, limit)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -171,7 +181,9 @@ class IngressDeployment:
         # No retriever handle: retrieval runs here (serve.retriever.placement = "ingress").
         self.local = ReplicaRetriever(settings) if retriever is None else None
         retrieval: Retrieval = HandleRetrieval(retriever) if retriever is not None else cast(Retrieval, self.local)
-        self.backend = RayServeBackend(retrieval, generator, shared_index=bool(settings.qdrant.url))
+        self.backend = RayServeBackend(
+            retrieval, generator, served=Served.of(settings), shared_index=bool(settings.qdrant.url)
+        )
         self.settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:

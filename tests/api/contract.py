@@ -11,12 +11,11 @@ import re
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
-from .helpers import KEY, SITE, auth
+from .helpers import DOCS, SITE, auth
+from .openai_contract import FLUX, OpenAIContract
 
-FLUX = "How do I calibrate the flux widget?"
 REACTOR = "How is the Globex reactor cooled?"
 ANSWER_KEYS = {
     "question",
@@ -51,7 +50,9 @@ def sse_events(text: str) -> list[tuple[str | None, str]]:
     return out
 
 
-class ServingContract:
+class ServingContract(OpenAIContract):
+    """The OpenAI-compatible routes' part is OpenAIContract (openai_contract.py)."""
+
     # -- operations ----------------------------------------------------------------------------------
 
     def test_healthz_and_readyz(self, base_url: str, client: httpx.Client) -> None:
@@ -62,8 +63,9 @@ class ServingContract:
 
     def test_openapi_documents_every_route(self, base_url: str, client: httpx.Client) -> None:
         paths = client.get(f"{base_url}/openapi.json").json()["paths"]
-        for path in ("/query", "/search", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/metrics"):
+        for path in ("/query", "/search", "/sources", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz"):
             assert path in paths
+        assert "/metrics" in paths
         assert client.get(f"{base_url}/docs").status_code == 200
 
     # -- /query and /search --------------------------------------------------------------------------
@@ -141,45 +143,6 @@ class ServingContract:
         hits = r.json()["hits"]
         assert len(hits) == 2 and hits[0]["source"].startswith(SITE["globex"] + "/reactor.html")
 
-    # -- OpenAI-compatible ---------------------------------------------------------------------------
-
-    def test_chat_completion_through_the_openai_client(self, base_url: str) -> None:
-        llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["acme"], max_retries=0)
-        resp = llm.chat.completions.create(
-            model="ragline",
-            messages=[
-                {"role": "user", "content": "I have a flux widget."},
-                {"role": "assistant", "content": "Good. What would you like to know about it?"},
-                {"role": "user", "content": FLUX},
-            ],
-            extra_body={"mode": "generative"},
-        )
-        content = resp.choices[0].message.content or ""
-        assert "Sources:" in content and SITE["acme"] + "/flux.html" in content
-        extra: dict[str, Any] = resp.model_extra or {}
-        assert extra["citations"][0]["source"].startswith(SITE["acme"] + "/flux.html")
-        assert resp.usage is not None and resp.usage.completion_tokens > 0
-
-    def test_chat_completion_streams_through_the_openai_client(self, base_url: str) -> None:
-        llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["acme"], max_retries=0)
-        stream = llm.chat.completions.create(
-            model="ragline",
-            messages=[{"role": "user", "content": FLUX}],
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_body={"mode": "generative"},
-        )
-        chunks = list(stream)
-        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        assert text.strip() and "Sources:" in text
-        final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
-        assert len(final) == 1 and (final[0].model_extra or {})["citations"]
-        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-
-    def test_models_lists_ragline(self, base_url: str) -> None:
-        llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["globex"], max_retries=0)
-        assert [m.id for m in llm.models.list()] == ["ragline"]
-
     # -- metrics -------------------------------------------------------------------------------------
 
     def test_metrics_count_requests_and_time_each_stage(self, base_url: str, client: httpx.Client) -> None:
@@ -206,6 +169,7 @@ class ServingContract:
             ("POST", "/search", {"query": FLUX}),
             ("POST", "/v1/chat/completions", {"model": "ragline", "messages": [{"role": "user", "content": FLUX}]}),
             ("GET", "/v1/models", None),
+            ("GET", "/sources", None),
         ],
     )
     def test_no_key_or_a_wrong_key_is_401(
@@ -214,7 +178,11 @@ class ServingContract:
         r = client.request(method, f"{base_url}{path}", json=body, headers=headers)
         assert r.status_code == 401
         assert r.headers["www-authenticate"] == "Bearer"
-        assert r.json()["error"]["type"] == "unauthorized"
+        error = r.json()["error"]
+        if path.startswith("/v1/"):  # OpenAI's shape: the type is OpenAI's, the code ragline's kind
+            assert (error["type"], error["code"], error["param"]) == ("authentication_error", "unauthorized", None)
+        else:
+            assert error["type"] == "unauthorized"
 
     @pytest.mark.parametrize(
         ("tenant", "question", "own", "other"),
@@ -238,6 +206,28 @@ class ServingContract:
         r = client.post(f"{base_url}/query", json={"query": question, "k": 10}, headers=auth(tenant))
         assert r.status_code == 200, r.text
         assert all(c["source"].startswith(SITE[own]) for c in r.json()["citations"])
+
+    def test_sources_lists_the_keys_own_documents_only(self, base_url: str, client: httpx.Client) -> None:
+        titles = {
+            "acme": ["Acme billing", "Flux widget manual"],
+            "globex": ["Project Hammock", "Globex reactor handbook"],
+        }
+        for tenant, files in DOCS.items():
+            r = client.get(f"{base_url}/sources", headers=auth(tenant))
+            assert r.status_code == 200, r.text
+            body = r.json()
+            expected = sorted(f"{SITE[tenant]}/{name.removesuffix('.md')}.html" for name in files)
+            assert [s["source"] for s in body["sources"]] == expected, body
+            assert [s["title"] for s in body["sources"]] == titles[tenant]
+            assert body["total"] == len(files) and body["truncated"] is False
+        # Bounded: the first source in order, and the count of what was left out.
+        r = client.get(f"{base_url}/sources", params={"limit": 1}, headers=auth("globex"))
+        assert r.json() == {
+            "sources": [{"source": SITE["globex"] + "/hammock.html", "title": "Project Hammock"}],
+            "total": 2,
+            "truncated": True,
+        }
+        assert client.get(f"{base_url}/sources", params={"limit": 0}, headers=auth("acme")).status_code == 422
 
     # -- bad requests --------------------------------------------------------------------------------
 
@@ -264,10 +254,6 @@ class ServingContract:
             ("/query", []),
             ("/query", None),
             ("/search", {"query": FLUX, "k": 0}),
-            ("/v1/chat/completions", {"model": "ragline", "messages": []}),
-            ("/v1/chat/completions", {"model": "ragline", "messages": [{"role": "system", "content": "hi"}]}),
-            ("/v1/chat/completions", {"model": "ragline", "messages": [{"role": "wizard", "content": "hi"}]}),
-            ("/v1/chat/completions", {"model": "ragline", "messages": "hello"}),
         ],
     )
     def test_bad_requests_are_4xx_with_a_clear_message(

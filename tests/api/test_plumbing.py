@@ -16,6 +16,7 @@ from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Query, Re
 from ragline.answer.conversation import fit_history
 from ragline.api.app import create_app
 from ragline.api.auth import tenant_for_key
+from ragline.api.backend import Served
 from ragline.api.errors import UnauthorizedError, describe
 from ragline.api.settings import DeploymentSettings, GeneratorDeployment, RetrieverDeployment, ServeSettings
 from ragline.config import load_settings
@@ -31,6 +32,7 @@ class FakeBackend:
     """Answers "alpha", or fails with ``fail`` after ``fail_after`` tokens."""
 
     name = "fake"
+    served = Served("fake-embedder", (), 64)
 
     def __init__(self, fail: Exception | None = None, fail_after: int = 0) -> None:
         self.fail = fail

@@ -1,19 +1,23 @@
 """The web page in a real headless Chromium against the real app (uvicorn engine, embedded models).
 
 Needs Debian's chromium (/usr/bin/chromium, installed by .ci/run) and the playwright Python package; it drives
-the installed browser, never a downloaded one.
+the installed browser, never a downloaded one. Each test saves a screenshot under its tmp_path (the path is
+printed); the assertions are on the DOM, never on pixels.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from .held_llm import FIRST, held_llm
 from .helpers import KEY, SITE, app_settings, serve_in_process
 
 pytestmark = pytest.mark.slow
@@ -29,6 +33,9 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+FLUX = "How do I calibrate the flux widget?"
+LAST = "#turns li.turn:last-child"
+ANSWERED = f"{LAST} .timings:not(:empty)"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,7 @@ def base_url(index_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium not found at {CHROMIUM}: .ci/run installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
@@ -50,31 +57,158 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-def test_ask_stream_and_open_a_citation(base_url: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def screenshot(page: Any, folder: Path, name: str) -> None:
+    shot = folder / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+
+def ask(page: Any, question: str, turns: int) -> None:
+    """Ask with the keyboard (Enter) and wait until the page shows ``turns`` finished or ended turns."""
+    page.fill("#question", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#turns li.turn:not([data-state=streaming])').length === n",
+        arg=turns,
+        timeout=120_000,
+    )
+
+
+def test_ask_stream_and_follow_a_citation(base_url: str, browser: Any, tmp_path: Path) -> None:
     page = browser.new_page()
     page.goto(base_url + "/")
     assert page.title() == "ragline"
-    page.fill("#question", "How do I calibrate the flux widget?")
-    page.keyboard.press("Enter")  # keyboard-first: Enter asks
-    page.wait_for_selector("#timings:not(:empty)", timeout=120_000)
-    assert page.inner_text("#answer").strip()
-    assert page.is_hidden("#error")
-    first = page.locator("#citations details").first
-    link = first.locator("a.source")
-    href = link.get_attribute("href")
+    ask(page, FLUX, 1)
+    assert page.get_attribute(LAST, "data-state") == "done"
+    assert page.inner_text(f"{LAST} .answer").strip()
+    assert page.is_hidden(f"{LAST} .error")
+    first = page.locator(f"{LAST} .citations details").first
+    href = first.locator("a.source").get_attribute("href")
     assert href == SITE["acme"] + "/flux.html#calibrating-the-flux-widget"
     first.locator("summary").click()
     assert first.evaluate("d => d.open") is True
     assert "blue lever" in first.locator("pre").inner_text()
-    assert "ms" in page.inner_text("#timings")
-    shot = tmp_path / "page.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 10_000
-    print(f"screenshot: {shot}")
+    assert "ms" in page.inner_text(f"{LAST} .timings")
+    # The answer's [n] markers link to the n-th citation's page, with its title as the tooltip.
+    cites = page.locator(f"{LAST} .answer a.cite").evaluate_all(
+        "els => els.map(a => [a.dataset.n, a.getAttribute('href'), a.title, a.target])"
+    )
+    citations = page.locator(f"{LAST} .citations details").evaluate_all(
+        "els => els.map(d => [d.querySelector('a.source').getAttribute('href'), "
+        "d.querySelector('summary').firstChild.textContent])"
+    )
+    assert cites, page.inner_text(f"{LAST} .answer")
+    for n, cite_href, title, target in cites:
+        assert (cite_href, title) == tuple(citations[int(n) - 1])
+        assert target == "_blank"
+    screenshot(page, tmp_path, "answer")
     page.close()
 
 
-def test_citations_link_only_to_web_pages_and_the_page_is_locked_down(base_url: str, browser) -> None:  # type: ignore[no-untyped-def]
+# Every feature of the renderer at once, and what must never become markup or a link.
+MARKDOWN = "\n".join(
+    [
+        "# Calibrating",
+        "Turn the **blue** lever, then _wait_ for the `green` light [1].",
+        "",
+        "- first step",
+        "- second, see [the manual](https://docs.example/manual#lever) or [this](javascript:alert%281%29)",
+        "  - a nested step",
+        "",
+        "3. third",
+        "4. fourth",
+        "",
+        "```python",
+        "print('<b>bold?</b>')  # [1] stays code",
+        "```",
+        "",
+        '<img src=x onerror="window.__pwned = 1"> <script>window.__pwned = 2</script>',
+        "snake_case_name stays, 2 * 3 * 4 too; [9] is no citation, [1, 2] are; ***both*** and \\*escaped\\*",
+        "",
+        "> quoted [data](data:text/html,hi)",
+        "",
+        "A [relative guide](guide/intro.html) and https://docs.example/page.",
+    ]
+)
+
+RENDER = """md => {
+  const box = document.createElement("div");
+  box.className = "md";
+  box.id = "crafted";
+  const cite = (n) => (n <= 2 ? { href: `https://docs.example/a#s${n}`, title: `Title ${n}`, external: true } : null);
+  box.append(RaglineMarkdown.render(md, { cite }));
+  document.querySelector("main").prepend(box);
+  const all = (sel) => [...box.querySelectorAll(sel)];
+  return {
+    h: all("h3").map((e) => e.textContent),
+    strong: all("strong").map((e) => e.textContent),
+    em: all("em").map((e) => e.textContent),
+    code: all(":not(pre) > code").map((e) => e.textContent),
+    pre: all("pre > code").map((e) => [e.className, e.textContent]),
+    ul: all("ul").map((u) => [...u.children].map((li) => li.firstChild.textContent)),
+    ol: all("ol").map((o) => [o.start, o.children.length]),
+    quote: all("blockquote").map((e) => e.textContent),
+    links: all("a").map((a) => [a.textContent, a.getAttribute("href"), a.title]),
+    elements: all("img, script, iframe, object").length,
+    text: box.textContent,
+    pwned: window.__pwned === undefined ? null : window.__pwned,
+  };
+}"""
+
+
+def test_markdown_renders_safely_and_streams_cheaply(base_url: str, browser: Any, tmp_path: Path) -> None:
+    page = browser.new_page()
+    page.goto(base_url + "/")
+    got = page.evaluate(RENDER, MARKDOWN)
+    assert got["h"] == ["Calibrating"]
+    assert got["strong"] == ["blue", "both"] and got["em"] == ["wait", "both"]
+    assert got["code"] == ["green"]
+    assert got["pre"] == [["language-python", "print('<b>bold?</b>')  # [1] stays code"]]
+    assert got["ul"] == [["first step", "second, see the manual or this"], ["a nested step"]]
+    assert got["ol"] == [[3, 2]]
+    assert got["quote"] == ["quoted data"]
+    assert got["links"] == [
+        ["1", "https://docs.example/a#s1", "Title 1"],
+        ["the manual", "https://docs.example/manual#lever", "https://docs.example/manual#lever"],
+        ["1", "https://docs.example/a#s1", "Title 1"],
+        ["2", "https://docs.example/a#s2", "Title 2"],
+        ["relative guide", base_url + "/guide/intro.html", "guide/intro.html"],
+        ["https://docs.example/page", "https://docs.example/page", ""],
+    ]
+    # Hostile input stays text: no element, no script run, no javascript: or data: link.
+    assert got["elements"] == 0 and got["pwned"] is None
+    assert '<img src=x onerror="window.__pwned = 1">' in got["text"] and "<script>" in got["text"]
+    assert "[9] is no citation" in got["text"] and "snake_case_name" in got["text"]
+    assert "*escaped*" in got["text"] and "this" in got["text"]
+
+    # A stream: each step re-renders only the blocks that changed, and tokens within one frame cost one draw.
+    streamed = page.evaluate(
+        """async () => {
+      const box = document.createElement("div");
+      document.body.append(box);
+      const view = new RaglineMarkdown.View(box, {});
+      const text = "One paragraph.\\n\\n- a\\n- b\\n\\n```\\ncode <i>x</i>\\n```\\nafter";
+      view.finish(text.slice(0, 16));
+      const first = box.firstChild;
+      let draws = 0;
+      const draw = view.draw.bind(view);
+      view.draw = () => { draws += 1; draw(); };
+      for (let i = 17; i <= text.length; i++) view.update(text.slice(0, i));
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      return {
+        draws, kept: box.firstChild === first,
+        tags: [...box.children].map((b) => b.firstChild.tagName),
+        code: box.querySelector("pre code").textContent,
+      };
+    }"""
+    )
+    assert streamed == {"draws": 1, "kept": True, "tags": ["P", "UL", "PRE", "P"], "code": "code <i>x</i>"}
+    screenshot(page, tmp_path, "markdown")
+    page.close()
+
+
+def test_citations_link_only_to_web_pages_and_the_page_is_locked_down(base_url: str, browser: Any) -> None:
     r = httpx.get(base_url + "/")
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -97,53 +231,120 @@ def test_citations_link_only_to_web_pages_and_the_page_is_locked_down(base_url: 
         assert page.evaluate("s => safeHref(s)", source) == expected, source
     tag = page.evaluate("s => sourceElement(s).tagName", "javascript:alert(1)")
     assert tag == "SPAN"
-    page.fill("#question", "How do I calibrate the flux widget?")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#timings:not(:empty)", timeout=120_000)
+    ask(page, FLUX, 1)
     assert not [p for p in problems if "Content Security Policy" in p], problems  # the page runs under its CSP
     page.close()
 
 
-def test_the_page_keeps_the_conversation_and_starts_a_new_one(base_url: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_keeps_the_conversation_and_starts_a_new_one(base_url: str, browser: Any, tmp_path: Path) -> None:
     page = browser.new_page()
-    bodies: list[dict] = []  # type: ignore[type-arg]
+    bodies: list[dict[str, Any]] = []
     page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/query") else None)
     page.goto(base_url + "/")
-    assert page.is_hidden("#conversation")
-    for n, question in enumerate(("How do I calibrate the flux widget?", "Which colour is the lever?"), start=1):
-        page.fill("#question", question)
-        page.keyboard.press("Enter")
-        # The n-th answer has finished when the conversation lists n turns (counted from the loop, not from
-        # the requests seen so far, which may lag the key press).
-        page.wait_for_function("n => document.querySelectorAll('#turns li').length === n", arg=n)
+    assert page.is_hidden("#conversation") and page.is_hidden("#new")
+    for n, question in enumerate((FLUX, "Which colour is the lever?"), start=1):
+        ask(page, question, n)
     assert bodies[0]["history"] == []
     assert [t["role"] for t in bodies[1]["history"]] == ["user", "assistant"]
-    assert bodies[1]["history"][0]["content"] == "How do I calibrate the flux widget?"
-    assert page.locator("#turns li").count() == 2 and page.is_visible("#conversation")
+    assert bodies[1]["history"][0]["content"] == FLUX
+    assert "lever" in bodies[1]["history"][1]["content"]  # the first answer, as the server wrote it
+    # Both turns stay on the page, each with its question, its answer and its own sources.
+    turns = page.locator("#turns li.turn")
+    assert turns.count() == 2 and page.is_visible("#conversation")
+    assert [t.strip() for t in turns.locator(".question-text").all_inner_texts()] == [
+        FLUX,
+        "Which colour is the lever?",
+    ]
+    assert all(text.strip() for text in turns.locator(".answer").all_inner_texts())
+    assert turns.nth(0).locator(".citations li").count() >= 1 and turns.nth(1).locator(".citations li").count() >= 1
+    assert page.inner_text("#question-label") == "Follow-up question"
+    screenshot(page, tmp_path, "conversation")
     page.click("#new")
     assert page.is_hidden("#conversation") and page.locator("#turns li").count() == 0
-    page.fill("#question", "How do I calibrate the flux widget?")
-    page.keyboard.press("Enter")
-    page.wait_for_function("() => document.querySelectorAll('#turns li').length === 1")
+    ask(page, FLUX, 1)
     assert bodies[-1]["history"] == []  # a new conversation sends no history
     page.close()
 
 
-def test_source_filter_narrows_the_citations(base_url: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_stop_cancels_the_stream_and_the_server_sees_it(index_dir: Path, browser: Any, tmp_path: Path) -> None:
+    # A model that sends its first sentence, then waits until released: the answer is surely under way.
+    copy = tmp_path / "data"
+    shutil.copytree(index_dir, copy)
+    with held_llm() as llm:
+        held = {"backend": "openai", "base_url": llm.base_url, "model": "held", "max_retries": 0}  # type: ignore[attr-defined]
+        settings = app_settings(copy, llm=held, api_keys={})
+        settings.answer = settings.answer.model_copy(update={"mode": "generative"})  # tokens stream as they come
+        with serve_in_process(settings) as url:
+            page = browser.new_page()
+            bodies: list[dict[str, Any]] = []
+            page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if r.url.endswith("/query") else None)
+            page.goto(url + "/")
+            page.fill("#question", FLUX)
+            page.keyboard.press("Enter")
+            page.wait_for_function(
+                "text => document.querySelector('#turns li.turn .answer').textContent.includes(text)",
+                arg="three times clockwise",
+                timeout=120_000,
+            )
+            assert page.get_attribute(LAST, "data-state") == "streaming"
+            assert "ragline_streams_active 1.0" in httpx.get(f"{url}/metrics").text
+            assert page.is_visible("#stop") and page.is_disabled("#submit")
+            page.click("#stop")
+            page.wait_for_selector(f"{LAST}[data-state=stopped]", timeout=10_000)
+            # The partial answer stays, marked as stopped; nothing after the held sentence arrived.
+            assert "three times clockwise" in page.inner_text(f"{LAST} .answer")
+            assert "green light" not in page.inner_text(f"{LAST} .answer")
+            assert page.is_visible(f"{LAST} .stopped") and page.is_hidden(f"{LAST} .error")
+            assert page.is_hidden("#stop") and page.is_enabled("#submit")
+            screenshot(page, tmp_path, "stopped")
+            # The server saw the client leave: the stream's slot is free while the model is still held.
+            deadline = time.monotonic() + 10
+            while "ragline_streams_active 0.0" not in httpx.get(f"{url}/metrics").text:
+                assert time.monotonic() < deadline, "the server still streams the stopped answer"
+                time.sleep(0.05)
+            assert not llm.release.is_set()
+            # A stopped answer is not history: the next question goes alone.
+            llm.release.set()
+            ask(page, "Which colour is the lever?", 2)
+            assert page.get_attribute(LAST, "data-state") == "done"
+            assert FIRST.strip()[:20] in page.inner_text(f"{LAST} .answer")
+            assert [b["history"] for b in bodies] == [[], []]
+            page.close()
+
+
+def test_the_source_filter_lists_the_index_and_narrows_the_citations(
+    base_url: str, browser: Any, tmp_path: Path
+) -> None:
     page = browser.new_page()
     page.goto(base_url + "/")
     page.click("#options summary")
-    page.fill("#source", SITE["globex"] + "/hammock.html")
+    page.wait_for_function("() => document.querySelectorAll('#source option').length > 1")
+    options = page.locator("#source option").evaluate_all("os => os.map(o => [o.value, o.textContent])")
+    # Without keys every tenant's documents are listed, by title, grouped by folder (a folder option each).
+    assert options == [
+        ["", "All sources"],
+        [SITE["acme"] + "/", f"Everything under {SITE['acme']}/"],
+        [SITE["acme"] + "/billing.html", "Acme billing"],
+        [SITE["acme"] + "/flux.html", "Flux widget manual"],
+        [SITE["globex"] + "/", f"Everything under {SITE['globex']}/"],
+        [SITE["globex"] + "/hammock.html", "Project Hammock"],
+        [SITE["globex"] + "/reactor.html", "Globex reactor handbook"],
+    ]
+    assert page.inner_text("#sources-note") == "4 documents in the index."
+    page.select_option("#source", label="Project Hammock")
+    assert page.inner_text("#scope") == "Searching in Project Hammock"
     page.fill("#k", "2")
     page.fill("#question", "When does the project launch?")
     page.click("#submit")
-    page.wait_for_selector("#timings:not(:empty)", timeout=120_000)
-    hrefs = page.locator("#citations a.source").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    page.wait_for_selector(ANSWERED, timeout=120_000)
+    hrefs = page.locator(f"{LAST} .citations a.source").evaluate_all("els => els.map(e => e.getAttribute('href'))")
     assert hrefs and all(h.startswith(SITE["globex"] + "/hammock.html") for h in hrefs)
+    assert page.inner_text(f"{LAST} .scope") == "in Project Hammock"
+    screenshot(page, tmp_path, "filter")
     page.close()
 
 
-def test_errors_are_shown_plainly(index_dir: Path, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_shown_plainly_and_a_key_sees_its_own_sources(index_dir: Path, browser: Any, tmp_path: Path) -> None:
     # With keys configured and none entered, the page says what is wrong instead of failing silently.
     # A second server needs its own copy: the embedded engine lets one process open an index folder.
     copy = tmp_path / "data"
@@ -151,16 +352,24 @@ def test_errors_are_shown_plainly(index_dir: Path, browser, tmp_path: Path) -> N
     with serve_in_process(app_settings(copy)) as url:
         page = browser.new_page()
         page.goto(url + "/")
-        page.fill("#question", "How do I calibrate the flux widget?")
+        page.wait_for_selector("#sources-note:not(:empty)", state="attached")  # under the closed Options
+        assert "API key" in page.text_content("#sources-note")
+        page.fill("#question", FLUX)
         page.click("#submit")
-        page.wait_for_selector("#error:not([hidden])", timeout=60_000)
-        assert "API key" in page.inner_text("#error")
-        # the key, entered once, is kept for the session and used
+        page.wait_for_selector(f"{LAST} .error:not([hidden])", timeout=60_000)
+        assert "API key" in page.inner_text(f"{LAST} .error")
+        assert page.input_value("#question") == FLUX  # kept, to ask again
+        # the key, entered once, is kept for the session and used, for the sources as for the answers
         page.click("#options summary")
         page.fill("#apikey", KEY["acme"])
         page.dispatch_event("#apikey", "change")
+        page.wait_for_function("() => document.querySelectorAll('#source option').length > 1")
+        values = page.locator("#source option").evaluate_all("os => os.map(o => o.value)")
+        assert values == ["", SITE["acme"] + "/", SITE["acme"] + "/billing.html", SITE["acme"] + "/flux.html"]
         page.click("#submit")
-        page.wait_for_selector("#timings:not(:empty)", timeout=120_000)
-        assert page.is_hidden("#error")
+        page.wait_for_selector(ANSWERED, timeout=120_000)
+        assert page.is_hidden(f"{LAST} .error")
+        assert page.locator("#turns li.turn").count() == 1  # the failed attempt gave way to the answer
         assert page.evaluate("sessionStorage.getItem('ragline.apiKey')") == KEY["acme"]
+        screenshot(page, tmp_path, "keyed")
         page.close()

@@ -19,10 +19,10 @@ from starlette.exceptions import HTTPException
 
 from ragline import __version__
 from ragline.api.backend import QueryBackend
-from ragline.api.errors import UnauthorizedError, describe, error_body, retry_headers
+from ragline.api.errors import Shown, UnauthorizedError, is_openai_path, retry_headers, shown
 from ragline.api.limits import BodyLimitMiddleware
 from ragline.api.metrics import Metrics, MetricsMiddleware
-from ragline.api.routes import admin, chat, health, query, web
+from ragline.api.routes import admin, chat, health, openai_models, query, sources, web
 from ragline.api.service import AnswerService
 from ragline.api.settings import ServeSettings
 from ragline.errors import RaglineError
@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Cited answers from your documentation.
 
 * `POST /query` answers with citations (`stream: true` for Server-Sent Events); `POST /search` retrieves only.
-* `POST /v1/chat/completions` and `GET /v1/models` speak the OpenAI API: use any OpenAI client with
-  `base_url=http://HOST:PORT/v1`.
+* `POST /v1/chat/completions`, `POST /v1/embeddings` and `GET /v1/models` speak the OpenAI API: use any OpenAI
+  client with `base_url=http://HOST:PORT/v1`.
 * When API keys are configured, send `Authorization: Bearer <key>`; each key sees its tenant's documents only.
 * `DELETE /admin/sources?prefix=...` removes every chunk under a source prefix (keys in serve.admin_api_keys).
-* Errors have the shape `{"error": {"message", "type", "code"}}`.
+* Errors have the shape `{"error": {"message", "type", "code"}}`; on the `/v1/` routes OpenAI's,
+  `{"error": {"message", "type", "param", "code"}}`, with 400 for an invalid request.
 """
 
 
@@ -57,7 +58,15 @@ def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
     app.state.serve_settings = settings
     app.state.metrics = metrics
     app.state.service = AnswerService(backend, settings, metrics)
-    for router in (query.router, chat.router, health.router, admin.router, web.router):
+    for router in (
+        query.router,
+        sources.router,
+        chat.router,
+        openai_models.router,
+        health.router,
+        admin.router,
+        web.router,
+    ):
         app.include_router(router)
     app.mount("/static", web.static, name="static")
     _add_error_handlers(app, metrics)
@@ -76,34 +85,35 @@ def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
     return app
 
 
-def _error(
-    metrics: Metrics, status: int, kind: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    metrics.errors.labels(kind).inc()
-    return JSONResponse(error_body(status, kind, message), status_code=status, headers=headers)
+def _error(metrics: Metrics, request: Request, shown: Shown, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error response, in OpenAI's shape (and status) on the /v1/ routes, in ragline's on the others."""
+    metrics.errors.labels(shown.kind).inc()
+    openai = is_openai_path(request.url.path)
+    body = shown.body(openai=openai)
+    return JSONResponse(body, status_code=shown.status_for(openai=openai), headers=headers)
 
 
 def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    async def ragline_error(_: Request, exc: Exception) -> JSONResponse:
-        status, kind, message = describe(exc)
+    async def ragline_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else retry_headers(exc)
-        return _error(metrics, status, kind, message, headers)
+        return _error(metrics, request, shown(exc), headers)
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return _error(metrics, 400, "invalid_request", "the body is not valid JSON")
-        return _error(metrics, 422, "invalid_request", validation_message(errors))
+            return _error(metrics, request, Shown(400, "invalid_request", "the body is not valid JSON"))
+        param, code = validation_param(errors)
+        return _error(metrics, request, Shown(422, "invalid_request", validation_message(errors), param, code))
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         kind = "not_found" if exc.status_code == 404 else "invalid_request"
-        return _error(metrics, exc.status_code, kind, str(exc.detail), dict(exc.headers or {}) or None)
+        headers = dict(exc.headers or {}) or None
+        return _error(metrics, request, Shown(exc.status_code, kind, str(exc.detail)), headers)
 
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        status, kind, message = describe(exc)  # logs the traceback; the client sees "internal error"
-        return _error(metrics, status, kind, message)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _error(metrics, request, shown(exc))  # logs the traceback; the client sees "internal error"
 
     app.add_exception_handler(RaglineError, ragline_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -119,3 +129,34 @@ def validation_message(errors: Any, limit: int = 3) -> str:
         parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
     more = len(errors) - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+# Pydantic's error types, as OpenAI's codes name them.
+_CODES = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter"}
+_TYPE_ERRORS = ("_type", "_parsing", "model_attributes_type", "is_instance_of", "dict_type", "list_type")
+
+
+def validation_param(errors: Any) -> tuple[str | None, str]:
+    """(the offending field as OpenAI names it, e.g. ``messages[0].content``; OpenAI's code) of the first error."""
+    if not errors:
+        return None, "invalid_value"
+    first = errors[0]
+    kind = str(first.get("type", ""))
+    code = _CODES.get(kind) or ("invalid_type" if kind.endswith(_TYPE_ERRORS) else "invalid_value")
+    param = ""
+    for part in first.get("loc", ())[1:]:  # loc starts with "body" or "query"
+        if isinstance(part, int):
+            param += f"[{part}]"
+        elif _is_type_tag(part):  # a union member's tag ("str", "list[ContentPart]"), not a field
+            break
+        else:
+            param += f".{part}" if param else str(part)
+    return param or None, code
+
+
+_SCALAR_TAGS = ("str", "int", "float", "bool", "none", "list", "dict")
+_TAG_PREFIXES = ("constrained-", "function-", "json-or-python", "lax-", "nullable", "tagged-union", "chain")
+
+
+def _is_type_tag(part: str) -> bool:
+    return "[" in part or part[:1].isupper() or part in _SCALAR_TAGS or part.startswith(_TAG_PREFIXES)

@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
+import numpy as np
 
 from ragline.agent import Event, Query
 from ragline.components import Components
+from ragline.config import Settings
+from ragline.embed.base import Embedder
 from ragline.errors import EmptyIndexError, RaglineError
 from ragline.ops.delete import DeleteReport, delete_sources
+from ragline.ops.sources import SourceList, list_sources
 from ragline.records import Hit
 
 log = logging.getLogger(__name__)
@@ -27,10 +32,30 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a backend serves, as the OpenAI-compatible routes name and bound it."""
+
+    embedding_model: str  # the index's embedding model, as the index records it
+    embedding_aliases: tuple[str, ...]  # other names a client may give it (the configured name, its last part)
+    max_answer_tokens: int  # the server's own answer limit (llm.max_tokens)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Served:
+        model_id = Components(settings).model_id
+        configured = settings.embedding.model
+        aliases = tuple(dict.fromkeys(n for n in (configured, model_id.rsplit("/", 1)[-1]) if n != model_id))
+        return cls(model_id, aliases, settings.llm.max_tokens)
+
+    def embedding_names(self) -> tuple[str, ...]:
+        return (self.embedding_model, *self.embedding_aliases)
+
+
 class QueryBackend(Protocol):
     """Retrieval, streamed answers and readiness, wherever they run."""
 
     name: str
+    served: Served
 
     async def start(self) -> None:
         """Load what requests need (index, models); called once before serving."""
@@ -41,11 +66,17 @@ class QueryBackend(Protocol):
     def stream(self, query: Query) -> AsyncGenerator[Event, None]:
         """Retrieved, Token..., Done; errors raise (RaglineError subclasses)."""
 
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """(one vector per text, tokens read) with the index's embedding model."""
+
     async def check_index(self) -> None:
         """Raise when the index cannot serve searches."""
 
     async def delete_sources(self, prefix: str) -> DeleteReport:
         """Delete every chunk whose source is under ``prefix`` from the index being served."""
+
+    async def sources(self, tenant: str | None, limit: int) -> SourceList:
+        """The first ``limit`` sources of ``tenant``'s documents (every document's when None), sorted."""
 
     async def check_llm(self) -> None:
         """Raise LLMUnavailableError when the language model cannot answer."""
@@ -61,6 +92,7 @@ class InProcessBackend:
 
     def __init__(self, components: Components) -> None:
         self.components = components
+        self.served = Served.of(components.settings)
         self.answer_threads: anyio.CapacityLimiter | None = None
 
     async def start(self) -> None:
@@ -87,6 +119,9 @@ class InProcessBackend:
         agent = self.components.agent
         return iterate_in_thread(lambda: agent.stream(query), limiter=self.answer_threads)
 
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        return await anyio.to_thread.run_sync(embed_texts, self.components.embedder, texts)
+
     async def check_index(self) -> None:
         await anyio.to_thread.run_sync(_check_store, self.components)
 
@@ -94,11 +129,20 @@ class InProcessBackend:
         store = self.components.store
         return await anyio.to_thread.run_sync(delete_sources, store, prefix)
 
+    async def sources(self, tenant: str | None, limit: int) -> SourceList:
+        return await anyio.to_thread.run_sync(list_sources, self.components.store, tenant, limit)
+
     async def check_llm(self) -> None:
         await anyio.to_thread.run_sync(self.components.generator.check)
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.components.close)
+
+
+def embed_texts(embedder: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Texts as documents are embedded for the index (its document prefix, if any), and the tokens read."""
+    vectors = np.asarray(embedder.embed_documents(list(texts)), dtype=np.float32)
+    return vectors, sum(min(embedder.count_tokens(t), embedder.max_tokens) for t in texts)
 
 
 def _check_store(components: Components) -> None:

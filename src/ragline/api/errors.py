@@ -1,13 +1,17 @@
 """HTTP errors: the API's own error kinds, and what a client may see of any error.
 
-Bodies have the OpenAI shape, ``{"error": {"message", "type", "code"}}``, on every route, so OpenAI clients
-show the message. 4xx messages describe the request; 5xx messages are fixed sentences, because the full
-message (logged) may name files, hosts or URLs of the deployment.
+Every body is ``{"error": {...}}``, so OpenAI clients show the message. The native routes send
+``{"message", "type", "code"}`` with ``type`` ragline's kind and ``code`` the HTTP status; the OpenAI-compatible
+``/v1/`` routes send OpenAI's own shape, ``{"message", "type", "param", "code"}``, with OpenAI's error types,
+``code`` ragline's kind (or what OpenAI calls it), and 400 where the native routes answer 422. 4xx messages
+describe the request; 5xx messages are fixed sentences, because the full message (logged) may name files, hosts
+or URLs of the deployment.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from ragline.errors import RaglineError
@@ -15,20 +19,48 @@ from ragline.errors import RaglineError
 log = logging.getLogger(__name__)
 
 
-class UnauthorizedError(RaglineError, http_status=401, kind="unauthorized", public=None):
+class _Told(RaglineError, public=None):
+    """An error whose message the client sees as it is."""
+
+
+class UnauthorizedError(_Told, http_status=401, kind="unauthorized"):
     """No API key, or one that is not configured."""
 
 
-class ForbiddenError(RaglineError, http_status=403, kind="forbidden", public=None):
+class ForbiddenError(_Told, http_status=403, kind="forbidden"):
     """A valid key without the rights the route needs (the admin routes)."""
 
 
-class NotSupportedError(RaglineError, http_status=501, kind="not_supported", public=None):
+class NotSupportedError(_Told, http_status=501, kind="not_supported"):
     """The serving engine cannot do this with the configured index."""
 
 
-class PayloadTooLargeError(RaglineError, http_status=413, kind="payload_too_large", public=None):
+class PayloadTooLargeError(_Told, http_status=413, kind="payload_too_large"):
     """A request body over the server's bound."""
+
+
+class RequestTimeoutError(_Told, http_status=504, kind="timeout"):
+    """The whole request took longer than ``serve.request_timeout``."""
+
+
+class ServiceUnavailableError(_Told, http_status=503, kind="unavailable"):
+    """A part of the service (a replica, a deployment) cannot take the request right now."""
+
+
+class InvalidParameterError(_Told, http_status=400, kind="invalid_request"):
+    """A request field the server cannot honour; ``param`` names it, as OpenAI's errors do."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_value") -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+class ModelNotFoundError(InvalidParameterError, http_status=404, kind="model_not_found"):
+    """A model name the server does not serve (OpenAI's 404 ``model_not_found``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="model", code="model_not_found")
 
 
 class _Busy(RaglineError, public=None):
@@ -47,16 +79,43 @@ class ServerBusyError(_Busy, http_status=503, kind="overloaded"):
     """Every answer slot of this server process is taken."""
 
 
-class RequestTimeoutError(RaglineError, http_status=504, kind="timeout", public=None):
-    """The whole request took longer than ``serve.request_timeout``."""
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a client sees of an error: status, ragline's kind, a safe message, and for OpenAI's shape the
+    offending field (``param``) and a code."""
+
+    status: int
+    kind: str
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+    def body(self, *, openai: bool = False) -> dict[str, Any]:
+        if not openai:
+            return {"error": {"message": self.message, "type": self.kind, "code": self.status}}
+        error = {"message": self.message, "type": openai_type(self.status), "param": self.param}
+        return {"error": {**error, "code": self.code or self.kind}}
+
+    def status_for(self, *, openai: bool = False) -> int:
+        return 400 if openai and self.status == 422 else self.status
 
 
-class ServiceUnavailableError(RaglineError, http_status=503, kind="unavailable", public=None):
-    """A part of the service (a replica, a deployment) cannot take the request right now."""
+def openai_type(status: int) -> str:
+    """OpenAI's error type for an HTTP status."""
+    if status >= 500:
+        return "server_error"
+    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error"
+    )
+
+
+def is_openai_path(path: str) -> bool:
+    """The OpenAI-compatible routes, whose errors take OpenAI's shape."""
+    return path.startswith("/v1/")
 
 
 def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "code": status}}
+    return Shown(status, kind, message).body()
 
 
 def retry_headers(exc: BaseException) -> dict[str, str] | None:
@@ -64,11 +123,19 @@ def retry_headers(exc: BaseException) -> dict[str, str] | None:
     return {"Retry-After": str(exc.retry_after)} if isinstance(exc, _Busy) else None
 
 
-def describe(exc: BaseException) -> tuple[int, str, str]:
-    """(HTTP status, type, message safe to show) for any exception; logs what is hidden."""
+def shown(exc: BaseException) -> Shown:
+    """What a client may see of any exception; logs what is hidden."""
     if isinstance(exc, RaglineError):
         if exc.public is not None:  # the client sees a fixed sentence: the log keeps what it hides
             log.warning("%s: %s", type(exc).__name__, exc)
-        return exc.http_status, exc.kind, exc.public or str(exc)
+        param = exc.param if isinstance(exc, InvalidParameterError) else None
+        code = exc.code if isinstance(exc, InvalidParameterError) else None
+        return Shown(exc.http_status, exc.kind, exc.public or str(exc), param, code)
     log.error("unexpected error", exc_info=exc)
-    return 500, "internal", "internal error"
+    return Shown(500, "internal", "internal error")
+
+
+def describe(exc: BaseException) -> tuple[int, str, str]:
+    """(HTTP status, type, message safe to show) for any exception; logs what is hidden."""
+    s = shown(exc)
+    return s.status, s.kind, s.message

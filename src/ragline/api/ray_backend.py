@@ -12,18 +12,22 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar, cast
 
+import numpy as np
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from ragline.agent import Done, Event, Query, Token
+from ragline.api.backend import Served
 from ragline.api.errors import NotSupportedError, ServiceUnavailableError
+from ragline.config import Settings
 from ragline.errors import RaglineError
 from ragline.observability.tracing import carrier
 from ragline.ops.delete import DeleteReport
+from ragline.ops.sources import SourceList
 from ragline.records import Hit
 
 log = logging.getLogger(__name__)
@@ -39,9 +43,13 @@ class Retrieval(Protocol):
 
     async def search(self, query: Query, context: dict[str, str] | None = None) -> list[Hit]: ...
 
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]: ...
+
     async def check(self) -> int: ...
 
     async def delete_sources(self, prefix: str) -> DeleteReport: ...
+
+    async def sources(self, tenant: str | None, limit: int) -> SourceList: ...
 
 
 class HandleRetrieval:
@@ -54,6 +62,10 @@ class HandleRetrieval:
         hits: list[Hit] = await _with_retries(lambda: self.handle.search.remote(query, context))
         return hits
 
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        embedded: tuple[np.ndarray, int] = await _with_retries(lambda: self.handle.embed.remote(list(texts)))
+        return embedded
+
     async def check(self) -> int:
         count: int = await _with_retries(lambda: self.handle.check.remote())
         return count
@@ -62,15 +74,27 @@ class HandleRetrieval:
         report: DeleteReport = await _with_retries(lambda: self.handle.delete_sources.remote(prefix))
         return report
 
+    async def sources(self, tenant: str | None, limit: int) -> SourceList:
+        listed: SourceList = await _with_retries(lambda: self.handle.sources.remote(tenant, limit))
+        return listed
+
 
 class RayServeBackend:
     """A QueryBackend over retrieval (a deployment's handle, or in this replica) and the Generator's handle."""
 
     name = "ray-serve"
 
-    def __init__(self, retrieval: Retrieval, generator: DeploymentHandle, *, shared_index: bool = False) -> None:
+    def __init__(
+        self,
+        retrieval: Retrieval,
+        generator: DeploymentHandle,
+        *,
+        served: Served | None = None,
+        shared_index: bool = False,
+    ) -> None:
         self.retrieval = retrieval
         self.generator = generator
+        self.served = served or Served.of(Settings.model_construct())  # None: the default settings'
         self.shared_index = shared_index  # a Qdrant server every retriever replica queries
 
     async def start(self) -> None:
@@ -120,6 +144,9 @@ class RayServeBackend:
                 yield done
             return
 
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        return await self.retrieval.embed(texts)
+
     async def check_index(self) -> None:
         await self.retrieval.check()
 
@@ -132,6 +159,9 @@ class RayServeBackend:
                 "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
             )
         return await self.retrieval.delete_sources(prefix)
+
+    async def sources(self, tenant: str | None, limit: int) -> SourceList:
+        return await self.retrieval.sources(tenant, limit)
 
     async def check_llm(self) -> None:
         await _with_retries(lambda: self.generator.check.remote())

@@ -48,7 +48,10 @@ AnswerMode = Annotated[
         "extractive one otherwise. Default: the server's (answer.mode)."
     ),
 ]
-MaxTokens = Annotated[StrictInt | None, Field(ge=1, le=4096, description="The most tokens the model may write")]
+MaxTokens = Annotated[
+    StrictInt | None,
+    Field(ge=1, le=4096, description="The most tokens the answer may have (an extractive one is cut to them)"),
+]
 
 
 class Turn(BaseModel):
@@ -151,10 +154,12 @@ class ContentPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
+    """One message; ``tool_calls``, ``name`` and ``tool_call_id`` are accepted and not used."""
+
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: StrictStr | list[ContentPart] | None = None
+    content: StrictStr | list[ContentPart] | None = Field(default=None, max_length=20_000)
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -168,9 +173,20 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: StrictStr
+
+
+# OpenAI takes larger limits than any model writes: the server's own answer limit (llm.max_tokens) applies.
+ChatMaxTokens = Annotated[
+    StrictInt | None, Field(ge=1, le=2**31 - 1, description="At most this many answer tokens, within llm.max_tokens")
+]
+
+
 class ChatRequest(BaseModel):
-    """OpenAI's chat-completion request; max_tokens / max_completion_tokens are honoured, other sampling fields
-    are accepted and ignored."""
+    """OpenAI's chat-completion request (docs/serving.md lists what is honoured, ignored or refused)."""
 
     model_config = ConfigDict(
         extra="ignore",
@@ -179,15 +195,29 @@ class ChatRequest(BaseModel):
         },
     )
 
-    model: StrictStr = "ragline"
+    model: StrictStr = Field(default="ragline", max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=64)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    max_tokens: MaxTokens = None
-    max_completion_tokens: MaxTokens = None
+    max_tokens: ChatMaxTokens = None
+    max_completion_tokens: ChatMaxTokens = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1, description="Accepted; the generators do not take it")
+    n: StrictInt | None = Field(default=None, ge=1, le=128, description="Only 1")
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    tool_choice: StrictStr | dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    function_call: StrictStr | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: StrictBool | None = None
     mode: AnswerMode = None
     k: K = None
     filters: Filters | None = None
+
+    def answer_tokens(self) -> int | None:
+        """The limit the client asked for: the smaller of max_tokens and max_completion_tokens."""
+        given = [t for t in (self.max_tokens, self.max_completion_tokens) if t is not None]
+        return min(given) if given else None
 
 
 class ChatChoiceMessage(BaseModel):
@@ -198,7 +228,7 @@ class ChatChoiceMessage(BaseModel):
 class ChatChoice(BaseModel):
     index: int
     message: ChatChoiceMessage
-    finish_reason: str
+    finish_reason: Literal["stop", "length"]
 
 
 class ChatCompletionOut(BaseModel):
@@ -223,12 +253,54 @@ class ModelList(BaseModel):
     data: list[ModelOut]
 
 
+MAX_EMBEDDING_INPUTS = 64
+MAX_EMBEDDING_CHARS = 8_000
+EmbeddingText = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_EMBEDDING_CHARS)]
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"model": "sentence-transformers/all-MiniLM-L6-v2", "input": "autoscaling"}]},
+    )
+
+    model: StrictStr = Field(max_length=256, description="The embedding model, as GET /v1/models lists it")
+    input: EmbeddingText | Annotated[list[EmbeddingText], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)] = Field(
+        description=f"A text, or up to {MAX_EMBEDDING_INPUTS}, each of 1 to {MAX_EMBEDDING_CHARS} characters"
+    )
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = Field(default=None, ge=1, description="Only the model's own dimension")
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class EmbeddingOut(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="The vector, or with encoding_format base64 its float32 bytes")
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"]
+    data: list[EmbeddingOut]
+    model: str
+    usage: EmbeddingUsage
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
     for status, text in {
         401: "Missing or unknown API key",
         413: "Body too large",
-        422: "Invalid request (empty or too long query, k out of range, wrong types, broken JSON)",
+        400: "Invalid request on the /v1/ routes (OpenAI's status), or a body that is not JSON",
+        404: "Unknown model (the /v1/ routes: model_not_found)",
+        422: "Invalid request (empty or too long query, k out of range, wrong types)",
         429: "This API key already runs its share of answers; retry after Retry-After seconds",
         503: "The server is answering as many questions as it can, or the language model or the index is unavailable",
         504: "The language model or the whole request took too long",

@@ -9,10 +9,14 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
+import numpy as np
+from fastapi.responses import JSONResponse, Response
+
 from ragline.agent import Done, Event, Query, Retrieved, Token
+from ragline.api import sse
 from ragline.api.answering import retrieval_only
 from ragline.api.backend import QueryBackend
 from ragline.api.errors import RequestTimeoutError, describe
@@ -166,6 +170,29 @@ class AnswerService:
             slot.release()
             await events.aclose()
 
+    async def respond(
+        self,
+        query: Query,
+        stream: bool,
+        whole: Callable[[Answer], dict[str, Any]],
+        chunks: Callable[[AsyncIterator[str | Answer]], AsyncIterator[bytes]],
+        on_error: Callable[[BaseException], list[bytes]],
+    ) -> Response:
+        """The answer to ``query`` as a route shapes it: JSON (``whole``), or Server-Sent Events (``chunks`` over
+        the answer's text pieces, then the Answer; ``on_error`` for a failure after the stream started)."""
+        if not stream:
+            return JSONResponse(whole(await self.answer(query)))
+        events = await self.open_stream(query)
+        return sse.response(chunks(pieces(events)), on_error, keepalive=self.settings.sse_keepalive)
+
+    async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """(vectors, tokens read) for ``texts`` with the index's embedding model, within ``request_timeout``."""
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await self.backend.embed(texts)
+        except TimeoutError:
+            raise RequestTimeoutError(f"embedding took longer than {self.settings.request_timeout:g} s") from None
+
     async def answer(self, query: Query) -> Answer:
         slot = self.slots.acquire(query.tenant)
         try:
@@ -192,6 +219,21 @@ class AnswerService:
         results = await asyncio.gather(run("index", self.backend.check_index), run("llm", self.backend.check_llm))
         checks = dict(results)
         return all(v == "ok" for v in checks.values()), checks
+
+
+async def pieces(events: AsyncGenerator[Event, None]) -> AsyncIterator[str | Answer]:
+    """The answer's text as it comes, then the Answer itself."""
+    streamed = False
+    async for event in events:
+        if isinstance(event, Token):
+            streamed = True
+            yield event.text
+        elif isinstance(event, Done):
+            if event.answer.answer and not streamed:  # a retrieval-only answer: its notice was never streamed
+                yield event.answer.answer
+            yield event.answer
+        elif not isinstance(event, Retrieved):  # pragma: no cover - the Event union is closed
+            raise TypeError(f"unexpected event {event!r}")
 
 
 async def _next(events: AsyncGenerator[Event, None]) -> Event | None:

@@ -1,47 +1,38 @@
-"""The OpenAI-compatible surface: POST /v1/chat/completions (streamed or not) and GET /v1/models.
+"""POST /v1/chat/completions, streamed or not, as OpenAI clients expect it.
 
-The last user message is the question and earlier user/assistant turns are context; the client's own
-system messages are ignored (the answer follows ragline's prompt). Citations come twice: as a "Sources"
-list at the end of the message, and as the extra field ``citations``.
+The last user message is the question and earlier user/assistant turns are context. The client's system and
+developer messages are ignored (the answer follows ragline's prompt), and so are tool results: ragline calls no
+tools, and an answer cites the index only. Citations come twice: as a "Sources" list at the end of the message,
+and as the extra field ``citations``. docs/serving.md lists which request fields are honoured.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from ragline.agent import AnswerOptions, Done, Event, Query, Retrieved, Token
+from ragline.agent import AnswerOptions, Query
 from ragline.api import sse
 from ragline.api.auth import Tenant
+from ragline.api.errors import InvalidParameterError, shown
 from ragline.api.routes import Service
-from ragline.api.schemas import ERROR_RESPONSES, ChatCompletionOut, ChatMessage, ChatRequest, ModelList
-from ragline.errors import BadRequestError
+from ragline.api.routes.openai_models import CHAT_MODEL, chat_model
+from ragline.api.schemas import ERROR_RESPONSES, ChatCompletionOut, ChatMessage, ChatRequest
 from ragline.generate.base import Message
 from ragline.records import Answer, Citation
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-MODEL_ID = "ragline"
-_CREATED = int(time.time())
 
 _STREAM_DOC = {
     "description": "With `stream: true`: `data: {chat.completion.chunk}` lines, then `data: [DONE]`. The last "
     "content chunk carries the Sources list; the final chunk carries `finish_reason` and `citations`.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
-
-
-@router.get("/models", response_model=ModelList, summary="The one model: ragline's cited answers")
-async def models(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [{"id": MODEL_ID, "object": "model", "created": _CREATED, "owned_by": "ragline"}],
-    }
 
 
 @router.post(
@@ -51,58 +42,69 @@ async def models(tenant: Tenant) -> dict[str, Any]:
     summary="OpenAI-compatible chat completion answered from the index",
 )
 async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) -> Response:
+    chat_model(body.model)
+    refuse_unsupported(body)
     question, history = conversation(body.messages)
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
-    options = AnswerOptions(body.mode, body.max_completion_tokens or body.max_tokens)
-    asked = Query(question, body.k, body.filters, tenant, tuple(history), options)
-    if body.stream:
-        events = await service.open_stream(asked)
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = _chunks(events, completion_id, created, usage)
-        return sse.response(
-            chunks,
-            lambda e: [sse.event(None, sse.error_data(e)), sse.event(None, "[DONE]")],
-            keepalive=service.settings.sse_keepalive,
+    if len(question) > service.settings.max_query_chars:
+        raise InvalidParameterError(
+            f"the question is {len(question)} characters long; the limit is {service.settings.max_query_chars}",
+            param=f"messages[{_last_user(body.messages)}].content",
         )
-    answer = await service.answer(asked)
-    return JSONResponse(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": MODEL_ID,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer.answer + sources_text(answer.citations)},
-                    "finish_reason": answer.finish_reason,
-                }
-            ],
-            "usage": answer.usage.to_json(),
-            "citations": [c.to_json() for c in answer.citations],
-            "llm": answer.llm,
-            **_answer_fields(answer),
-        }
+    if body.k is not None and not 1 <= body.k <= service.settings.max_k:
+        raise InvalidParameterError(f"k must be between 1 and {service.settings.max_k}, got {body.k}", param="k")
+    wanted = body.answer_tokens()
+    max_tokens = None if wanted is None else min(wanted, service.backend.served.max_answer_tokens)
+    options = AnswerOptions(body.mode, max_tokens, body.temperature)
+    asked = Query(question, body.k, body.filters, tenant, tuple(history), options)
+    reply = _Reply(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
+    usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await service.respond(
+        asked, body.stream, reply.completion, lambda pieces: reply.chunks(pieces, usage), _stream_error
     )
+
+
+def refuse_unsupported(body: ChatRequest) -> None:
+    """A clear 400 for what ragline cannot honour. Tools may be offered (the model is free not to call them,
+    as with ``tool_choice: "auto"``), never required."""
+    if body.n not in (None, 1):
+        raise InvalidParameterError("only one choice is generated: n must be 1", param="n")
+    for field, choice in (("tool_choice", body.tool_choice), ("function_call", body.function_call)):
+        if choice is not None and choice not in ("auto", "none"):
+            raise InvalidParameterError(
+                f"ragline answers from its index and calls no tools: {field} may only be 'auto' or 'none'",
+                param=field,
+            )
+    if body.response_format is not None and body.response_format.type != "text":
+        raise InvalidParameterError(
+            "answers are cited text: response_format may only be {'type': 'text'}", param="response_format"
+        )
+    if body.logprobs:
+        raise InvalidParameterError("log probabilities are not available", param="logprobs")
 
 
 def conversation(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
     """(question, history): the last user message, and the user/assistant turns before it."""
-    last_user = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
-    if last_user is None:
-        raise BadRequestError("the conversation has no user message to answer")
+    last_user = _last_user(messages)
+    question = messages[last_user].text()
+    if not question.strip():
+        raise InvalidParameterError("the last user message is empty", param=f"messages[{last_user}].content")
     history = [
         {"role": m.role, "content": m.text()}
         for m in messages[:last_user]
         if m.role in ("user", "assistant") and m.text().strip()
     ]
-    return messages[last_user].text(), history
+    return question, history
 
 
-def _answer_fields(answer: Answer) -> dict[str, object]:
-    """ragline's extensions beside citations: how the answer was made and whether it is grounded."""
-    return {"mode": answer.mode, "grounded": answer.grounded, "fallback": answer.fallback}
+def _last_user(messages: list[ChatMessage]) -> int:
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "user":
+            return i
+    raise InvalidParameterError("the conversation has no user message to answer", param="messages")
+
+
+def _stream_error(exc: BaseException) -> list[bytes]:
+    return [sse.event(None, shown(exc).body(openai=True)), sse.event(None, "[DONE]")]
 
 
 def sources_text(citations: list[Citation]) -> str:
@@ -116,39 +118,47 @@ def sources_text(citations: list[Citation]) -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
-async def _chunks(
-    events: AsyncGenerator[Event, None], completion_id: str, created: int, include_usage: bool
-) -> AsyncIterator[bytes]:
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID}
-        return sse.event(None, {**body, "choices": [choice], **extra})
+def _extensions(answer: Answer) -> dict[str, Any]:
+    """ragline's fields beside OpenAI's: the citations, and how the answer was made."""
+    return {
+        "citations": [c.to_json() for c in answer.citations],
+        "llm": answer.llm,
+        "mode": answer.mode,
+        "grounded": answer.grounded,
+        "fallback": answer.fallback,
+    }
 
-    yield chunk({"role": "assistant", "content": ""})
-    answer: Answer | None = None
-    streamed = False
-    async for event in events:
-        if isinstance(event, Token):
-            streamed = True
-            yield chunk({"content": event.text})
-        elif isinstance(event, Done):
-            answer = event.answer
-        elif not isinstance(event, Retrieved):  # pragma: no cover - the Event union is closed
-            raise TypeError(f"unexpected event {event!r}")
-    if answer is None:  # pragma: no cover - the service always ends with Done
-        raise RuntimeError("the answer stream ended without an answer")
-    if answer.answer and not streamed:  # a retrieval-only answer: its notice was never streamed
-        yield chunk({"content": answer.answer})
-    if answer.citations:
-        yield chunk({"content": sources_text(answer.citations)})
-    yield chunk(
-        {},
-        answer.finish_reason,
-        citations=[c.to_json() for c in answer.citations],
-        llm=answer.llm,
-        **_answer_fields(answer),
-    )
-    if include_usage:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID}
-        yield sse.event(None, {**body, "choices": [], "usage": answer.usage.to_json()})
-    yield sse.event(None, "[DONE]")
+
+class _Reply:
+    """One completion's envelope, whole or as chunks."""
+
+    def __init__(self, completion_id: str, created: int) -> None:
+        self.head = {"id": completion_id, "created": created, "model": CHAT_MODEL}
+
+    def completion(self, answer: Answer) -> dict[str, Any]:
+        message = {"role": "assistant", "content": answer.answer + sources_text(answer.citations)}
+        return {
+            **self.head,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason}],
+            "usage": answer.usage.to_json(),
+            **_extensions(answer),
+        }
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return sse.event(None, {**self.head, "object": "chat.completion.chunk", "choices": [choice], **extra})
+
+    async def chunks(self, pieces: AsyncIterator[str | Answer], include_usage: bool) -> AsyncIterator[bytes]:
+        yield self.chunk({"role": "assistant", "content": ""})
+        async for piece in pieces:
+            if isinstance(piece, str):
+                yield self.chunk({"content": piece})
+                continue
+            if piece.citations:
+                yield self.chunk({"content": sources_text(piece.citations)})
+            yield self.chunk({}, piece.finish_reason, **_extensions(piece))
+            if include_usage:
+                usage = {**self.head, "object": "chat.completion.chunk", "choices": [], "usage": piece.usage.to_json()}
+                yield sse.event(None, usage)
+        yield sse.event(None, "[DONE]")

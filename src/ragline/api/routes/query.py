@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import AnswerOptions, Done, Event, Query, Retrieved, Token
+from ragline.agent import AnswerOptions, Query
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
 from ragline.api.schemas import ERROR_RESPONSES, AnswerOut, QueryRequest, SearchOut, SearchRequest
+from ragline.records import Answer
 
 router = APIRouter(tags=["query"])
 
@@ -33,31 +34,19 @@ async def query(body: QueryRequest, service: Service, tenant: Tenant) -> Respons
     history = tuple(t.model_dump() for t in body.history if t.content.strip())
     options = AnswerOptions(body.mode, body.max_tokens)
     asked = Query(body.query, body.k, body.filters, tenant, history, options)
-    if body.stream:
-        events = await service.open_stream(asked)
-        return sse.response(
-            _query_events(events),
-            lambda e: [sse.event("error", sse.error_data(e))],
-            keepalive=service.settings.sse_keepalive,
-        )
-    answer = await service.answer(asked)
-    return JSONResponse(answer.to_json())
+    return await service.respond(
+        asked, body.stream, Answer.to_json, _query_events, lambda e: [sse.event("error", sse.error_data(e))]
+    )
 
 
-async def _query_events(events: AsyncGenerator[Event, None]) -> AsyncIterator[bytes]:
+async def _query_events(pieces: AsyncIterator[str | Answer]) -> AsyncIterator[bytes]:
     # Citations are known first but sent after the tokens: a client renders the answer, then its sources.
-    streamed = False
-    async for event in events:
-        if isinstance(event, Token):
-            streamed = True
-            yield sse.event("token", {"text": event.text})
-        elif isinstance(event, Done):
-            if event.answer.answer and not streamed:  # a retrieval-only answer: its notice was never streamed
-                yield sse.event("token", {"text": event.answer.answer})
-            yield sse.event("citations", [c.to_json() for c in event.answer.citations])
-            yield sse.event("done", event.answer.to_json())
-        elif not isinstance(event, Retrieved):  # pragma: no cover - the Event union is closed
-            raise TypeError(f"unexpected event {event!r}")
+    async for piece in pieces:
+        if isinstance(piece, str):
+            yield sse.event("token", {"text": piece})
+        else:
+            yield sse.event("citations", [c.to_json() for c in piece.citations])
+            yield sse.event("done", piece.to_json())
 
 
 @router.post("/search", response_model=SearchOut, responses=ERROR_RESPONSES, summary="Retrieve chunks, no answer")

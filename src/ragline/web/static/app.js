@@ -1,93 +1,114 @@
-// The ragline page: ask, read the streamed answer, open its citations. No dependencies.
+// The ragline page: a conversation of cited answers, streamed, stoppable, rendered from Markdown (markdown.js).
+// No dependencies; every piece of text from the server goes into the page as text, never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = "ragline.apiKey";
-// The conversation so far, oldest first: sent with each question so a follow-up finds what "it" means.
-const conversation = [];
-const MAX_TURNS = 12;
+const MAX_TURNS = 12; // messages of history sent with a question (user and assistant alike)
+const SOURCE_LIMIT = 1000;
 
-function headers() {
-  const h = { "content-type": "application/json", accept: "text/event-stream" };
+// The finished turns, oldest first, as the API takes them: sent with each question so a follow-up finds what
+// "it" means. A stopped or failed turn is shown but not sent.
+const conversation = [];
+let turnCount = 0;
+let current = null; // the answer under way: {controller, turn}
+
+function headers(json) {
+  const h = json ? { "content-type": "application/json", accept: "text/event-stream" } : {};
   const key = sessionStorage.getItem(KEY_STORE);
   if (key) h.authorization = `Bearer ${key}`;
   return h;
 }
 
-function showError(message) {
-  const box = $("error");
-  box.textContent = message;
-  box.hidden = false;
-  $("status").textContent = "";
+async function errorMessage(response) {
+  let message = `${response.status} ${response.statusText}`;
+  try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
+  if (response.status === 401) message += " — enter an API key under Options.";
+  return message;
 }
 
-function renderAnswer(text, count) {
-  // Turn [n] markers that refer to real citations into links to them; everything else stays text.
-  const answer = $("answer");
-  answer.textContent = "";
-  const parts = text.split(/(\[\d+(?:\s*,\s*\d+)*\])/);
-  for (const part of parts) {
-    const m = part.match(/^\[(\d+(?:\s*,\s*\d+)*)\]$/);
-    if (!m) { answer.append(part); continue; }
-    const nums = m[1].split(",").map((s) => parseInt(s, 10));
-    if (!nums.every((n) => n >= 1 && n <= count)) { answer.append(part); continue; }
-    answer.append("[");
-    nums.forEach((n, i) => {
-      if (i) answer.append(", ");
-      const a = document.createElement("a");
-      a.href = `#cite-${n}`;
-      a.className = "cite";
-      a.textContent = String(n);
-      a.addEventListener("click", () => { const d = $(`cite-${n}`); if (d) d.open = true; });
-      answer.append(a);
-    });
-    answer.append("]");
-  }
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
 }
 
-function renderCitations(citations) {
-  const list = $("citations");
+// -- one turn: the question, its answer and its sources ------------------------------------------------
+
+function citationTitle(c) {
+  return c.section && c.section !== c.title ? `${c.title} — ${c.section}` : c.title || c.source;
+}
+
+function addTurn(question, scope) {
+  turnCount += 1;
+  const li = element("li", "turn");
+  li.dataset.state = "streaming";
+  li.dataset.turn = String(turnCount);
+  const q = element("div", "question");
+  q.append(element("p", "question-text", question));
+  if (scope) q.append(element("p", "scope muted small", `in ${scope}`));
+  const reply = element("div", "reply");
+  const status = element("p", "status muted", "Retrieving and generating…");
+  status.setAttribute("role", "status");
+  const answer = element("div", "answer md");
+  const stopped = element("p", "stopped", "Stopped: the answer is incomplete.");
+  stopped.hidden = true;
+  const error = element("div", "error");
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  const notice = element("p", "notice");
+  notice.setAttribute("role", "note");
+  notice.hidden = true;
+  const timings = element("p", "timings muted small");
+  const sourcesTitle = element("h3", "sources-title", "Sources");
+  sourcesTitle.hidden = true;
+  const citations = element("ol", "citations");
+  reply.append(status, answer, stopped, error, notice, timings, sourcesTitle, citations);
+  li.append(q, reply);
+  $("turns").append(li);
+  $("conversation").hidden = false;
+  const turn = { li, status, answer, stopped, error, notice, timings, sourcesTitle, citations, byNumber: new Map() };
+  turn.view = new RaglineMarkdown.View(answer, {});
+  li.scrollIntoView({ block: "end" });
+  return turn;
+}
+
+// What an [n] of this turn's answer links to: the n-th citation's page (URL#anchor) when it is a web page,
+// else the citation in this page.
+function citeOptions(turn) {
+  return {
+    cite: (n) => {
+      const c = turn.byNumber.get(n);
+      if (!c) return null;
+      const href = safeHref(c.source);
+      return href
+        ? { href, title: citationTitle(c), external: true }
+        : { href: `#cite-${turn.li.dataset.turn}-${n}`, title: citationTitle(c), external: false };
+    },
+  };
+}
+
+function renderCitations(turn, citations) {
+  turn.byNumber = new Map(citations.map((c) => [c.n, c]));
+  const list = turn.citations;
   list.textContent = "";
   for (const c of citations) {
-    const li = document.createElement("li");
-    const details = document.createElement("details");
-    details.id = `cite-${c.n}`;
-    const summary = document.createElement("summary");
-    summary.textContent = c.section && c.section !== c.title ? `${c.title} — ${c.section}` : c.title || c.source;
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = ` score ${Number(c.score).toFixed(3)}`;
-    summary.append(score);
-    const link = sourceElement(c.source);
-    const text = document.createElement("pre");
-    text.textContent = c.text;
-    details.append(summary, link, text);
+    const li = element("li");
+    const details = element("details");
+    details.id = `cite-${turn.li.dataset.turn}-${c.n}`;
+    const summary = element("summary", "", citationTitle(c));
+    summary.append(element("span", "score", ` score ${Number(c.score).toFixed(3)}`));
+    details.append(summary, sourceElement(c.source), element("pre", "", c.text));
     li.append(details);
     list.append(li);
   }
-}
-
-// A citation links only to http(s) pages or to paths relative to this server; anything else (javascript:,
-// data:, a local file path such as /srv/docs/a.md) is shown as text, never followed.
-function safeHref(source) {
-  const s = String(source || "");
-  if (s.startsWith("/") || s.startsWith("\\")) return null; // an absolute path on the server's disk
-  let url;
-  try {
-    url = new URL(s, window.location.href);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
-  const relative = !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s);
-  return relative || /^https?:\/\//i.test(s) ? url.href : null;
+  turn.sourcesTitle.hidden = citations.length === 0;
 }
 
 function sourceElement(source) {
   const href = safeHref(source);
-  const el = document.createElement(href ? "a" : "span");
-  el.textContent = source;
-  el.className = "source";
+  const el = element(href ? "a" : "span", "source", source);
   if (href) {
     el.href = href;
     el.target = "_blank";
@@ -96,7 +117,7 @@ function sourceElement(source) {
   return el;
 }
 
-function showNotice(answer) {
+function showNotice(turn, answer) {
   // Say plainly when the answer is not the model's, or did not pass the grounding check.
   let line = "";
   if (answer.fallback) line = `Extractive answer (quoted from the sources): ${answer.fallback}.`;
@@ -104,35 +125,35 @@ function showNotice(answer) {
     const why = answer.check && answer.check.reason ? `: ${answer.check.reason}` : "";
     line = `This answer did not pass the grounding check${why}. Check it against the sources.`;
   }
-  $("notice").textContent = line;
-  $("notice").hidden = !line;
+  turn.notice.textContent = line;
+  turn.notice.hidden = !line;
 }
 
-function remember(question, answer) {
-  conversation.push({ role: "user", content: question }, { role: "assistant", content: answer });
-  const item = document.createElement("li");
-  const q = document.createElement("p");
-  q.className = "turn-question";
-  q.textContent = question;
-  const a = document.createElement("p");
-  a.className = "turn-answer";
-  a.textContent = answer;
-  item.append(q, a);
-  $("turns").append(item);
-  $("conversation").hidden = false;
-  $("question").value = "";
+function showError(turn, message) {
+  turn.error.textContent = message;
+  turn.error.hidden = false;
+  turn.status.textContent = "";
+  turn.li.dataset.state = "error";
 }
 
-function newConversation() {
-  conversation.length = 0;
-  $("turns").textContent = "";
-  $("conversation").hidden = true;
-  $("result").hidden = true;
-  $("question").focus();
+function finishTurn(turn, data, fallbackText) {
+  renderCitations(turn, data.citations);
+  const text = data.answer || fallbackText || "(no answer)";
+  turn.view.finish(text, citeOptions(turn));
+  const t = data.timings || {};
+  turn.timings.textContent =
+    `retrieve ${Math.round((t.retrieve || 0) * 1000)} ms · answer ${(t.generate || 0).toFixed(1)} s · ` +
+    `${data.mode} · ${data.llm}`;
+  showNotice(turn, data);
+  turn.status.textContent = "";
+  turn.li.dataset.state = "done";
+  return text;
 }
+
+// -- asking --------------------------------------------------------------------------------------------
 
 async function readEvents(response, onEvent) {
-  // Server-Sent Events over a POST response: blocks separated by a blank line.
+  // Server-Sent Events over a POST response: blocks separated by a blank line; comments (": keep-alive") skipped.
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -155,64 +176,159 @@ async function readEvents(response, onEvent) {
   }
 }
 
+function setBusy(busy) {
+  $("submit").disabled = busy;
+  $("stop").hidden = !busy;
+  $("stop").disabled = !busy;
+  $("new").hidden = $("turns").children.length === 0;
+}
+
 async function ask(event) {
   event.preventDefault();
+  if (current) return; // one answer at a time
   const question = $("question").value.trim();
   if (!question) return;
   const body = { query: question, stream: true, history: conversation.slice(-MAX_TURNS) };
   const k = parseInt($("k").value, 10);
   if (k) body.k = k;
-  const source = $("source").value.trim();
+  const picked = $("source").selectedOptions[0];
+  const source = $("source").value;
   if (source) body.filters = { source };
 
-  $("result").hidden = false;
-  $("error").hidden = true;
-  $("answer").textContent = "";
-  $("citations").textContent = "";
-  $("timings").textContent = "";
-  $("notice").hidden = true;
-  $("notice").textContent = "";
-  $("status").textContent = "Retrieving and generating…";
-  $("submit").disabled = true;
+  // A turn that failed before any answer (no key, server down) is replaced by the question asked again.
+  for (const li of $("turns").querySelectorAll("li.turn[data-state=error]")) {
+    if (!li.querySelector(".answer").textContent) li.remove();
+  }
+  const turn = addTurn(question, source ? picked.textContent : "");
+  const controller = new AbortController();
+  current = { controller, turn };
+  $("question").value = "";
+  setBusy(true);
   let text = "";
-  let count = 0;
+  let finished = false;
+  let failed = false;
   try {
-    const response = await fetch("query", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    const response = await fetch("query", {
+      method: "POST",
+      headers: headers(true),
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    });
     if (!response.ok) {
-      let message = `${response.status} ${response.statusText}`;
-      try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
-      if (response.status === 401) message += " — enter an API key under Options.";
-      showError(message);
+      failed = true;
+      showError(turn, await errorMessage(response));
       return;
     }
     await readEvents(response, (name, data) => {
       if (name === "token") {
         text += data.text;
-        $("answer").textContent = text;
+        turn.view.update(text);
       } else if (name === "citations") {
-        count = data.length;
-        renderCitations(data);
+        renderCitations(turn, data);
       } else if (name === "done") {
-        count = data.citations.length;
-        renderCitations(data.citations);
-        renderAnswer(data.answer || text || "(no answer)", count);
-        const t = data.timings || {};
-        $("timings").textContent =
-          `retrieve ${Math.round((t.retrieve || 0) * 1000)} ms · answer ${(t.generate || 0).toFixed(1)} s · ` +
-          `${data.mode} · ${data.llm}`;
-        showNotice(data);
-        $("status").textContent = "";
-        remember(question, data.answer || text);
+        const answer = finishTurn(turn, data, text);
+        conversation.push({ role: "user", content: question }, { role: "assistant", content: answer });
+        finished = true;
       } else if (name === "error") {
-        showError(data.error ? data.error.message : "the answer failed");
+        failed = true;
+        turn.view.finish(text, citeOptions(turn));
+        showError(turn, data.error ? data.error.message : "the answer failed");
       }
     });
-    if (text && !$("timings").textContent) renderAnswer(text, count);
+    if (!finished && !failed) {
+      failed = true;
+      turn.view.finish(text, citeOptions(turn));
+      showError(turn, "the answer ended before it was complete");
+    }
   } catch (err) {
-    showError(`cannot reach the service: ${err.message}`);
+    turn.view.finish(text, citeOptions(turn));
+    if (err.name === "AbortError") {
+      // The stream's connection is closed: the server sees the client leave and stops generating.
+      turn.li.dataset.state = "stopped";
+      turn.stopped.hidden = false;
+      turn.status.textContent = "";
+    } else {
+      failed = true;
+      showError(turn, `cannot reach the service: ${err.message}`);
+    }
   } finally {
-    $("submit").disabled = false;
+    if (failed && !$("question").value) $("question").value = question; // to ask again
+    if (current && current.turn === turn) { // not when a new conversation took over meanwhile
+      current = null;
+      setBusy(false);
+    }
+    $("question-label").textContent = conversation.length ? "Follow-up question" : "Question";
   }
+}
+
+function stop() {
+  if (current) current.controller.abort();
+}
+
+function newConversation() {
+  stop();
+  current = null;
+  conversation.length = 0;
+  $("turns").textContent = "";
+  $("conversation").hidden = true;
+  setBusy(false);
+  $("question-label").textContent = "Question";
+  $("question").focus();
+}
+
+// -- the source filter, from the index's own sources ---------------------------------------------------
+
+function folderOf(source) {
+  const scheme = source.indexOf("://");
+  const path = scheme >= 0 ? source.indexOf("/", scheme + 3) : 0;
+  const cut = source.lastIndexOf("/");
+  return path >= 0 && cut >= path ? source.slice(0, cut + 1) : source;
+}
+
+async function loadSources() {
+  const select = $("source");
+  const note = $("sources-note");
+  const previous = select.value;
+  let listing;
+  try {
+    const response = await fetch(`sources?limit=${SOURCE_LIMIT}`, { headers: headers(false) });
+    if (!response.ok) {
+      note.textContent = `The sources could not be listed: ${await errorMessage(response)}`;
+      return;
+    }
+    listing = await response.json();
+  } catch (err) {
+    note.textContent = `The sources could not be listed: ${err.message}`;
+    return;
+  }
+  select.textContent = "";
+  select.append(new Option("All sources", ""));
+  const groups = new Map();
+  for (const s of listing.sources) {
+    const folder = folderOf(s.source);
+    if (!groups.has(folder)) groups.set(folder, []);
+    groups.get(folder).push(s);
+  }
+  for (const [folder, entries] of groups) {
+    const group = document.createElement("optgroup");
+    group.label = folder;
+    if (entries.length > 1) {
+      const all = new Option(`Everything under ${folder}`, folder);
+      group.append(all);
+    }
+    for (const s of entries) {
+      const name = s.title || s.source.slice(folder.length) || s.source;
+      const option = new Option(name, s.source);
+      option.title = s.source;
+      group.append(option);
+    }
+    select.append(group);
+  }
+  select.value = [...select.options].some((o) => o.value === previous) ? previous : "";
+  const shown = listing.sources.length;
+  note.textContent = listing.truncated
+    ? `${shown} of ${listing.total} documents listed; a folder covers the rest under it.`
+    : `${shown} document${shown === 1 ? "" : "s"} in the index.`;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -220,11 +336,25 @@ document.addEventListener("DOMContentLoaded", () => {
   $("apikey").addEventListener("change", (e) => {
     const v = e.target.value.trim();
     if (v) sessionStorage.setItem(KEY_STORE, v); else sessionStorage.removeItem(KEY_STORE);
+    loadSources(); // another key may see other sources
   });
   $("ask").addEventListener("submit", ask);
   $("new").addEventListener("click", newConversation);
+  $("stop").addEventListener("click", stop);
+  $("source").addEventListener("change", () => {
+    const picked = $("source").selectedOptions[0];
+    $("scope").textContent = $("source").value ? `Searching in ${picked.textContent}` : "";
+  });
   $("question").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask").requestSubmit(); }
   });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") stop(); });
+  // An [n] whose source is not a web page points at the citation below: open it.
+  $("turns").addEventListener("click", (e) => {
+    const a = e.target.closest("a.cite");
+    const target = a && a.getAttribute("href").startsWith("#") ? document.getElementById(a.hash.slice(1)) : null;
+    if (target) target.open = true;
+  });
+  loadSources();
   $("question").focus();
 });
