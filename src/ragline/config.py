@@ -144,8 +144,12 @@ class RetrievalSettings(SettingsSection):
     dense_weight: float = Field(default=1.0, ge=0)
     sparse_weight: float = Field(default=1.0, ge=0)
     rrf_k: int = Field(default=60, ge=1)
-    # Per list fused in hybrid mode, and the pool the per-page cap picks distinct pages from.
+    # Per list fused in hybrid mode.
     candidates: int = Field(default=100, ge=1, le=1000)
+    # The fused candidates read (with their payloads) for shaping: the per-page cap picks distinct pages among
+    # them. 50 ranks the Ray dev questions as 100 does, and reading half the payloads is most of the saving
+    # (docs/serving.md, "Inside one query").
+    pool: int = Field(default=50, ge=1, le=1000)
     # Rerank stages, in order (see ragline.rerank.RERANKERS): e.g. ["cross-encoder"] with rerank_model set;
     # [] for none. None (the default) chooses by the index: page-level evidence (["page"]) where documents
     # are long enough to hold several chunks each, as documentation pages are; none for short records.

@@ -193,7 +193,7 @@ class Retriever:
         threshold = s.score_threshold if score_threshold is None else score_threshold
         pool = depth + _SPARE if s.dedupe or s.max_per_page else depth
         if s.max_per_page:  # the cap needs enough distinct pages behind the first ones to fill the list
-            pool = max(pool, s.candidates)
+            pool = max(pool, s.pool)
         if self.rerankers:
             pool = max(pool, s.rerank_depth)
         with span("search", mode=s.mode, limit=pool):
