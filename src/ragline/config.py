@@ -113,6 +113,8 @@ class CrawlSettings(SettingsSection):
     exclude: list[str] = []  # URL globs never crawled
     robots: bool = True  # honour robots.txt
     sitemap: bool = True  # seed the crawl from robots.txt's sitemaps or /sitemap.xml
+    # Media types read as HTML; any other response is read by the parser its type names (application/pdf,
+    # text/markdown...), else by its URL's extension (ragline.sources.kinds).
     content_types: list[str] = ["text/html", "application/xhtml+xml"]
     user_agent: str = "ragline/0.1 (documentation crawler)"
 

@@ -24,6 +24,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"})
     delay: float = 0.0  # seconds before answering
     content_length: bool = True  # False: stream the body and close, as a server that does not know its size
+    repeated: list[tuple[str, str]] = field(default_factory=list)  # header lines sent as they are, names repeating
 
 
 @dataclass
@@ -102,7 +103,7 @@ class SiteServer:
                 )
                 try:
                     self.send_response(status)
-                    for k, v in reply.headers.items():
+                    for k, v in [*reply.headers.items(), *reply.repeated]:
                         self.send_header(k, v.replace("{base}", site.base))
                     if status == 304:
                         self.end_headers()

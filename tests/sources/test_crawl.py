@@ -114,11 +114,12 @@ def test_robots_policy() -> None:
     policy = RobotsPolicy.parse(
         "User-agent: *\nDisallow: /private/\nCrawl-delay: 2\nSitemap: https://x.org/s.xml", "ragline/0.1"
     )
-    assert not policy.allows("https://x.org/private/a", "ragline/0.1") and policy.allows("https://x.org/a", "ragline")
+    assert not policy.allows("https://x.org/private/a") and policy.allows("https://x.org/a")
     assert policy.crawl_delay == 2 and policy.sitemaps == ["https://x.org/s.xml"]
-    assert RobotsPolicy.for_status(404).allows("https://x.org/a", "ragline")
-    assert not RobotsPolicy.for_status(403).allows("https://x.org/a", "ragline")
-    assert not RobotsPolicy.for_status(503).allows("https://x.org/a", "ragline")
+    assert RobotsPolicy.for_status(404).allows("https://x.org/a")
+    assert not RobotsPolicy.for_status(403).allows("https://x.org/a")
+    assert not RobotsPolicy.for_status(503).allows("https://x.org/a")
+    assert not RobotsPolicy.for_status(429).allows("https://x.org/a")
 
 
 # ----------------------------------------------------------------------------- a hostile site
@@ -195,7 +196,7 @@ def test_crawl_survives_a_hostile_site_and_stays_in_scope(tmp_path: Path) -> Non
     assert failed.pop("/docs/slow") == "timeout after 0.5s after 3 attempts"
     assert failed.pop("/docs/huge") == "too big: 100012 bytes > max_bytes 20000"
     assert failed.pop("/docs/streamed") == "too big: over max_bytes 20000"
-    assert failed.pop("/docs/image") == "not HTML (image/png)"
+    assert failed.pop("/docs/image") == "no parser for image/png"
     assert failed.pop("/docs/away") == f"redirected out of scope to {site.base}/blog/landing"
     assert failed.pop("/docs/missing") == "HTTP 404"
     b = site.base

@@ -1,9 +1,11 @@
-"""The web crawler: a documentation site -> HTML pages on disk (``pagestore``), politely and incrementally.
+"""The web crawler: a documentation site -> its pages on disk (``pagestore``), politely and incrementally.
 
 A crawl stays within the start URL's scheme, host and path prefix (``urls.Scope``), reads robots.txt and the
 sitemap first, then walks links breadth-first with a fixed number of workers, a per-host request rate, retries with
-backoff on timeouts, 429 and 5xx (honouring Retry-After), and limits on pages, depth and bytes. Pages it has seen
-before are asked for conditionally (If-None-Match / If-Modified-Since), so unchanged pages are not downloaded again.
+backoff on timeouts, 429 and 5xx (honouring Retry-After), and limits on pages, depth and bytes. It follows links to
+HTML pages and to any file the parse registry reads (Markdown, reStructuredText, notebooks...), and honours
+robots.txt (RFC 9309), X-Robots-Tag and ``<meta name=robots>`` (noindex, nofollow). Pages it has seen before are
+asked for conditionally (If-None-Match / If-Modified-Since), so unchanged pages are not downloaded again.
 """
 
 from __future__ import annotations
@@ -25,19 +27,11 @@ from ragline.errors import ConfigError, SourceError
 from ragline.records import Loaded
 from ragline.sources.decode import ACCEPT_ENCODING
 from ragline.sources.fetch import REDIRECTS, Fetcher
-from ragline.sources.pagestore import PageStore, load_crawled
+from ragline.sources.kinds import worth_fetching
+from ragline.sources.pagestore import PageEntry, PageStore, load_crawled
 from ragline.sources.report import CrawlProgress, CrawlReport, Problem
-from ragline.sources.robots import RobotsPolicy, parse_sitemap
-from ragline.sources.urls import (
-    PageLinks,
-    Scope,
-    canonical_url,
-    extract_links,
-    has_skipped_extension,
-    host_of,
-    identity,
-    normalize_url,
-)
+from ragline.sources.robots import RobotsPolicy, header_robots_tag, parse_sitemap, product_token
+from ragline.sources.urls import PageLinks, Scope, canonical_url, extract_links, host_of, identity, normalize_url
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -113,6 +107,7 @@ class _Run:
         self.store = PageStore(out_dir, origin)
         self.report = CrawlReport(start_url=self.start, origin=origin, out_dir=str(out_dir))
         self.fetch = Fetcher(settings, client, self.report)
+        self.token = product_token(settings.user_agent)  # whom robots.txt groups and X-Robots-Tag lines name
         self.queue: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()
         self.claimed: set[str] = set()  # canonical URLs queued or crawled: each page is fetched once
         self.outside: set[str] = set()
@@ -156,7 +151,7 @@ class _Run:
         if not self.scope.contains(target):
             self.outside.add(key)
             return False
-        if has_skipped_extension(target):
+        if not worth_fetching(target):
             return False
         if depth > self.s.max_depth or len(self.claimed) >= self.s.max_pages:
             self.limited.add(key)
@@ -193,7 +188,7 @@ class _Run:
         chain = [url]
         while True:
             policy = await self.fetch.policy(host_of(url))
-            if not policy.allows(url, self.s.user_agent):
+            if not policy.allows(url):
                 if policy.reason:  # no usable robots.txt (host down, 403...): a failure, not a choice of the site
                     self.report.failures.append(Problem(url, policy.reason))
                 else:
@@ -231,18 +226,39 @@ class _Run:
             url = target
 
         if resp.status == 304 and (entry := self.store.keep(key, last_status=304)) is not None:
-            self.report.not_modified += 1
-            self._follow(extract_links(self.store.read(entry), url), depth)
-        elif resp.status == 200:
-            links = extract_links(resp.body, url)
-            if links.noindex:
-                self.report.skipped.append(Problem(url, "noindex (meta robots)"))
+            # A 304 need not repeat the X-Robots-Tag: the stored one holds unless the answer brings a new one.
+            headers = {**entry.headers, **resp.headers}
+            links, noindex = self._wishes(self.store.read(entry), url, entry.kind, headers)
+            if noindex:
+                del self.store.current[key]
+                self.report.skipped.append(Problem(url, noindex))
             else:
-                change = self.store.save(key, url, 200, resp.headers, resp.body)
+                self.report.not_modified += 1
+            self._follow(links, depth)
+        elif resp.status == 200:
+            kind = resp.kind or "html"
+            links, noindex = self._wishes(resp.body, url, kind, resp.headers)
+            if noindex:
+                self.report.skipped.append(Problem(url, noindex))
+            else:
+                change = self.store.save(key, url, 200, resp.headers, resp.body, kind)
                 setattr(self.report, change, getattr(self.report, change) + 1)
             self._follow(links, depth)
         else:
             self._failed(key, url, f"HTTP {resp.status}", resp.status, depth)
+
+    def _wishes(self, body: bytes, url: str, kind: str, headers: dict[str, str]) -> tuple[PageLinks, str]:
+        """A page's links to follow, and why it must not be indexed ("" when it may be): the X-Robots-Tag
+        header and, in HTML, ``<meta name=robots>`` (either one's nofollow empties the links)."""
+        tag = header_robots_tag(headers, self.token)
+        page = extract_links(body, url, self.token) if kind == "html" else PageLinks([])
+        noindex = "noindex (X-Robots-Tag)" if tag.noindex else "noindex (meta robots)" if page.noindex else ""
+        if tag.nofollow or page.nofollow:
+            return PageLinks([], nofollow=True, noindex=bool(noindex)), noindex
+        return page, noindex
+
+    def _follow_stored(self, entry: PageEntry, depth: int) -> None:
+        self._follow(self._wishes(self.store.read(entry), entry.final_url, entry.kind, entry.headers)[0], depth)
 
     def _follow(self, links: PageLinks, depth: int) -> None:
         for link in links.links:
@@ -255,7 +271,7 @@ class _Run:
         transient = status is None or status == 429 or status >= 500
         if transient and (entry := self.store.keep(key, last_status=status, stale=reason)) is not None:
             self.report.stale += 1
-            self._follow(extract_links(self.store.read(entry), entry.final_url), depth)
+            self._follow_stored(entry, depth)
 
     # -- robots.txt and sitemaps --------------------------------------------------------------------------------
 
@@ -268,7 +284,7 @@ class _Run:
                 url = normalize_url(pending.popleft())
             except ValueError:
                 continue
-            if url in seen or host_of(url) != host or not policy.allows(url, self.s.user_agent):
+            if url in seen or host_of(url) != host or not policy.allows(url):
                 continue
             seen.add(url)
             resp = await self.fetch.get(url, MAX_SITEMAP_BYTES)

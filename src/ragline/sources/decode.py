@@ -29,6 +29,22 @@ _STEP = 1 << 16
 
 def decode(body: bytes, content_encoding: str, limit: int) -> bytes:
     """``body`` with its content encodings undone (last applied first); TooBig past ``limit`` bytes."""
+    out, over = _undo(body, content_encoding, limit)
+    if over:
+        raise TooBig
+    return out
+
+
+def decode_prefix(body: bytes, content_encoding: str, limit: int) -> tuple[bytes, bool]:
+    """The first ``limit`` decoded bytes of ``body`` (which may itself be cut short), and whether there were more."""
+    out, over = _undo(body, content_encoding, limit)
+    return out[:limit], over
+
+
+def _undo(body: bytes, content_encoding: str, limit: int) -> tuple[bytes, bool]:
+    """The encodings undone, never producing more than ``limit + 1`` bytes at any step, and whether any step
+    went past ``limit`` (a cut inner stream can decode to something short, which is still not the whole body)."""
+    over = len(body) > limit
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     for coding in reversed(codings):
         if coding in ("identity", ""):
@@ -44,17 +60,12 @@ def decode(body: bytes, content_encoding: str, limit: int) -> bytes:
             body = _zstd(body, limit)
         else:
             raise UnsupportedEncoding(coding)
-    if len(body) > limit:
-        raise TooBig
-    return body
+        over = over or len(body) > limit
+    return body, over
 
 
 def _zlib(data: bytes, wbits: int, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits)
-    out = d.decompress(data, limit + 1)
-    if len(out) > limit:
-        raise TooBig
-    return out
+    return zlib.decompressobj(wbits).decompress(data, limit + 1)
 
 
 def _zstd(data: bytes, limit: int) -> bytes:
@@ -70,6 +81,4 @@ def _zstd(data: bytes, limit: int) -> bytes:
             out += piece
     except zstandard.ZstdError as e:
         raise zlib.error(str(e)) from e
-    if len(out) > limit:
-        raise TooBig
     return bytes(out)

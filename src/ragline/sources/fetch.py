@@ -1,6 +1,7 @@
 """HTTP for one crawl: GETs with retries and backoff on timeouts, connection errors, 429 and 5xx (honouring
 Retry-After), a request rate per host (slowed by robots.txt's Crawl-delay and by Retry-After), bodies read raw
-with a byte bound and decoded with a bound on their expansion, and each host's robots.txt fetched once.
+with a byte bound and decoded with a bound on their expansion, the parse kind of each page chosen before its body
+is read (``kinds``), and each host's robots.txt fetched once.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from urllib.parse import urljoin
 import httpx
 
 from ragline.config import CrawlSettings
-from ragline.sources.decode import TooBig, UnsupportedEncoding, decode
+from ragline.sources.decode import TooBig, UnsupportedEncoding, decode, decode_prefix
+from ragline.sources.kinds import media_type, response_kind
 from ragline.sources.robots import RobotsPolicy
 from ragline.sources.urls import host_of, normalize_url
 
 log = logging.getLogger(__name__)
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-MAX_ROBOTS_BYTES = 512_000  # RFC 9309 asks crawlers to read at least 500 KiB
+MAX_ROBOTS_BYTES = 512_000  # RFC 9309 asks crawlers to parse at least 500 KiB; what is past it is ignored
+MAX_ROBOTS_REDIRECTS = 5  # RFC 9309 section 2.3.1.2: follow at least five, on any host
 
 
 class Counters(Protocol):
@@ -58,13 +61,15 @@ class Response:
     """One GET's outcome: a status and headers, the decoded body of a 200, or why it failed."""
 
     status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased; X-Robots-Tag lines kept apart by \n
+    body: bytes = b""  # as received (decoded from its Content-Encoding): binary formats stay bytes
     error: str | None = None  # set when the request failed for good (after retries)
+    kind: str | None = None  # the parse kind of a page (``kinds.response_kind``)
+    truncated: bool = False  # the body was cut at the byte bound (robots.txt only)
 
 
 class Refused(Exception):
-    """A response the crawler will not read: not HTML, or too big."""
+    """A response the crawler will not read: no parser for it, or too big."""
 
 
 class Fetcher:
@@ -78,8 +83,12 @@ class Fetcher:
         self.interval: dict[str, float] = {}  # seconds between requests to a host
         self.next_slot: dict[str, float] = {}  # when a host may be asked next (monotonic)
 
-    async def request(self, url: str, headers: dict[str, str], *, page: bool, max_bytes: int | None = None) -> Response:
-        """GET with retries on timeouts, connection errors, 429 and 5xx; the last failure becomes ``error``."""
+    async def request(
+        self, url: str, headers: dict[str, str], *, page: bool, max_bytes: int | None = None, truncate: bool = False
+    ) -> Response:
+        """GET with retries on timeouts, connection errors, 429 and 5xx; the last failure becomes ``error``.
+
+        A body over ``max_bytes`` is refused, or with ``truncate`` cut to its first ``max_bytes``."""
         s, host = self.s, host_of(url)
         attempts = s.retries + 1
         reason, status = "", None
@@ -89,7 +98,7 @@ class Fetcher:
             self.report.requests += 1
             try:
                 async with asyncio.timeout(s.timeout):
-                    resp = await self._once(url, headers, page=page, max_bytes=max_bytes or s.max_bytes)
+                    resp = await self._once(url, headers, page, max_bytes or s.max_bytes, truncate)
             except (TimeoutError, httpx.TimeoutException):
                 reason, status, wait = f"timeout after {s.timeout:g}s", None, None
             except httpx.TransportError as exc:
@@ -114,26 +123,40 @@ class Fetcher:
         suffix = f" after {attempts} attempts" if attempts > 1 else ""
         return Response(status, error=reason + suffix)
 
-    async def _once(self, url: str, headers: dict[str, str], *, page: bool, max_bytes: int) -> Response:
+    async def _once(self, url: str, headers: dict[str, str], page: bool, max_bytes: int, truncate: bool) -> Response:
         resp = await self.client.send(self.client.build_request("GET", url, headers=headers), stream=True)
         try:
             got = {k.lower(): v for k, v in resp.headers.items()}
+            if tags := resp.headers.get_list("x-robots-tag"):
+                got["x-robots-tag"] = "\n".join(tags)  # a user agent's name scopes only the rest of its own line
             if resp.status_code != 200:
                 return Response(resp.status_code, got)
-            media = got.get("content-type", "").split(";", 1)[0].strip().lower()
-            if page and media and media not in self.s.content_types:
-                raise Refused(f"not HTML ({media})")
+            kind = None
+            if page:
+                kind = response_kind(got.get("content-type", ""), url, self.s.content_types)
+                if kind is None:
+                    raise Refused(f"no parser for {media_type(got.get('content-type', ''))}")
             declared = got.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if not truncate and declared.isdigit() and int(declared) > max_bytes:
                 raise Refused(f"too big: {declared} bytes > max_bytes {max_bytes}")
             # Raw bytes, bounded, then decoded with a bound on the expansion (a 32 KB zstd page can hold 1 GiB).
             raw = bytearray()
+            cut = False
             async for chunk in resp.aiter_raw():
                 raw += chunk
                 if len(raw) > max_bytes:
-                    raise Refused(f"too big: over max_bytes {max_bytes}")
+                    if not truncate:
+                        raise Refused(f"too big: over max_bytes {max_bytes}")
+                    del raw[max_bytes:]
+                    cut = True
+                    break
             try:
-                body = decode(bytes(raw), got.get("content-encoding", ""), max_bytes)
+                encoding = got.get("content-encoding", "")
+                if truncate:
+                    body, more = decode_prefix(bytes(raw), encoding, max_bytes)
+                    cut = cut or more
+                else:
+                    body = decode(bytes(raw), encoding, max_bytes)
             except TooBig:
                 raise Refused(f"too big: decodes to over max_bytes {max_bytes}") from None
             except UnsupportedEncoding as e:
@@ -141,7 +164,7 @@ class Fetcher:
             except zlib.error as e:
                 raise Refused(f"broken {got.get('content-encoding')} body: {e}") from None
             self.report.bytes += len(body)
-            return Response(200, got, body)
+            return Response(200, got, body, kind=kind, truncated=cut)
         finally:
             await resp.aclose()
 
@@ -154,10 +177,12 @@ class Fetcher:
         if at > now:
             await asyncio.sleep(at - now)
 
-    async def get(self, url: str, max_bytes: int) -> Response:
-        """A robots.txt or sitemap: redirects followed on the same host only."""
-        for _ in range(self.s.max_redirects + 1):
-            resp = await self.request(url, {}, page=False, max_bytes=max_bytes)
+    async def get(self, url: str, max_bytes: int, *, robots: bool = False) -> Response:
+        """A sitemap (redirects followed on the same host only) or, with ``robots``, a robots.txt: up to
+        ``MAX_ROBOTS_REDIRECTS`` redirects on any host, and the body cut at ``max_bytes``."""
+        hops = MAX_ROBOTS_REDIRECTS if robots else self.s.max_redirects
+        for _ in range(hops + 1):
+            resp = await self.request(url, {}, page=False, max_bytes=max_bytes, truncate=robots)
             location = resp.headers.get("location")
             if resp.status not in REDIRECTS or not location:
                 return resp
@@ -165,7 +190,7 @@ class Fetcher:
                 target = normalize_url(urljoin(url, location))
             except ValueError:
                 return Response(resp.status, error=f"bad redirect to {location!r}")
-            if host_of(target) != host_of(url):
+            if not robots and host_of(target) != host_of(url):
                 return Response(resp.status, error=f"redirected to another host: {target}")
             url = target
         return Response(None, error="too many redirects")
@@ -180,9 +205,10 @@ class Fetcher:
     async def _fetch_robots(self, host: str) -> RobotsPolicy:
         if not self.s.robots:
             return RobotsPolicy.allow_all()
-        resp = await self.get(f"{host}/robots.txt", MAX_ROBOTS_BYTES)
+        resp = await self.get(f"{host}/robots.txt", MAX_ROBOTS_BYTES, robots=True)
         if resp.status == 200 and resp.error is None:
-            policy = RobotsPolicy.parse(resp.body.decode("utf-8", errors="replace"), self.s.user_agent)
+            text = resp.body.decode("utf-8", errors="replace")
+            policy = RobotsPolicy.parse(text, self.s.user_agent, truncated=resp.truncated)
         elif resp.status is not None and resp.status != 200:
             policy = RobotsPolicy.for_status(resp.status)
         else:

@@ -2,8 +2,9 @@
 
 Each manifest line holds a page's canonical ``url``, the ``final_url`` that served it, the ``origin`` (the canonical
 start URL of the crawl that owns it), HTTP ``status`` and validators (``headers``: content-type, etag,
-last-modified), ``fetched_at`` (when the body was downloaded), ``checked_at`` (when it was last confirmed), ``file``
-(relative to the folder) and ``sha256``. Several crawls (origins) can share one folder; each rewrites only its lines.
+last-modified, x-robots-tag), ``fetched_at`` (when the body was downloaded), ``checked_at`` (when it was last
+confirmed), ``file`` (relative to the folder), ``sha256`` and ``kind`` (the parser that reads it: ``html``,
+``markdown``...). Several crawls (origins) can share one folder; each rewrites only its lines.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ragline.sources.urls import fallback_file, page_file
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
-KEPT_HEADERS = ("content-type", "etag", "last-modified", "content-language")
+KEPT_HEADERS = ("content-type", "etag", "last-modified", "content-language", "x-robots-tag")
 Change = Literal["new", "changed", "unchanged"]
 
 
@@ -50,6 +51,7 @@ class PageEntry:
     bytes: int
     last_status: int | None = None  # what the last check answered (304, or the error kept this copy stale)
     stale: str | None = None  # why this copy could not be confirmed by the last crawl
+    kind: str = "html"  # the parse kind, chosen from the response's Content-Type or URL
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -109,7 +111,9 @@ class PageStore:
             out["If-Modified-Since"] = modified
         return out
 
-    def save(self, url: str, final_url: str, status: int, headers: Mapping[str, str], body: bytes) -> Change:
+    def save(
+        self, url: str, final_url: str, status: int, headers: Mapping[str, str], body: bytes, kind: str = "html"
+    ) -> Change:
         """Store a downloaded page; says whether it is new, changed or the same as the previous copy."""
         prev = self.previous.get(url)
         digest = hashlib.sha256(body).hexdigest()
@@ -135,6 +139,7 @@ class PageStore:
             sha256=digest,
             bytes=len(body),
             last_status=status,
+            kind=kind,
         )
         return "new" if prev is None else "unchanged" if prev.sha256 == digest else "changed"
 
@@ -195,7 +200,7 @@ def load_crawled(out_dir: Path, settings: ParseSettings, origin: str | None = No
             continue
         try:
             # No path: the fallback title should come from the URL, not from "index.html".
-            doc = parse_bytes(data, source=entry.final_url, kind="html", settings=settings)
+            doc = parse_bytes(data, source=entry.final_url, kind=entry.kind, settings=settings)
         except SourceError as exc:
             yield Loaded(entry.final_url, error=str(exc))
             continue

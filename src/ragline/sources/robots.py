@@ -1,22 +1,90 @@
-"""robots.txt and sitemaps: what a site lets a crawler fetch, and which pages it lists. Pure parsing, no I/O."""
+"""What a site lets a crawler do: robots.txt (RFC 9309), the X-Robots-Tag header and ``<meta name=robots>``
+directives, and the sitemaps it lists. Pure parsing, no I/O.
+
+robots.txt rules are matched by protego (longest match wins, Allow wins a tie, ``*`` and ``$`` patterns). The
+choice of group is made here, because RFC 9309 asks for an exact, case-insensitive match of the crawler's
+product token (``ragline``), all groups naming it merged, and the ``*`` group only when none does; protego
+would also take a group named after any prefix of the token (``User-agent: rag``).
+"""
 
 from __future__ import annotations
 
 import gzip
 import logging
+import re
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.robotparser import RobotFileParser
 from xml.etree import ElementTree
 
+from protego import Protego
+
 log = logging.getLogger(__name__)
+
+_TOKEN_RE = re.compile(r"\s*([A-Za-z_-]+)")
+_AGENT_FIELDS = frozenset({"user-agent", "useragent", "user agent"})
+_RULE_FIELDS = {"allow": "Allow", "disallow": "Disallow", "crawl-delay": "Crawl-delay", "request-rate": "Request-rate"}
+# X-Robots-Tag directives that carry a value after a colon: ``max-snippet: 20`` is not a user agent's name.
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+_AGENT_PREFIX_RE = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*:(.*)", re.DOTALL)
+
+
+def product_token(user_agent: str) -> str:
+    """The product token of a User-Agent string, lower-cased: ``ragline/0.1 (crawler)`` -> ``ragline``."""
+    m = _TOKEN_RE.match(user_agent)
+    return m.group(1).lower() if m else ""
+
+
+def _records(text: str) -> Iterator[tuple[str, str]]:
+    """``(field, value)`` of each ``field: value`` line, comments removed, the field lower-cased."""
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        name, sep, value = line.partition(":")
+        if sep:
+            yield name.strip().lower(), value.strip()
+
+
+@dataclass(slots=True)
+class _Group:
+    agents: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # normalised rule lines, in order
+
+
+def _select(text: str, token: str) -> tuple[list[str] | None, list[str]]:
+    """The rule lines of the groups that apply to ``token`` (None: no group applies), and the sitemaps."""
+    groups: list[_Group] = []
+    sitemaps: list[str] = []
+    current: _Group | None = None
+    in_agents = False  # the previous record was a user-agent line: a new one joins the same group
+    for name, value in _records(text):
+        if name == "sitemap":  # site-wide, not part of any group
+            if value:
+                sitemaps.append(value)
+            continue
+        if name in _AGENT_FIELDS:
+            if current is None or not in_agents:
+                current = _Group()
+                groups.append(current)
+            in_agents = True
+            agent = "*" if value.startswith("*") else product_token(value)
+            if agent:
+                current.agents.append(agent)
+            continue
+        in_agents = False
+        if current is not None and name in _RULE_FIELDS and value:  # rules before any user-agent are void
+            current.rules.append(f"{_RULE_FIELDS[name]}: {value}")
+    for wanted in (token, "*"):
+        chosen = [g for g in groups if wanted in g.agents]
+        if chosen:
+            return [line for g in chosen for line in g.rules], sitemaps
+    return None, sitemaps
 
 
 @dataclass(slots=True)
 class RobotsPolicy:
-    """One host's robots.txt, read for one user agent."""
+    """One host's robots.txt, read for one product token."""
 
-    parser: RobotFileParser | None = None  # None: no rules (no robots.txt, or robots ignored)
+    parser: Protego | None = None  # None: no rules (no robots.txt, robots ignored, or no group applies)
     disallow_all: bool = False
     reason: str = ""  # why everything is disallowed, for the report
     sitemaps: list[str] = field(default_factory=list)
@@ -31,32 +99,75 @@ class RobotsPolicy:
         return cls(disallow_all=True, reason=reason)
 
     @classmethod
-    def parse(cls, text: str, user_agent: str) -> RobotsPolicy:
-        parser = RobotFileParser()
-        parser.parse(text.splitlines())
-        delay: float | None = None
-        raw_delay = parser.crawl_delay(user_agent)
-        if raw_delay is not None:
-            delay = float(raw_delay)
-        rate = parser.request_rate(user_agent)
+    def parse(cls, text: str, user_agent: str, *, truncated: bool = False) -> RobotsPolicy:
+        """The rules of ``text`` for ``user_agent``'s product token; a ``truncated`` file loses its cut last line."""
+        text = text.removeprefix("\ufeff")
+        if truncated:
+            text = text.rsplit("\n", 1)[0] if "\n" in text else ""
+        rules, sitemaps = _select(text, product_token(user_agent))
+        if rules is None:
+            return cls(sitemaps=sitemaps)
+        # One group holding exactly the chosen rules, so protego's own choice of group cannot differ from ours.
+        parser = Protego.parse("User-agent: *\n" + "\n".join(rules))
+        delay = parser.crawl_delay("*")
+        rate = parser.request_rate("*")
         if rate is not None and rate.requests > 0:
             delay = max(delay or 0.0, rate.seconds / rate.requests)
-        return cls(parser=parser, sitemaps=list(parser.site_maps() or []), crawl_delay=delay)
+        return cls(parser=parser, sitemaps=sitemaps, crawl_delay=delay)
 
     @classmethod
     def for_status(cls, status: int) -> RobotsPolicy:
-        """No usable robots.txt: 401/403 forbid everything (as ``urllib.robotparser`` does), other 4xx allow it,
-        and an unreachable one (5xx) forbids everything (RFC 9309 section 2.3.1.4)."""
+        """No usable robots.txt. 401/403 forbid everything (stricter than RFC 9309, which allows any 4xx), as
+        does 429 (a host asking to slow down) and an unreachable one (5xx, RFC 9309 section 2.3.1.4); any
+        other status allows everything (section 2.3.1.3)."""
         if status in (401, 403):
             return cls.blocked(f"robots.txt answered HTTP {status}")
-        if status >= 500:
+        if status == 429 or status >= 500:
             return cls.blocked(f"robots.txt unreachable (HTTP {status})")
         return cls.allow_all()
 
-    def allows(self, url: str, user_agent: str) -> bool:
+    def allows(self, url: str) -> bool:
         if self.disallow_all:
             return False
-        return self.parser is None or self.parser.can_fetch(user_agent, url)
+        return self.parser is None or self.parser.can_fetch(url, "*")
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsTag:
+    """What a page's X-Robots-Tag header or ``<meta name=robots>`` asks of this crawler."""
+
+    noindex: bool = False
+    nofollow: bool = False
+
+    def __or__(self, other: RobotsTag) -> RobotsTag:
+        return RobotsTag(self.noindex or other.noindex, self.nofollow or other.nofollow)
+
+
+def robots_tag(values: Iterable[str], token: str) -> RobotsTag:
+    """Directives of X-Robots-Tag values (or meta robots contents) that apply to ``token``.
+
+    Each value is a comma-separated list; ``name: directives`` scopes the rest of that value to one crawler,
+    and directives without a name apply to all. ``none`` means ``noindex, nofollow``; the strictest wins.
+    """
+    noindex = nofollow = False
+    for value in values:
+        agent: str | None = None
+        for piece in value.split(","):
+            m = _AGENT_PREFIX_RE.match(piece)
+            if m and m.group(1).lower() not in _VALUED_DIRECTIVES:
+                agent, piece = product_token(m.group(1)), m.group(2)
+            if agent is not None and agent != token:
+                continue
+            words = set(piece.lower().split())
+            noindex |= bool(words & {"noindex", "none"})
+            nofollow |= bool(words & {"nofollow", "none"})
+    return RobotsTag(noindex, nofollow)
+
+
+def header_robots_tag(headers: dict[str, str], token: str) -> RobotsTag:
+    """The X-Robots-Tag of a response; the fetcher keeps each header line of it on a line of its own."""
+    value = headers.get("x-robots-tag")
+    return robots_tag(value.split("\n"), token) if value else RobotsTag()
 
 
 @dataclass(slots=True)

@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from ragline.sources.robots import robots_tag
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 INDEX_FILES = frozenset({"index.html", "index.htm"})
 # Parameters that only say where a visitor came from: never part of a page's identity.
@@ -26,13 +28,6 @@ TRACKING_PARAMS = frozenset(
     | {"mkt_tok", "ref_src", "ref_url"}
 )
 TRACKING_PREFIXES = ("utm_",)
-# Links to these are never HTML pages: not worth a request.
-SKIPPED_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".ico", ".bmp", ".tif", ".tiff", ".pdf", ".zip", ".gz"}
-    | {".tgz", ".bz2", ".xz", ".tar", ".whl", ".exe", ".dmg", ".iso", ".mp3", ".mp4", ".webm", ".avi", ".mov"}
-    | {".wav", ".ogg", ".woff", ".woff2", ".ttf", ".eot", ".otf", ".css", ".js", ".mjs", ".map", ".json", ".xml"}
-    | {".csv", ".ipynb", ".txt", ".rst", ".md", ".py"}
-)
 _PERCENT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -102,12 +97,6 @@ def host_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def has_skipped_extension(url: str) -> bool:
-    """Whether the URL names a file that is never an HTML page (image, archive, stylesheet...)."""
-    name = urlsplit(url).path.rsplit("/", 1)[-1]
-    return posixpath.splitext(name)[1].lower() in SKIPPED_EXTENSIONS
-
-
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which URLs a crawl may request: the start URL's scheme, host and path prefix, widened by ``include``
@@ -153,13 +142,17 @@ class PageLinks:
     noindex: bool = False
 
 
-def extract_links(html: bytes | str, page_url: str) -> PageLinks:
-    """Absolute http(s) links of a page (``<base href>`` honoured, fragments dropped, in document order, once)."""
+def extract_links(html: bytes | str, page_url: str, token: str = "") -> PageLinks:
+    """Absolute http(s) links of a page (``<base href>`` honoured, fragments dropped, in document order, once).
+
+    ``<meta name=robots>`` applies, and so does a meta named after the crawler's product token ``token``.
+    """
     text = html.decode("utf-8", errors="replace") if isinstance(html, bytes) else html
     tree = LexborHTMLParser(text)
-    meta = " ".join((m.attributes.get("content") or "").lower() for m in tree.css('meta[name="robots" i]'))
-    nofollow = "nofollow" in meta or "none" in meta
-    noindex = "noindex" in meta or "none" in meta
+    names = {"robots", token} - {""}
+    metas = [m for m in tree.css("meta[name][content]") if (m.attributes.get("name") or "").lower() in names]
+    wish = robots_tag([m.attributes.get("content") or "" for m in metas], token)
+    nofollow, noindex = wish.nofollow, wish.noindex
     base_node = tree.css_first("base[href]")
     base = urljoin(page_url, (base_node.attributes.get("href") or "").strip()) if base_node is not None else page_url
     seen: dict[str, None] = {}
