@@ -3,14 +3,15 @@
 variant's retrieval hit rate (top-5) on the dev questions next to its speed.
 
     .venv/bin/python bench/ingest.py [--corpus ray-html-2023-06 --corpus ray-docs] [--limit-docs N]
-        [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1] [--variants a,b,c,d,b-w,b-st]
+        [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1] [--variants a,b,c,d,e,b-w,b-st]
 
 (a) per document: BeautifulSoup ``html.parser``, LangChain ``RecursiveCharacterTextSplitter(512, 50)``,
 ``SentenceTransformer.encode`` of that document's chunks, one upsert per document (qdrant-client, on disk).
 (d) the chunks of (b) embedded by one ``SentenceTransformer.encode`` call; (d') the same by (b)'s embedder,
 configured as (b) runs it (ONNX: one-thread calls, one per core); (b-w) is (b) on the shipped ONNX file as it
 is (int8-stored weights, float products) instead of the dynamically quantized one; (b-st) is (b) on
-sentence-transformers.
+sentence-transformers; (e) is ``ragline ingest FOLDER --json`` as a user runs it, in a fresh process (its
+start-up and model load on the clock), with (b)'s settings.
 All use all-MiniLM-L6-v2. Models load before the clock starts, except in (c), whose actors load their own.
 ``--limit-docs N`` keeps the first N files, pages that questions ask about first. The machine is shared, so
 ratios of variants measured in one run mean more than absolute rates; ``cpu_s`` (the process tree's CPU
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -261,6 +263,29 @@ def run_engine(folder: Path, files: list[str], comp: Components, ray: bool) -> t
     return row, store_search(comp)
 
 
+def run_command(
+    folder: Path, files: list[str], corpus: Corpus, backend: str, work: Path
+) -> tuple[dict[str, Any], Search]:
+    """(e) the command a user runs, ``ragline ingest FOLDER --json``, in a fresh process: start-up, model load,
+    quantized-model cache and all, with the settings (b) runs with."""
+    data = work / "e"
+    env = {**os.environ, "RAGLINE_EMBEDDING__BACKEND": backend}
+    if corpus.url_template:
+        env["RAGLINE_PARSE__URL_TEMPLATE"] = corpus.url_template
+    cmd = [sys.executable, "-m", "ragline.cli", "-q", "ingest", str(folder), "--json", "--data-dir", str(data)]
+    meter = Meter()
+    with meter.run():
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if done.returncode != 0:
+        raise SystemExit(f"(e) failed: {done.stderr[-2000:]}")
+    report = json.loads(done.stdout)
+    row = _row(meter, len(files), report["chunks_written"])
+    row["skipped"] = len(report["skipped"])
+    comp = settings_for(corpus, data, backend)
+    comp.open_for_reading()
+    return row, store_search(comp)
+
+
 def bound_chunks(folder: Path, comp: Components) -> tuple[list[str], list[str]]:
     """(b)'s chunks (embedding text, file) without embedding them, as the in-process engine makes them."""
     _, loaded = read_sources([folder], comp)
@@ -351,6 +376,8 @@ def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) 
         comp.embedder.warm_up()
         comps.append(comp)
         record("b-st in-process (sentence-transformers)", run_engine(folder, corpus.files, comp, ray=False))
+    if "e" in args.variants:
+        record(f"e the command ({backend}, fresh process)", run_command(folder, corpus.files, corpus, backend, work))
     if "c" in args.variants:
         started = time.perf_counter()
         start_local_ray(num_cpus=None, log_to_driver=False, logging_level="WARNING")
@@ -370,7 +397,7 @@ def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) 
     def pick(prefix: str) -> dict[str, Any] | None:
         return next((r for n, r in rows.items() if n.startswith(prefix + " ")), None)
 
-    a, b, c, d, d2 = pick("a"), pick("b"), pick("c"), pick("d"), pick("d'")
+    a, b, c, d, d2, e = pick("a"), pick("b"), pick("c"), pick("d"), pick("d'"), pick("e")
     ratios: dict[str, float] = {}
     if a and b:
         ratios["b/a docs/s"] = b["docs_per_s"] / a["docs_per_s"]
@@ -383,6 +410,10 @@ def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) 
     if b and d2:
         ratios["b/d' chunks/s"] = b["chunks_per_s"] / d2["chunks_per_s"]
         ratios["b/d' cpu"] = d2["cpu_s"] / b["cpu_s"]
+    if e and d2:
+        ratios["e/d' chunks/s"] = e["chunks_per_s"] / d2["chunks_per_s"]
+    if e and b:
+        ratios["e/b chunks/s"] = e["chunks_per_s"] / b["chunks_per_s"]
     return {
         "files": len(corpus.files),
         "questions": len(corpus.questions),
@@ -400,8 +431,8 @@ def main() -> None:
     ap.add_argument("--embed-actors", type=int, default=1)
     ap.add_argument(
         "--variants",
-        default="a,b,c,d",
-        help="which of a,b,c,d; b-w: b on the shipped ONNX file; b-st: b on sentence-transformers",
+        default="a,b,c,d,e",
+        help="which of a,b,c,d,e; b-w: b on the shipped ONNX file; b-st: b on sentence-transformers",
     )
     args = ap.parse_args()
     args.variants = set(args.variants.split(","))
