@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ragline.ray_local import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -114,9 +115,7 @@ def test_asking_an_empty_index_says_so(tmp_path: Path) -> None:
 def test_unreachable_llm_names_the_url(ingested) -> None:  # type: ignore[no-untyped-def]
     """Generative mode fails with the URL; auto (the default with a configured endpoint) answers extractively."""
     data, _ = ingested
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     url = f"http://127.0.0.1:{port}/v1"
     env = {"RAGLINE_LLM__BACKEND": "openai", "RAGLINE_LLM__BASE_URL": url, "RAGLINE_LLM__MAX_RETRIES": "0"}
     r = ragline("ask", "How do I upgrade widgetron?", "--mode", "generative", data_dir=data, env=env)

@@ -55,3 +55,13 @@ def test_haproxys_statistics_and_metrics_listeners_bind_loopback(monkeypatch: py
     assert len(after) == len(before)
     assert not [line for line in after if line.startswith(("bind :", "bind *:"))], after
     assert "bind 127.0.0.1:{{ config.metrics_port }}" in after and "bind 127.0.0.1:{{ config.stats_port }}" in after
+
+
+def test_free_ports_come_from_below_the_kernels_ephemeral_range() -> None:
+    """A port the kernel could hand to a Ray socket between the draw and the server's bind would collide."""
+    start = ray_local._ephemeral_start()
+    if start - ray_local._DRAW_FROM < 1000:
+        pytest.skip(f"this machine's ephemeral range starts at {start}: no room below it")
+    ports = {ray_local.free_port() for _ in range(50)}
+    assert all(ray_local._DRAW_FROM <= p < start for p in ports), sorted(ports)
+    assert len(ports) > 40  # drawn at random, not one port handed to every caller

@@ -108,10 +108,37 @@ def set_serve_data_plane(fast: bool, drain_seconds: float) -> None:
             os.environ[name] = str(free_port())
 
 
+# Ports for listeners that start later (HAProxy's side listeners, test servers) are drawn below the kernel's
+# ephemeral range and above Ray's worker ports (10002-19999 by default). A port the kernel hands out for
+# `bind(0)` or an outgoing connection comes from the ephemeral range, so between the draw and the real bind
+# only another explicit bind can take it; Ray's processes open hundreds of sockets in that window.
+_DRAW_FROM = 20000
+
+
+def _ephemeral_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; macOS starts at 49152
+
+
 def free_port() -> int:
+    """A loopback TCP port that nothing holds now and that the kernel will not hand out on its own."""
+    import random
     import socket
 
-    with socket.socket() as s:
+    top = _ephemeral_start()
+    draws = random.SystemRandom()
+    for _ in range(200 if top - _DRAW_FROM >= 1000 else 0):
+        port = draws.randrange(_DRAW_FROM, top)
+        with socket.socket() as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no room below the ephemeral range on this machine
         s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
 

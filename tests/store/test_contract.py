@@ -7,7 +7,6 @@ standing in for a Qdrant server. Vectors are small random unit vectors; rankings
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from ragline.config import QdrantSettings
 from ragline.errors import BadRequestError, EmptyIndexError, IndexMismatchError, StoreError
+from ragline.ray_local import free_port
 from ragline.records import Chunk, Document
 from ragline.store import EdgeStore, QdrantStore, make_store
 from ragline.store.base import Fusion, IndexInfo, Prefix, StoredDocument, VectorStore
@@ -679,9 +679,7 @@ def test_make_store_picks_backend(tmp_path: Path) -> None:
 
 
 def test_unreachable_server_raises_store_error() -> None:
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     url = f"http://127.0.0.1:{port}"
     store = QdrantStore(url=url, timeout=2)
     with pytest.raises(StoreError, match=url.replace(".", r"\.")):
