@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 if TYPE_CHECKING:
     from ragline.agent import Event
@@ -25,9 +25,30 @@ if TYPE_CHECKING:
     from ragline.ops.delete import DeleteReport
     from ragline.records import Answer, Hit
 
-__all__ = ["Ragline", "open"]
+__all__ = ["AskOptions", "Ragline", "SearchOptions", "open"]
 
 Progress = Callable[[str, int], None]  # (event, amount): "document", "chunks", "skipped"
+
+
+class SearchOptions(TypedDict, total=False):
+    """What narrows a search, as keywords of ``search``, ``ask`` and ``stream``.
+
+    ``filters``: ``source`` (a URL or path prefix), ``type`` (html, markdown, rst, notebook, pdf, docx) or
+    any metadata key. ``tenant``: only that tenant's chunks can match, whatever the filters say.
+    """
+
+    filters: Mapping[str, Any] | None
+    tenant: str | None
+
+
+class AskOptions(SearchOptions, total=False):
+    """``ask`` and ``stream`` take these too. ``history``: earlier turns, ``{"role": "user" | "assistant",
+    "content": ...}``, oldest first. ``mode``: extractive (no model), generative (the model, checked) or auto;
+    default ``answer.mode``. ``max_tokens``: at most this many tokens of answer (``llm.max_tokens`` caps it)."""
+
+    history: Sequence[Message] | None
+    mode: str | None
+    max_tokens: int | None
 
 
 class Ragline:
@@ -153,68 +174,32 @@ class Ragline:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def search(
-        self,
-        question: str,
-        k: int | None = None,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        tenant: str | None = None,
-    ) -> list[Hit]:
-        """The best matching chunks (``Hit``: chunk and score), like ``ragline search``.
-
-        ``filters``: ``source`` (a URL or path prefix), ``type`` (html, markdown, rst, notebook) or any
-        metadata key. With ``tenant``, only that tenant's chunks can match, whatever the filters say.
-        """
+    def search(self, question: str, k: int | None = None, **options: Unpack[SearchOptions]) -> list[Hit]:
+        """The best matching chunks (``Hit``: chunk and score), like ``ragline search``; ``filters`` and
+        ``tenant`` narrow it (``SearchOptions``)."""
         self._open_for_reading()
-        return self._components.retriever.search(question, k, filters=filters, tenant=tenant)
+        return self._components.retriever.search(question, k, **options)
 
-    def ask(
-        self,
-        question: str,
-        k: int | None = None,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        tenant: str | None = None,
-        history: Sequence[Message] | None = None,
-        mode: str | None = None,
-        max_tokens: int | None = None,
-    ) -> Answer:
-        """The answer with its citations, like ``ragline ask``.
-
-        ``mode``: extractive (no model), generative (the model, checked) or auto; default ``answer.mode``.
-        ``history``: earlier turns, ``{"role": "user" | "assistant", "content": ...}``, oldest first.
-        """
+    def ask(self, question: str, k: int | None = None, **options: Unpack[AskOptions]) -> Answer:
+        """The answer with its citations, like ``ragline ask``; ``filters``, ``tenant``, ``history``, ``mode``
+        and ``max_tokens`` shape it (``AskOptions``)."""
         from ragline.agent import Done
 
-        for event in self.stream(
-            question, k, filters=filters, tenant=tenant, history=history, mode=mode, max_tokens=max_tokens
-        ):
+        for event in self.stream(question, k, **options):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("the answer stream ended without an answer")  # pragma: no cover
 
-    def stream(
-        self,
-        question: str,
-        k: int | None = None,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        tenant: str | None = None,
-        history: Sequence[Message] | None = None,
-        mode: str | None = None,
-        max_tokens: int | None = None,
-    ) -> Iterator[Event]:
+    def stream(self, question: str, k: int | None = None, **options: Unpack[AskOptions]) -> Iterator[Event]:
         """The answer as it is made: ``Retrieved`` (the citations), ``Token``... (pieces of text), then
         ``Done`` (the whole ``Answer``). Takes what ``ask`` takes."""
         from ragline.agent import MODES, Query
         from ragline.errors import BadRequestError
 
+        mode = options.get("mode")
         if mode is not None and mode not in MODES:
             raise BadRequestError(f"mode {mode!r}: auto, extractive or generative")
-        query = Query.of(
-            question, k=k, filters=filters, tenant=tenant, history=history, mode=mode, max_tokens=max_tokens
-        )
+        query = Query.of(question, k=k, **options)
         self._open_for_reading()
         return self._components.agent.stream(query)
 

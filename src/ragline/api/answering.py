@@ -4,7 +4,7 @@ when the language model is down and the server falls back to citations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ragline.records import Answer, Citation, Hit, Usage
@@ -20,15 +20,7 @@ class GivenHits(Retriever):
     def warm_up(self) -> None:
         return None
 
-    def search(
-        self,
-        query: str,
-        k: int | None = None,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        score_threshold: float | None = None,
-        tenant: str | None = None,
-    ) -> list[Hit]:
+    def search(self, query: str, k: int | None = None, **options: Any) -> list[Hit]:
         return self.hits
 
 

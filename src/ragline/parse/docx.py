@@ -12,10 +12,11 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from ragline.errors import MissingDependencyError, SourceError
 from ragline.parse.anchors import AnchorRegistry, github_slug
+from ragline.parse.drafts import Origin, document, title_for
 from ragline.records import Document, Section
 
 KIND = "docx"
@@ -76,14 +77,7 @@ def _python_docx() -> tuple[Any, Any, Any]:
     return open_docx, Table, Paragraph
 
 
-def parse_docx(
-    data: bytes,
-    *,
-    source: str,
-    fallback_title: str | None = None,
-    path: str | None = None,
-    max_bytes: int | None = None,
-) -> Document:
+def parse_docx(data: bytes, *, max_bytes: int | None = None, **origin: Unpack[Origin]) -> Document:
     """Parse DOCX bytes into heading sections; encrypted, broken or oversized files are SourceErrors."""
     open_docx, table_of, paragraph_of = _python_docx()
     _check_package(data, max_bytes)
@@ -112,10 +106,10 @@ def parse_docx(
     sections = out.finish()
     props_title = " ".join((word.core_properties.title or "").split())
     first_heading = next((s.title for s in sections if s.title), "")
-    title = props_title or out.title or first_heading or fallback_title or source
+    title = title_for(origin, props_title, out.title, first_heading)
     for s in sections:
         s.title = s.title or title  # the text before the first heading
-    return Document.from_sections(source=source, title=title, kind=KIND, sections=sections, path=path)
+    return document(origin, sections, title=title, kind=KIND)
 
 
 def _check_package(data: bytes, max_bytes: int | None) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import Unpack
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ragline.parse.anchors import AnchorRegistry, github_slug
-from ragline.parse.drafts import Draft, preamble, to_document
+from ragline.parse.drafts import Draft, Origin, preamble, title_for, to_document
 from ragline.records import Document
 
 KIND = "html"
@@ -318,14 +319,7 @@ def _canonical(tree: LexborHTMLParser) -> str | None:
     return None
 
 
-def parse_html(
-    text: str,
-    *,
-    source: str,
-    selector: str | None = None,
-    fallback_title: str | None = None,
-    path: str | None = None,
-) -> Document:
+def parse_html(text: str, *, selector: str | None = None, **origin: Unpack[Origin]) -> Document:
     """Parse an HTML page; ``source`` is replaced by the page's absolute canonical URL if it has one."""
     tree = LexborHTMLParser(cap_depth(text))
     canonical = _canonical(tree)
@@ -340,5 +334,5 @@ def parse_html(
     out.newline()
 
     first_h1 = next((d.title for d in out.drafts[1:] if d.level == 1), None)
-    title = first_h1 or page_title or fallback_title or source
-    return to_document(out.drafts, source=canonical or source, title=title, kind=KIND, path=path)
+    title = title_for(origin, first_h1, page_title)
+    return to_document(out.drafts, origin, title=title, kind=KIND, source=canonical)

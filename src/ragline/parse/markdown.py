@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Unpack
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -19,7 +20,7 @@ from mdit_py_plugins.myst_role import myst_role_plugin
 
 import ragline.parse.sphinx as sphinx
 from ragline.parse.anchors import AnchorRegistry, AnchorStyle, slugify
-from ragline.parse.drafts import Draft, preamble, to_document
+from ragline.parse.drafts import Draft, Origin, preamble, title_for, to_document
 from ragline.parse.includes import IncludeResolver, select_lines
 from ragline.parse.rst import rst_to_text
 from ragline.parse.rst_directives import FRAGMENT_PARSERS
@@ -291,13 +292,11 @@ class _Renderer:
 def parse_markdown(
     text: str,
     *,
-    source: str,
     style: AnchorStyle | None = None,
     mdx: bool = False,
-    fallback_title: str | None = None,
-    path: str | None = None,
     kind: str = KIND,
     includes: IncludeResolver | None = None,
+    **origin: Unpack[Origin],
 ) -> Document:
     """Parse Markdown into sections at its headings.
 
@@ -315,8 +314,7 @@ def parse_markdown(
     first_heading = next((d.title for d in drafts[1:] if d.level == 1), None) or next(
         (d.title for d in drafts[1:]), None
     )
-    title = renderer.front_title or first_heading or fallback_title or source
-    return to_document(drafts, source=source, title=title, kind=kind, path=path)
+    return to_document(drafts, origin, title=title_for(origin, renderer.front_title, first_heading), kind=kind)
 
 
 def _markdown_fragment(text: str, source: str, includes: IncludeResolver | None) -> Document:

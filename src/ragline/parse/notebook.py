@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Unpack
 
 from ragline.errors import SourceError
 from ragline.parse.anchors import AnchorStyle
+from ragline.parse.drafts import Origin
 from ragline.parse.markdown import parse_markdown, strip_mdx
 from ragline.parse.rst import rst_to_text
 from ragline.records import Document
@@ -136,13 +137,7 @@ def notebook_to_markdown(notebook: dict[str, Any], *, output_chars: int) -> str:
 
 
 def parse_notebook(
-    text: str,
-    *,
-    source: str,
-    output_chars: int = 500,
-    style: AnchorStyle | None = None,
-    fallback_title: str | None = None,
-    path: str | None = None,
+    text: str, *, output_chars: int = 500, style: AnchorStyle | None = None, **origin: Unpack[Origin]
 ) -> Document:
     """Parse an .ipynb document; raises SourceError when it is not a JSON notebook."""
     try:
@@ -152,4 +147,4 @@ def parse_notebook(
     if not isinstance(notebook, dict):
         raise SourceError("invalid notebook: top level is not a JSON object")
     markdown = notebook_to_markdown(notebook, output_chars=output_chars)
-    return parse_markdown(markdown, source=source, style=style, fallback_title=fallback_title, path=path, kind=KIND)
+    return parse_markdown(markdown, style=style, kind=KIND, **origin)

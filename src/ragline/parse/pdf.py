@@ -15,9 +15,10 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from ragline.errors import MissingDependencyError, SourceError
+from ragline.parse.drafts import Origin, document, title_for
 from ragline.records import Document, Section
 
 KIND = "pdf"
@@ -59,14 +60,7 @@ def _pdfium() -> Any:
     return pypdfium2
 
 
-def parse_pdf(
-    data: bytes,
-    *,
-    source: str,
-    fallback_title: str | None = None,
-    path: str | None = None,
-    max_chars: int | None = None,
-) -> Document:
+def parse_pdf(data: bytes, *, max_chars: int | None = None, **origin: Unpack[Origin]) -> Document:
     """Parse PDF bytes into page-anchored sections; encrypted, text-less or broken files are SourceErrors.
 
     ``max_chars`` bounds the extracted text (a small file can hold a great deal of compressed text).
@@ -75,9 +69,8 @@ def parse_pdf(
     pages = _drop_running_lines([_clean(t) for t in raw.pages])
     if not any(p.strip() for p in pages):
         raise SourceError(f"no text layer (a scanned PDF?): no text on {len(pages)} page(s)")
-    title = raw.title or fallback_title or source
-    sections = _sections(pages, raw.outline, title)
-    return Document.from_sections(source=source, title=title, kind=KIND, sections=sections, path=path)
+    title = title_for(origin, raw.title)
+    return document(origin, _sections(pages, raw.outline, title), title=title, kind=KIND)
 
 
 def _extract(data: bytes, max_chars: int | None) -> _Raw:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, Unpack
 
 from docutils import nodes
 from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 
 from ragline.parse.anchors import AnchorRegistry, sphinx_id
-from ragline.parse.drafts import Draft, preamble, to_document
+from ragline.parse.drafts import Draft, Origin, preamble, title_for, to_document
 from ragline.parse.includes import IncludeResolver
 from ragline.parse.rst_directives import register_extensions
 from ragline.records import Document
@@ -230,14 +230,7 @@ def rst_to_text(text: str) -> str:
     return "\n".join(out)
 
 
-def parse_rst(
-    text: str,
-    *,
-    source: str,
-    fallback_title: str | None = None,
-    path: str | None = None,
-    includes: IncludeResolver | None = None,
-) -> Document:
+def parse_rst(text: str, *, includes: IncludeResolver | None = None, **origin: Unpack[Origin]) -> Document:
     """Parse reStructuredText into sections at its section titles, anchored as Sphinx anchors them.
 
     With ``includes``, ``literalinclude`` shows the included code and ``include`` parses the fragment in place;
@@ -245,5 +238,4 @@ def parse_rst(
     """
     drafts = _drafts(text, includes)
     first_title = next((d.title for d in drafts[1:] if d.title), None)
-    title = first_title or fallback_title or source
-    return to_document(drafts, source=source, title=title, kind=KIND, path=path)
+    return to_document(drafts, origin, title=title_for(origin, first_title), kind=KIND)
