@@ -3,7 +3,8 @@
 variant's retrieval hit rate (top-5) on the dev questions next to its speed.
 
     .venv/bin/python bench/ingest.py [--corpus ray-html-2023-06 --corpus ray-docs] [--limit-docs N]
-        [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1] [--variants a,b,c,d,e,b-w,b-st]
+        [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1]
+        [--variants a,b,c,d,d',e,b-w,b-st] [--rounds N]
 
 (a) per document: BeautifulSoup ``html.parser``, LangChain ``RecursiveCharacterTextSplitter(512, 50)``,
 ``SentenceTransformer.encode`` of that document's chunks, one upsert per document (qdrant-client, on disk).
@@ -14,8 +15,9 @@ sentence-transformers; (e) is ``ragline ingest FOLDER --json`` as a user runs it
 start-up and model load on the clock), with (b)'s settings.
 All use all-MiniLM-L6-v2. Models load before the clock starts, except in (c), whose actors load their own.
 ``--limit-docs N`` keeps the first N files, pages that questions ask about first. The machine is shared, so
-ratios of variants measured in one run mean more than absolute rates; ``cpu_s`` (the process tree's CPU
-time) is less sensitive to other people's load than wall time. Prints tables; writes bench/results/ingest.json.
+ratios of variants measured in one run mean more than absolute rates (``--rounds 3`` runs the variants in
+turn three times and keeps each one's median round); ``cpu_s`` (the process tree's CPU time) is less
+sensitive to other people's load than wall time. Prints tables; writes bench/results/ingest.json.
 """
 
 from __future__ import annotations
@@ -336,24 +338,55 @@ def _row(meter: Meter, docs: int, chunks: int) -> dict[str, Any]:
 
 def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) -> dict[str, Any]:
     folder = materialise(corpus, work / "docs")
-    rows: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     searches: dict[str, Search] = {}
     comps: list[Components] = []
+    for round_ in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"  round {round_} of {args.rounds}", flush=True)
+        run_variants(folder, corpus, args, st, work / f"round-{round_}", runs, searches, comps)
+    # Each variant's median round (by wall time), with every round's seconds beside it.
+    rows: dict[str, dict[str, Any]] = {}
+    for name, rounds in runs.items():
+        rows[name] = sorted(rounds, key=lambda r: r["seconds"])[(len(rounds) - 1) // 2]
+        if len(rounds) > 1:
+            rows[name] = {**rows[name], "rounds_s": [round(r["seconds"], 1) for r in rounds]}
+    for name, search in searches.items():
+        rows[name]["hit_rate"] = hit_rate(search, corpus.questions)
+    for comp in comps:
+        comp.close()
+    return {"files": len(corpus.files), "questions": len(corpus.questions), "variants": rows, "ratios": ratios_of(rows)}
+
+
+def run_variants(
+    folder: Path,
+    corpus: Corpus,
+    args: argparse.Namespace,
+    st: Any,
+    work: Path,
+    runs: dict[str, list[dict[str, Any]]],
+    searches: dict[str, Search],
+    comps: list[Components],
+) -> None:
+    """One round of the chosen variants, in the order a, d, d', b, b-w, b-st, e, c."""
+    work.mkdir(parents=True)
     backend = args.backend
 
     def record(name: str, result: tuple[dict[str, Any], Search]) -> None:
-        rows[name], searches[name] = result
-        print(f"  {name}: {rows[name]['seconds']:.1f}s", flush=True)
+        row, searches[name] = result
+        runs.setdefault(name, []).append(row)
+        print(f"  {name}: {row['seconds']:.1f}s", flush=True)
 
     if "a" in args.variants:
         record("a baseline (bs4 + langchain + st, per doc)", run_baseline(folder, corpus.files, st, work))
-    if "d" in args.variants:
+    if "d" in args.variants or "d'" in args.variants:
         probe = settings_for(corpus, work / "probe", backend)
         texts, paths = bound_chunks(folder, probe)
-        record(
-            "d bound (one st.encode)",
-            run_bound(texts, paths, len(corpus.files), lambda t: st.encode(t, batch_size=32), st.encode),
-        )
+        if "d" in args.variants:
+            record(
+                "d bound (one st.encode)",
+                run_bound(texts, paths, len(corpus.files), lambda t: st.encode(t, batch_size=32), st.encode),
+            )
         if backend != "sentence-transformers":  # the same bound for (b)'s runtime, configured as (b) runs it
             e, _ = ingest_embedder(probe.settings.embedding, probe.settings.ingest.embed_workers)
             e.warm_up()
@@ -386,14 +419,11 @@ def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) 
         comp.embedder.warm_up()  # for the queries; the actors load their own copy on the clock
         comps.append(comp)
         record(f"c ray ({backend}, {args.embed_actors} actor)", run_engine(folder, corpus.files, comp, ray=True))
-        rows[next(reversed(rows))]["ray_start_s"] = ray_start_s
+        runs[next(reversed(runs))][-1]["ray_start_s"] = ray_start_s
         stop_local_ray()
 
-    for name, search in searches.items():
-        rows[name]["hit_rate"] = hit_rate(search, corpus.questions)
-    for comp in comps:
-        comp.close()
 
+def ratios_of(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
     def pick(prefix: str) -> dict[str, Any] | None:
         return next((r for n, r in rows.items() if n.startswith(prefix + " ")), None)
 
@@ -412,14 +442,12 @@ def bench_corpus(corpus: Corpus, args: argparse.Namespace, st: Any, work: Path) 
         ratios["b/d' cpu"] = d2["cpu_s"] / b["cpu_s"]
     if e and d2:
         ratios["e/d' chunks/s"] = e["chunks_per_s"] / d2["chunks_per_s"]
+    if e and d2:
+        ratios["e/d' cpu"] = d2["cpu_s"] / e["cpu_s"]
     if e and b:
         ratios["e/b chunks/s"] = e["chunks_per_s"] / b["chunks_per_s"]
-    return {
-        "files": len(corpus.files),
-        "questions": len(corpus.questions),
-        "variants": rows,
-        "ratios": ratios,
-    }
+        ratios["e/b cpu"] = b["cpu_s"] / e["cpu_s"]
+    return ratios
 
 
 def main() -> None:
@@ -432,7 +460,10 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default="a,b,c,d,e",
-        help="which of a,b,c,d,e; b-w: b on the shipped ONNX file; b-st: b on sentence-transformers",
+        help="which of a,b,c,d,d',e (d runs d' too); b-w: b on the shipped ONNX file; b-st: b on sentence-transformers",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="run the chosen variants this many times in turn; each row is its median"
     )
     args = ap.parse_args()
     args.variants = set(args.variants.split(","))
