@@ -442,7 +442,6 @@ def ratios_of(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
         ratios["b/d' cpu"] = d2["cpu_s"] / b["cpu_s"]
     if e and d2:
         ratios["e/d' chunks/s"] = e["chunks_per_s"] / d2["chunks_per_s"]
-    if e and d2:
         ratios["e/d' cpu"] = d2["cpu_s"] / e["cpu_s"]
     if e and b:
         ratios["e/b chunks/s"] = e["chunks_per_s"] / b["chunks_per_s"]
