@@ -42,3 +42,33 @@ def test_a_token_chunker_stays_below_what_the_model_reads() -> None:
     assert words.size == 96
     for c in words.split(_doc()):
         assert len(c.text.split()) <= 96
+
+
+def test_each_piece_is_measured_once_and_the_chunks_are_the_splitters_own() -> None:
+    from collections import Counter
+
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from ragline.chunk import SEPARATORS
+
+    measured: Counter[str] = Counter()
+
+    def count(text: str) -> int:
+        measured[text] += 1
+        return len(text.split())
+
+    doc = Document.from_sections(
+        "file:///docs/long.md", "Long", "markdown", [Section("One", ("Serve scales. Data streams.\n" * 40).strip())]
+    )
+    chunks = Chunker(size=30, overlap=8, length=count).split(doc)
+    plain = RecursiveCharacterTextSplitter(
+        chunk_size=30,
+        chunk_overlap=8,
+        length_function=lambda t: len(t.split()),
+        separators=SEPARATORS,
+        keep_separator="end",
+        strip_whitespace=True,
+    )
+    assert [c.text for c in chunks] == plain.split_text(doc.sections[0].text)
+    assert len(chunks) > 3
+    assert max(measured.values()) == 1  # the splitter asks again and again; the tokenizer runs once

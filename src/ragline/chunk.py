@@ -2,10 +2,14 @@
 
 Sizes are counted by a length function (the embedding model's tokens by default, or characters).
 A chunk never spans two sections, and keeps its character offsets in the document text.
+
+The splitter measures each piece up to three times (to choose it, to merge it, to drop it from the overlap),
+so lengths are remembered for the document being split: a model's tokenizer is then run once per piece.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -23,16 +27,31 @@ class Chunker:
         self.size = size
         self.overlap = overlap if overlap < size else size // 4
         self.length = length
+        self._lengths = threading.local()  # per thread: the lengths measured in the document being split
         self._splitter = RecursiveCharacterTextSplitter(
             chunk_size=self.size,
             chunk_overlap=self.overlap,
-            length_function=self.length,
+            length_function=self._measure,
             separators=SEPARATORS,
             keep_separator="end",
             strip_whitespace=True,
         )
 
+    def _measure(self, text: str) -> int:
+        seen: dict[str, int] = self._lengths.seen
+        n = seen.get(text)
+        if n is None:
+            n = seen[text] = self.length(text)
+        return n
+
     def split(self, doc: Document, origin: str | None = None) -> list[Chunk]:
+        self._lengths.seen = {}
+        try:
+            return self._split(doc, origin)
+        finally:
+            self._lengths.seen = {}
+
+    def _split(self, doc: Document, origin: str | None) -> list[Chunk]:
         chunks: list[Chunk] = []
         doc_id, doc_hash = doc.doc_id, doc.content_hash
         for section in doc.sections:
