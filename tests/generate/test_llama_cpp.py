@@ -126,3 +126,18 @@ def test_missing_model_file_is_a_config_error() -> None:
         g.warm_up()
     with pytest.raises(LLMUnavailableError, match=re.escape("/nonexistent/model.gguf")):
         g.check()
+
+
+def test_flash_attention_is_on_by_default_and_can_be_turned_off(gen: LlamaCppGenerator) -> None:
+    import llama_cpp
+
+    assert gen.llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    plain = LlamaCppGenerator(LLMSettings(context_window=2048, threads=2, flash_attn=False))
+    assert plain.llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    messages = tiny_context_messages(gen)
+    # Both read the same prompt and write an answer; only the attention kernel differs.
+    flash_usage = list(gen.stream(messages, max_tokens=8, temperature=0.0))[-1].usage
+    plain_usage = list(plain.stream(messages, max_tokens=8, temperature=0.0))[-1].usage
+    assert flash_usage is not None and plain_usage is not None
+    assert flash_usage.prompt_tokens == plain_usage.prompt_tokens > 50
+    assert plain.generate(messages, max_tokens=8, temperature=0.0).text.strip()

@@ -79,6 +79,7 @@ class LlamaCppGenerator:
                 model_path=str(path),
                 n_ctx=self.context_window,
                 n_threads=self.settings.threads or os.cpu_count() or 1,
+                flash_attn=self.settings.flash_attn,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as e:
