@@ -283,6 +283,7 @@ class Agent:
             context_window=self.generator.context_window,
             max_answer_tokens=max_tokens,
             system=EVIDENCE_PROMPT,
+            urls=False,
         )
         if history:
             messages = [messages[0], *history, *messages[1:]]

@@ -53,6 +53,24 @@ def test_all_blocks_fit_numbered_in_order() -> None:
     assert user.rstrip().endswith(f"Question: {QUESTION}")
 
 
+def test_blocks_can_leave_their_urls_out() -> None:
+    hits = [hit(1), hit(2)]
+    with_urls, _ = build_messages(QUESTION, hits, count_tokens=words, context_window=4096, max_answer_tokens=0)
+    bare, used = build_messages(
+        QUESTION, hits, count_tokens=words, context_window=4096, max_answer_tokens=0, urls=False
+    )
+    assert used == hits
+    user = bare[1]["content"]
+    assert "[1] Page 1 — Section 1\nw1_0 w1_1" in user and "[2] Page 2 — Section 2\nw2_0" in user
+    assert "https://" not in user
+    assert prompt_tokens(bare) == prompt_tokens(with_urls) - 2  # one "(URL)" word per block
+    # A first block cut to fit has no URL either.
+    tight, _ = build_messages(
+        QUESTION, [hit(1, 400)], count_tokens=words, context_window=300, max_answer_tokens=64, urls=False
+    )
+    assert "[1] Page 1 — Section 1\n" in tight[1]["content"] and "https://" not in tight[1]["content"]
+
+
 def test_blocks_dropped_from_the_end_when_over_budget() -> None:
     hits = [hit(1), hit(2), hit(3)]
     two, _ = build_messages(QUESTION, hits[:2], count_tokens=words, context_window=10_000, max_answer_tokens=0)
