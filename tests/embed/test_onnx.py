@@ -68,3 +68,36 @@ def test_dynamic_quantization_embeds_like_the_shipped_file(cache: Path) -> None:
     for vectors in (a, b):  # each query finds its own document first with either file
         scores = vectors[len(DOCS) :] @ vectors[: len(DOCS)].T
         assert list(scores.argmax(axis=1)) == list(range(len(QUERIES)))
+
+
+class _Recording(OnnxEmbedder):
+    """Notes the token counts of every forward pass's texts."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.passes: list[list[int]] = []
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        self.passes.append(self._token_lengths(texts))
+        return super()._embed_batch(texts)
+
+
+def test_batches_are_filled_by_token_count_and_vectors_come_back_in_order(cache: Path) -> None:
+    # Characters and tokens disagree: long words are few tokens, numbers and punctuation one each.
+    texts = [
+        "internationalization characteristically incomprehensibilities",  # 61 characters, 10 tokens
+        "1 2 3 4 5 6 7 8 9 10 11 12",  # 26, 12
+        "Ray Serve scales a deployment by adding replicas.",  # 49, 10
+        "x = f(a, b); y = g[c] + h{d}",  # 28, 20
+        "Qdrant stores dense vectors.",  # 28, 7
+        "short",  # 5, 1
+    ]
+    embedder = _Recording("all-MiniLM-L6-v2", cache_dir=cache, batch_size=2)
+    vectors = embedder.embed_documents(texts)
+    counts = [n for batch in embedder.passes for n in batch]
+    assert counts == sorted(counts, reverse=True)  # by characters the 300-char word would come first
+    assert embedder.passes[0] == [20, 12]
+    one_by_one = np.vstack([embedder.embed_documents([t]) for t in texts])
+    # Each vector is its own text's: nearest to that text embedded alone (not equal: dynamic quantization
+    # scales activations by the whole batch).
+    assert list(np.argmax(vectors @ one_by_one.T, axis=1)) == list(range(len(texts)))

