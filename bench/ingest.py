@@ -4,12 +4,13 @@ variant's retrieval hit rate (top-5) on the dev questions next to its speed.
 
     .venv/bin/python bench/ingest.py [--corpus ray-html-2023-06 --corpus ray-docs] [--limit-docs N]
         [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1]
-        [--variants a,b,c,d,d',e,b-w,b-st] [--rounds N]
+        [--variants a,b,c,d,d',d'c,e,b-w,b-st] [--rounds N]
 
 (a) per document: BeautifulSoup ``html.parser``, LangChain ``RecursiveCharacterTextSplitter(512, 50)``,
 ``SentenceTransformer.encode`` of that document's chunks, one upsert per document (qdrant-client, on disk).
 (d) the chunks of (b) embedded by one ``SentenceTransformer.encode`` call; (d') the same by (b)'s embedder,
-configured as (b) runs it (ONNX: one-thread calls, one per core); (b-w) is (b) on the shipped ONNX file as it
+configured as (b) runs it (ONNX: one-thread calls, one per core); (d'c) is (d') with its batches filled by
+character length instead of token count, as the embedder did before; (b-w) is (b) on the shipped ONNX file as it
 is (int8-stored weights, float products) instead of the dynamically quantized one; (b-st) is (b) on
 sentence-transformers; (e) is ``ragline ingest FOLDER --json`` as a user runs it, in a fresh process (its
 start-up and model load on the clock), with (b)'s settings.
@@ -379,7 +380,7 @@ def run_variants(
 
     if "a" in args.variants:
         record("a baseline (bs4 + langchain + st, per doc)", run_baseline(folder, corpus.files, st, work))
-    if "d" in args.variants or "d'" in args.variants:
+    if args.variants & {"d", "d'", "d'c"}:
         probe = settings_for(corpus, work / "probe", backend)
         texts, paths = bound_chunks(folder, probe)
         if "d" in args.variants:
@@ -387,11 +388,20 @@ def run_variants(
                 "d bound (one st.encode)",
                 run_bound(texts, paths, len(corpus.files), lambda t: st.encode(t, batch_size=32), st.encode),
             )
-        if backend != "sentence-transformers":  # the same bound for (b)'s runtime, configured as (b) runs it
+        if backend != "sentence-transformers" and args.variants & {"d", "d'"}:  # (b)'s runtime, as (b) runs it
             e, _ = ingest_embedder(probe.settings.embedding, probe.settings.ingest.embed_workers)
             e.warm_up()
             record(
                 f"d' bound (one {backend} call, as b embeds)",
+                run_bound(texts, paths, len(corpus.files), e.embed_documents, e.embed_query),
+            )
+        if backend != "sentence-transformers" and "d'c" in args.variants:  # d' with batches sorted by characters
+            e, _ = ingest_embedder(probe.settings.embedding, probe.settings.ingest.embed_workers)
+            e.warm_up()
+            inner: Any = getattr(e, "inner", e)
+            inner._sort_lengths = lambda texts: [len(t) for t in texts]  # how batches were filled before
+            record(
+                "d'c bound (as d', batches by characters)",
                 run_bound(texts, paths, len(corpus.files), e.embed_documents, e.embed_query),
             )
     if "b" in args.variants:
@@ -429,6 +439,9 @@ def ratios_of(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
 
     a, b, c, d, d2, e = pick("a"), pick("b"), pick("c"), pick("d"), pick("d'"), pick("e")
     ratios: dict[str, float] = {}
+    if d2 and (d2c := pick("d'c")):
+        ratios["d'/d'c chunks/s"] = d2["chunks_per_s"] / d2c["chunks_per_s"]
+        ratios["d'/d'c cpu"] = d2c["cpu_s"] / d2["cpu_s"]
     if a and b:
         ratios["b/a docs/s"] = b["docs_per_s"] / a["docs_per_s"]
         ratios["b/a cpu"] = a["cpu_s"] / b["cpu_s"]
@@ -459,7 +472,8 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default="a,b,c,d,e",
-        help="which of a,b,c,d,d',e (d runs d' too); b-w: b on the shipped ONNX file; b-st: b on sentence-transformers",
+        help="which of a,b,c,d,d',d'c,e (d runs d' too); b-w: b on the shipped ONNX file; "
+        "b-st: b on sentence-transformers",
     )
     ap.add_argument(
         "--rounds", type=int, default=1, help="run the chosen variants this many times in turn; each row is its median"

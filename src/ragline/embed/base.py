@@ -125,14 +125,18 @@ class BaseEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prefixed = [self.document_prefix + t for t in texts]
-        cap = self.max_tokens  # longer texts are cut there, so they all cost the same
-        lengths = [min(n, cap) for n in self._token_lengths(prefixed)]
+        lengths = self._sort_lengths(prefixed)
         order = sorted(range(len(prefixed)), key=lambda i: lengths[i], reverse=True)
         out = np.empty((len(prefixed), self.dimension), dtype=np.float32)
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
             out[idx] = self._embed_batch([prefixed[i] for i in idx])
         return self._finish(out)
+
+    def _sort_lengths(self, texts: list[str]) -> list[int]:
+        """What ``embed_documents`` sorts by: the tokens the model reads (longer texts are cut at max_tokens)."""
+        cap = self.max_tokens
+        return [min(n, cap) for n in self._token_lengths(texts)]
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query's vector; the last few are kept, since one question is embedded by retrieval and again
