@@ -60,7 +60,7 @@ def ingest(
         typer.Option(help="Ray cluster to join: auto or ray://host:10001 (default: a local Ray on 127.0.0.1)"),
     ] = None,
     embed_actors: Annotated[int | None, typer.Option(help="ray: embedding actors (default 1)")] = None,
-    embed_batch: Annotated[int | None, typer.Option(help="Chunks per embedding call and write (default 1024)")] = None,
+    embed_batch: Annotated[int | None, typer.Option(help="Chunks per embedding call and write (default 256)")] = None,
     num_gpus: Annotated[float | None, typer.Option(help="ray: GPUs per embedding actor (default 0)")] = None,
     metrics_file: Annotated[
         Path | None,

@@ -72,7 +72,9 @@ def format_block(n: int, hit: Hit, text: str | None = None, *, url: bool = True)
     if c.section and c.section != c.title and c.title:
         head = f"{c.title} — {c.section}"
     body = _HEADER_LIKE.sub(r"\1(\2)", defuse(c.text if text is None else text))
-    header = f"[{n}] {head} ({c.url})" if url else f"[{n}] {head}"
+    # Without the URL, a bare "[n] Title — Section" line reads to a small model as the start of an answer
+    # (it copied it back); quoted as where the block comes from, it does not.
+    header = f"[{n}] {head} ({c.url})" if url else f'[{n}] from "{head}":'
     return f"{defuse(header)}\n{body}"
 
 
