@@ -289,6 +289,7 @@ class Agent:
             messages = [messages[0], *history, *messages[1:]]
         guard = RepetitionGuard()
         parts: list[str] = []
+        written: list[str] = []  # everything the model wrote, what the guard held back included
         usage = Usage()
         first: float | None = None
         stream = self.generator.stream(messages, max_tokens=max_tokens, temperature=temperature)
@@ -296,6 +297,7 @@ class Agent:
             for delta in traced("generate", stream, model=self.generator.name):
                 if delta.usage is not None:
                     usage = delta.usage
+                written.append(delta.text or "")
                 for piece in guard.feed(delta.text) if delta.text else ():
                     first = first or time.perf_counter()
                     parts.append(piece)
@@ -312,8 +314,19 @@ class Agent:
             parts.append(piece)
             if live:
                 yield Token(piece)
+        if usage.completion_tokens == 0 and any(written):  # stopped before the model reported its usage
+            usage = self._counted_usage(messages, "".join(written))
         cut = not guard.stopped and usage.completion_tokens >= max_tokens
         yield _Generated("".join(parts).strip(), usage, "length" if cut else "stop", first)
+
+    def _counted_usage(self, messages: list[Message], written: str) -> Usage:
+        """The usage of a stream the guard stopped early, counted with the model's own tokenizer."""
+        count_prompt = getattr(self.generator, "count_prompt_tokens", None)
+        if callable(count_prompt):
+            prompt = int(count_prompt(messages))
+        else:
+            prompt = sum(self._count_tokens(m["content"]) for m in messages)
+        return Usage(prompt_tokens=prompt, completion_tokens=self._count_tokens(written))
 
 
 def _cut_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
