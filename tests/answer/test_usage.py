@@ -1,0 +1,47 @@
+"""A generated answer that the repetition guard stops keeps its token usage (plumbing, scripted model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ragline.agent import Agent
+from ragline.answer.evidence import Evidence, EvidenceBlock, Unit
+from ragline.config import LLMSettings
+from ragline.generate.base import Delta
+from ragline.records import Chunk, Hit, Usage
+
+TEXT = "Turn the blue lever three times clockwise."
+
+
+class _Looping:
+    """Says one sentence again and again; reports usage only at the end, as streaming servers do."""
+
+    name = "looping"
+    context_window = 4096
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def count_prompt_tokens(self, messages: Sequence[Any]) -> int:
+        return sum(len(m["content"].split()) for m in messages) + 3
+
+    def stream(self, messages: Sequence[Any], **_: Any) -> Iterator[Delta]:
+        for _i in range(20):
+            yield Delta(text=TEXT + " ")
+        yield Delta(text="", usage=Usage(prompt_tokens=999, completion_tokens=999))
+
+
+def test_an_answer_stopped_by_the_guard_counts_its_tokens() -> None:
+    chunk = Chunk(
+        doc_id="d", source="https://docs.acme.example/flux.html", title="Flux", section="Calibrating",
+        anchor="calibrating", text=TEXT, start=0, end=len(TEXT), index=0,
+    )  # fmt: skip
+    evidence = Evidence("How do I calibrate it?", [EvidenceBlock(Hit(chunk, 0.9), [Unit(TEXT, False, 0)])])
+    agent = Agent(None, _Looping(), LLMSettings())  # type: ignore[arg-type]
+    *_, generated = agent._generate("How do I calibrate it?", [], evidence, 64, 0.0, live=False)
+    assert generated.text.count("blue lever") == 1  # the guard stopped the loop at the repeat
+    usage = generated.usage
+    assert usage.completion_tokens == 2 * len(TEXT.split())  # what the model wrote up to the stop
+    assert usage.prompt_tokens > 50 and usage.prompt_tokens != 999  # counted, not the report it never sent
+    assert generated.finish_reason == "stop"
