@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="report folder (default bench/results/eval-<benchmark>)")
     ap.add_argument("--index", type=Path, help="use this index folder instead of the cache's (e.g. a copy)")
     ap.add_argument("--backend", default="onnx", choices=["onnx", "sentence-transformers"])
+    ap.add_argument("--batch-size", type=int, help="texts per embedding forward pass (default: the backend's own)")
     ap.add_argument(
         "--include-code",
         action="store_true",
@@ -101,7 +102,7 @@ def main() -> None:
     if args.limit:
         bench.questions.questions = bench.questions.questions[: args.limit]
 
-    settings = load_settings(embedding={"backend": args.backend})
+    settings = load_settings(embedding={"backend": args.backend, "batch_size": args.batch_size})
     bench.configure(settings)
     settings.data_dir = args.index or index_dir(args.cache, bench, settings)
     comp = Components(settings)

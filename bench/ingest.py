@@ -4,13 +4,14 @@ variant's retrieval hit rate (top-5) on the dev questions next to its speed.
 
     .venv/bin/python bench/ingest.py [--corpus ray-html-2023-06 --corpus ray-docs] [--limit-docs N]
         [--questions N] [--backend onnx|sentence-transformers] [--embed-actors 1]
-        [--variants a,b,c,d,d',d'c,e,b-w,b-st] [--rounds N]
+        [--variants a,b,c,d,d',d'32,d'c,e,b-w,b-st] [--rounds N]
 
 (a) per document: BeautifulSoup ``html.parser``, LangChain ``RecursiveCharacterTextSplitter(512, 50)``,
 ``SentenceTransformer.encode`` of that document's chunks, one upsert per document (qdrant-client, on disk).
 (d) the chunks of (b) embedded by one ``SentenceTransformer.encode`` call; (d') the same by (b)'s embedder,
-configured as (b) runs it (ONNX: one-thread calls, one per core); (d'c) is (d') with its batches filled by
-character length instead of token count, as the embedder did before; (b-w) is (b) on the shipped ONNX file as it
+configured as (b) runs it (ONNX: one-thread calls, one per core, one text per forward pass); (d'32) is (d')
+with forward passes of 32 texts sorted by token count, as the embedder ran before, and (d'c) with passes of 32
+sorted by characters, as it ran before that; (b-w) is (b) on the shipped ONNX file as it
 is (int8-stored weights, float products) instead of the dynamically quantized one; (b-st) is (b) on
 sentence-transformers; (e) is ``ragline ingest FOLDER --json`` as a user runs it, in a fresh process (its
 start-up and model load on the clock), with (b)'s settings.
@@ -380,7 +381,7 @@ def run_variants(
 
     if "a" in args.variants:
         record("a baseline (bs4 + langchain + st, per doc)", run_baseline(folder, corpus.files, st, work))
-    if args.variants & {"d", "d'", "d'c"}:
+    if args.variants & {"d", "d'", "d'32", "d'c"}:
         probe = settings_for(corpus, work / "probe", backend)
         texts, paths = bound_chunks(folder, probe)
         if "d" in args.variants:
@@ -395,15 +396,21 @@ def run_variants(
                 f"d' bound (one {backend} call, as b embeds)",
                 run_bound(texts, paths, len(corpus.files), e.embed_documents, e.embed_query),
             )
-        if backend != "sentence-transformers" and "d'c" in args.variants:  # d' with batches sorted by characters
-            e, _ = ingest_embedder(probe.settings.embedding, probe.settings.ingest.embed_workers)
-            e.warm_up()
-            inner: Any = getattr(e, "inner", e)
-            inner._sort_lengths = lambda texts: [len(t) for t in texts]  # how batches were filled before
-            record(
-                "d'c bound (as d', batches by characters)",
-                run_bound(texts, paths, len(corpus.files), e.embed_documents, e.embed_query),
-            )
+        if backend != "sentence-transformers" and args.variants & {"d'32", "d'c"}:  # passes of 32 texts
+            batched = probe.settings.embedding.model_copy(update={"batch_size": 32})
+            for name in ("d'32", "d'c"):
+                if name not in args.variants:
+                    continue
+                e, _ = ingest_embedder(batched, probe.settings.ingest.embed_workers)
+                e.warm_up()
+                if name == "d'c":  # how batches were filled before they were sorted by token count
+                    inner: Any = getattr(e, "inner", e)
+                    inner._sort_lengths = lambda texts: [len(t) for t in texts]
+                label = "batches of 32 sorted by characters" if name == "d'c" else "batches of 32 by token count"
+                record(
+                    f"{name} bound (as d', {label})",
+                    run_bound(texts, paths, len(corpus.files), e.embed_documents, e.embed_query),
+                )
     if "b" in args.variants:
         comp = settings_for(corpus, work / "b", backend)
         comp.embedder.warm_up()
@@ -439,6 +446,9 @@ def ratios_of(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
 
     a, b, c, d, d2, e = pick("a"), pick("b"), pick("c"), pick("d"), pick("d'"), pick("e")
     ratios: dict[str, float] = {}
+    if d2 and (d32 := pick("d'32")):
+        ratios["d'/d'32 chunks/s"] = d2["chunks_per_s"] / d32["chunks_per_s"]
+        ratios["d'/d'32 cpu"] = d32["cpu_s"] / d2["cpu_s"]
     if d2 and (d2c := pick("d'c")):
         ratios["d'/d'c chunks/s"] = d2["chunks_per_s"] / d2c["chunks_per_s"]
         ratios["d'/d'c cpu"] = d2c["cpu_s"] / d2["cpu_s"]

@@ -57,7 +57,11 @@ class EmbeddingSettings(SettingsSection):
     backend: Literal["sentence-transformers", "onnx"] = "onnx"
     model: str = BUNDLED_EMBEDDING_MODEL  # any sentence-transformers name or path
     device: str = "cpu"
-    batch_size: int = Field(default=32, ge=1)
+    # Texts per forward pass; None: the backend's choice. onnx: 1, each text alone: nothing is padded and a
+    # vector depends on its text only (the dynamically quantized model scales a pass as a whole, so in a
+    # batch of 32 a chunk's vector also moved with its companions); here it is also 1.25 times the chunks/s
+    # of sorted batches of 32 (bench/ingest.py). sentence-transformers: 32.
+    batch_size: int | None = Field(default=None, ge=1)
     normalize: bool = True
     query_prefix: str = ""
     document_prefix: str = ""
@@ -85,11 +89,8 @@ class IngestSettings(SettingsSection):
     embed_actors: int = Field(default=1, ge=1)  # ray: embedding actors in the pool
     embed_cpus: float = Field(default=1.0, gt=0)  # ray: CPUs Ray reserves per embedding actor
     num_gpus: float = Field(default=0.0, ge=0)  # ray: GPUs per embedding actor (sentence-transformers on cuda)
-    # Chunks per embedding call (sorted by token count inside, run in embedding.batch_size forward passes),
-    # and per write to the index: both engines. The more chunks sorted together, the less padding (Ray HTML
-    # pages: 1.16 times their tokens at 256, 1.05 at 1024), but the dynamically quantized model scales each
-    # batch as a whole, so the batches also shift the vectors a little: at 512 and 1024 one of the LCEL
-    # end-to-end answers lost the page that defines its API (tests/answer/test_end_to_end.py).
+    # Chunks per embedding call (run in embedding.batch_size forward passes, sorted by token count inside
+    # when a pass holds several) and per write to the index: both engines.
     embed_batch: int = Field(default=256, ge=1)
     # Concurrent one-thread embedding calls per batch (data parallel), for backends that allow it (onnx):
     # local: in this process; ray: in each embedding actor. 0: one per core.

@@ -101,3 +101,26 @@ def test_batches_are_filled_by_token_count_and_vectors_come_back_in_order(cache:
     # Each vector is its own text's: nearest to that text embedded alone (not equal: dynamic quantization
     # scales activations by the whole batch).
     assert list(np.argmax(vectors @ one_by_one.T, axis=1)) == list(range(len(texts)))
+
+
+def test_by_default_each_text_runs_alone_so_its_vector_ignores_its_companions(cache: Path) -> None:
+    embedder = _Recording("all-MiniLM-L6-v2", cache_dir=cache)
+    texts = DOCS + QUERIES
+    together = embedder.embed_documents(texts)
+    assert embedder.passes == [[n] for n in embedder._token_lengths(texts)]  # one text per pass, in order
+    alone = np.vstack([embedder.embed_documents([t]) for t in texts])
+    reordered = embedder.embed_documents(texts[::-1])[::-1]
+    assert np.array_equal(together, alone) and np.array_equal(together, reordered)
+    assert np.array_equal(together[len(DOCS)], embedder.embed_query(QUERIES[0]))  # as a question is embedded
+    # What running alone avoids: in one batch, the activation scales are the whole batch's.
+    batched = OnnxEmbedder("all-MiniLM-L6-v2", cache_dir=cache, batch_size=len(texts)).embed_documents(texts)
+    assert not np.allclose(batched, alone, atol=1e-4)
+
+
+def test_counting_tokens_loads_the_tokenizer_not_the_model(cache: Path) -> None:
+    counter = OnnxEmbedder("all-MiniLM-L6-v2", cache_dir=cache)
+    counts = [counter.count_tokens(t) for t in DOCS]
+    assert counter._session is None  # an ingest's chunker only counts: no model session of its own
+    loaded = OnnxEmbedder("all-MiniLM-L6-v2", cache_dir=cache)
+    loaded.warm_up()
+    assert counts == loaded._token_lengths(DOCS) and all(n > 5 for n in counts)

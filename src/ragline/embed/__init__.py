@@ -14,12 +14,14 @@ __all__ = ["BaseEmbedder", "Embedder", "make_embedder"]
 
 def _common(s: EmbeddingSettings) -> dict[str, Any]:
     """What every backend takes (``BaseEmbedder``'s arguments)."""
-    return {
-        "batch_size": s.batch_size,
+    common: dict[str, Any] = {
         "normalize": s.normalize,
         "query_prefix": s.query_prefix,
         "document_prefix": s.document_prefix,
     }
+    if s.batch_size is not None:  # otherwise the backend's own default
+        common["batch_size"] = s.batch_size
+    return common
 
 
 def _sentence_transformers(s: EmbeddingSettings) -> Embedder:

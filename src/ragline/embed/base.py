@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+# map(function, passes): how ``BaseEmbedder.embed_documents`` runs its forward passes (in turn, or a pool's map).
+PassRunner = Callable[[Callable[[list[str]], np.ndarray], Iterable[list[str]]], Iterable[np.ndarray]]
 
 
 @runtime_checkable
@@ -114,8 +117,10 @@ class BaseEmbedder:
         self.warm_up()
         return self._token_lengths([text])[0]
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed many texts; sorted by their token counts inside so each batch pads little.
+    def embed_documents(self, texts: Sequence[str], *, run: PassRunner = map) -> np.ndarray:
+        """Embed many texts, ``batch_size`` to a forward pass; sorted by their token counts inside so each
+        batch pads little. ``run`` maps ``_embed_batch`` over the passes (an executor's ``map`` runs them
+        concurrently, each worker taking the next pass as it finishes one).
 
         Sorted by characters, the Ray docs' chunks were padded to 1.32 times their tokens in batches of 32
         (code and prose spend characters differently); by tokens, to 1.01 times. The model reads every padded
@@ -125,12 +130,16 @@ class BaseEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prefixed = [self.document_prefix + t for t in texts]
-        lengths = self._sort_lengths(prefixed)
-        order = sorted(range(len(prefixed)), key=lambda i: lengths[i], reverse=True)
+        if self.batch_size == 1:  # nothing to pad, so no counting pass to sort by
+            order = list(range(len(prefixed)))
+        else:
+            lengths = self._sort_lengths(prefixed)
+            order = sorted(range(len(prefixed)), key=lambda i: lengths[i], reverse=True)
         out = np.empty((len(prefixed), self.dimension), dtype=np.float32)
-        for lo in range(0, len(order), self.batch_size):
-            idx = order[lo : lo + self.batch_size]
-            out[idx] = self._embed_batch([prefixed[i] for i in idx])
+        passes = [order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)]
+        batches = [[prefixed[i] for i in p] for p in passes]
+        for idx, vectors in zip(passes, run(self._embed_batch, batches), strict=True):
+            out[idx] = vectors
         return self._finish(out)
 
     def _sort_lengths(self, texts: list[str]) -> list[int]:

@@ -34,6 +34,8 @@ def index_key(settings: Settings) -> str:
         if settings.embedding.backend == "onnx"
         else settings.embedding.backend,
         "prefix": settings.embedding.document_prefix,
+        # texts per forward pass (None: the backend's own): in a batch, quantized activations are scaled together
+        "batch": settings.embedding.batch_size,
         "parse": settings.parse.model_dump(mode="json", exclude={"url_template"}),
         "parsers": _parser_code_hash(),
         "embedding_text": inspect.getsource(Chunk.embedding_text),

@@ -1,4 +1,4 @@
-"""Data-parallel embedding for ingest: each batch split across threads, each running a one-thread model call.
+"""Data-parallel embedding for ingest: a batch's forward passes shared by threads, each a one-thread model call.
 
 For a model as small as MiniLM, N single-threaded calls keep N cores busier than one call on N threads: the
 intra-op threads of one call wait on each other at every layer, and on a busy machine they are rarely
@@ -19,7 +19,7 @@ import numpy as np
 
 from ragline.config import EmbeddingSettings
 from ragline.embed import Embedder, make_embedder
-from ragline.embed.base import WrappedEmbedder
+from ragline.embed.base import BaseEmbedder, WrappedEmbedder
 
 CONCURRENT_BACKENDS = frozenset({"onnx"})
 
@@ -36,6 +36,8 @@ class ParallelEmbedder(WrappedEmbedder):
         if self._pool is None or len(texts) < 2 * self.workers:
             return self.inner.embed_documents(texts)
         self.inner.warm_up()  # once, before the threads race to load the model
+        if isinstance(self.inner, BaseEmbedder):  # each worker takes the next forward pass when it is free
+            return self.inner.embed_documents(texts, run=self._pool.map)
         # Deal the texts out by length, so every call gets as much work (each sorts its share again).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         shares = [order[w :: self.workers] for w in range(self.workers)]
