@@ -106,12 +106,17 @@ def commit_order(chunks: Sequence[Chunk]) -> list[Chunk]:
     return [c for c in chunks if c.index != 0] + [c for c in chunks if c.index == 0]
 
 
+FIRST_BATCH = 32  # chunks in a background writer's first batch (see IndexWriter.start)
+
+
 class IndexWriter:
     """Embeds and writes changed documents in batches; each document is committed within one batch.
 
-    With ``background``, a worker thread embeds and writes each batch while the caller chunks the next
-    documents (one batch in flight at a time); only for embedders whose calls may overlap the caller's
-    token counting. The store is touched by one thread at a time either way.
+    With ``background``, the work leaves the caller's thread, which chunks the next documents meanwhile: one
+    thread embeds a batch while another writes the batch before it to the store, so the embedding calls never
+    wait for a write. Only for embedders whose calls may overlap the caller's token counting. At most one
+    batch is being embedded and one waits to be written; the store is touched by one thread at a time, in
+    batch order, either way.
     """
 
     def __init__(
@@ -122,50 +127,97 @@ class IndexWriter:
         self.batch_chunks = batch_chunks
         self._pending: list[Chunk] = []
         self._finish: list[tuple[str, str]] = []  # (doc_id, hash to keep) once its chunks are in
-        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="ragline-write") if background else None
-        self._inflight: Future[int] | None = None
+        self._embedding = ThreadPoolExecutor(1, thread_name_prefix="ragline-embed-batch") if background else None
+        self._storing = ThreadPoolExecutor(1, thread_name_prefix="ragline-write") if background else None
+        self._embedded: Future[Future[int]] | None = None  # the batch being embedded; then its write
+        self._written: Future[int] | None = None  # the write of the batch before it
+        self._abandoned = False
+        self._first_batch = 0  # chunks that make the first batch, when start() asked for a small one
         self.written = 0
+
+    def start(self) -> None:
+        """In the background: load the embedding model now, while the caller parses and chunks the first
+        documents, and hand over a small first batch, so that no core waits for the first full one."""
+        if self._embedding is not None:
+            self._embedding.submit(self.embedder.warm_up)
+            self._first_batch = min(self.batch_chunks, FIRST_BATCH)
 
     def add(self, doc_id: str, doc_hash: str, chunks: Sequence[Chunk]) -> int:
         """Queue a changed document; returns chunks whose writing finished during this call."""
         self._pending.extend(chunks)
         self._finish.append((doc_id, doc_hash))
-        return self._submit() if len(self._pending) >= self.batch_chunks else 0
+        if len(self._pending) >= (self._first_batch or self.batch_chunks):
+            self._first_batch = 0
+            return self._submit()
+        return 0
 
     def flush(self) -> int:
         """Write everything queued and wait for it; returns chunks whose writing finished during this call."""
-        return (self._submit() if self._finish else 0) + self._wait()
+        done = self._submit() if self._finish else 0
+        done += self._collect()  # the last batch's write is now queued
+        return done + self._collect()
 
     def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.shutdown(wait=True)
+        """Stop the threads; work still queued (after an error) is dropped, not written.
+
+        A write that fails drops the ones queued behind it too, so nothing lands after a failure.
+        """
+        self._abandoned = True
+        for pool in (self._embedding, self._storing):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self) -> int:
         batch, finish = self._pending, self._finish
         self._pending, self._finish = [], []
-        if self._flusher is None:
-            return self._write(batch, finish)
-        done = self._wait()  # backpressure: the previous batch must be in before the next one goes
-        self._inflight = self._flusher.submit(self._write, batch, finish)
+        if self._embedding is None:
+            return self._store(*self._embed(batch), finish)
+        done = self._collect()  # backpressure: the previous batch's vectors first, the write before it done
+        self._embedded = self._embedding.submit(self._embed_then_queue, batch, finish)
         return done
 
-    def _wait(self) -> int:
-        if self._inflight is None:
-            return 0
-        future, self._inflight = self._inflight, None
-        return future.result()  # re-raises what went wrong in the worker
+    def _collect(self) -> int:
+        """Wait for the earlier write to finish and move the batch being embedded to its place; its count."""
+        done = 0
+        if self._written is not None:
+            future, self._written = self._written, None
+            done = future.result()  # re-raises what went wrong in the writer
+        if self._embedded is not None:
+            future2, self._embedded = self._embedded, None
+            self._written = future2.result()  # re-raises what went wrong while embedding
+        return done
 
-    def _write(self, batch: list[Chunk], finish: list[tuple[str, str]]) -> int:
-        if batch:
-            ordered = commit_order(batch)
-            vectors = self.embedder.embed_documents([c.embedding_text() for c in ordered])
+    def _embed_then_queue(self, batch: list[Chunk], finish: list[tuple[str, str]]) -> Future[int]:
+        ordered, vectors = self._embed(batch)
+        assert self._storing is not None
+        return self._storing.submit(self._store_unless_abandoned, ordered, vectors, finish)
+
+    def _store_unless_abandoned(
+        self, ordered: list[Chunk], vectors: np.ndarray | None, finish: list[tuple[str, str]]
+    ) -> int:
+        if self._abandoned:
+            return 0
+        try:
+            return self._store(ordered, vectors, finish)
+        except BaseException:
+            self._abandoned = True  # the writes queued behind this one are dropped
+            raise
+
+    def _embed(self, batch: list[Chunk]) -> tuple[list[Chunk], np.ndarray | None]:
+        if not batch:
+            return batch, None
+        ordered = commit_order(batch)
+        return ordered, self.embedder.embed_documents([c.embedding_text() for c in ordered])
+
+    def _store(self, ordered: list[Chunk], vectors: np.ndarray | None, finish: list[tuple[str, str]]) -> int:
+        if ordered and vectors is not None:
             self.store.upsert(ordered, vectors)
         for doc_id, doc_hash in finish:
             self.store.delete_document(doc_id, keep_hash=doc_hash)
-        self.written += len(batch)
-        if batch:
+        self.written += len(ordered)
+        if ordered:
             log.info("indexed %d chunks so far", self.written)
-        return len(batch)
+        return len(ordered)
 
 
 class StreamCommitter:

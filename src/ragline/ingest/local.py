@@ -107,6 +107,7 @@ def index_documents(
     # Embedding and writing run beside chunking when the embedder allows it (see ingest.parallel).
     timed = cast(Embedder, TimedEmbedder(embedder))  # counts embedding time into the ingest metrics
     writer = IndexWriter(store, timed, batch_chunks=settings.ingest.embed_batch, background=concurrent)
+    writer.start()
     try:
         seen = _index(read_ahead(loaded, settings.ingest.parse_ahead), state, chunker, writer, report, progress)
     finally:
