@@ -108,7 +108,9 @@ class OnnxEmbedder(BaseEmbedder):
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        enc = self._tokenizer.encode_batch(texts)
+        # One text: ``encode`` (a batch call hands the GIL over and back once more, and with the ingest's
+        # chunker busy in Python each hand-back can keep a core waiting).
+        enc = [self._tokenizer.encode(texts[0])] if len(texts) == 1 else self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
