@@ -59,7 +59,7 @@ class EmbeddingSettings(SettingsSection):
     device: str = "cpu"
     # Texts per forward pass; None: the backend's choice. onnx: 1, each text alone: nothing is padded and a
     # vector depends on its text only (the dynamically quantized model scales a pass as a whole, so in a
-    # batch of 32 a chunk's vector also moved with its companions); here it is also 1.25 times the chunks/s
+    # batch of 32 a chunk's vector also moved with its companions); here it is also 1.29 times the chunks/s
     # of sorted batches of 32 (bench/ingest.py). sentence-transformers: 32.
     batch_size: int | None = Field(default=None, ge=1)
     normalize: bool = True

@@ -25,8 +25,8 @@ class OnnxEmbedder(BaseEmbedder):
     Each text runs alone by default (``batch_size=1``). The dynamically quantized model picks its activation
     scales per forward pass, so in a batch a vector also depends on the other texts and on the padding; alone,
     it depends on its text only, and a document's chunks are embedded exactly as a question is. Nothing is
-    padded either, which on the Ray docs' chunks made single passes 1.25 times the chunks/s of token-sorted
-    batches of 32 (bench/ingest.py, variant d').
+    padded either, which on the Ray docs' chunks made single passes 1.29 times the chunks/s of token-sorted
+    batches of 32 (bench/ingest.py, d' against d'32).
     """
 
     def __init__(
