@@ -188,7 +188,7 @@ class LLMSettings(SettingsSection):
     timeout: float = 60.0
     max_retries: int = 2
     threads: int | None = None
-    # llama-cpp: flash attention; the first words 9-13% sooner on CPU here (bench/first_token.py compares).
+    # llama-cpp: flash attention; the first words 4-15% sooner on CPU here, 3 runs (bench/first_token.py compares).
     flash_attn: bool = True
 
 
