@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ragline.chunk import Chunker, token_chunker
 from ragline.config import BUNDLED_EMBEDDING_MODEL, Settings
 from ragline.embed import Embedder, make_embedder
 from ragline.embed.models import is_bundled
@@ -15,17 +16,44 @@ from ragline.store.base import IndexInfo, VectorStore
 
 if TYPE_CHECKING:
     from ragline.agent import Agent
+    from ragline.chunk import Chunker
     from ragline.generate.base import Generator
     from ragline.retrieve import Retriever
+
+log = logging.getLogger(__name__)
 
 
 class Components:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._preload: threading.Thread | None = None
 
     @cached_property
     def embedder(self) -> Embedder:
         return make_embedder(self.settings.embedding)
+
+    @cached_property
+    def ingest_model(self) -> tuple[Embedder, int]:
+        """The model the in-process ingest embeds with, and its concurrent calls (``ingest.parallel.ingest_model``).
+
+        Kept for the life of the components, so repeated ingests (``--watch``) load it once.
+        """
+        from ragline.ingest.parallel import ingest_model
+
+        return ingest_model(self.settings.embedding, self.settings.ingest.embed_workers, self.embedder)
+
+    def preload_ingest_model(self) -> None:
+        """Start loading the ingest's model in a background thread, once; the ingest waits for the load to end.
+
+        The runtime releases the GIL while it builds its session, so the load overlaps what comes before the
+        first vectors are wanted: imports, opening the store, chunking the first documents. A load that fails
+        here is left to the ingest, which loads again and reports the error where errors are handled.
+        """
+        if self._preload is not None:
+            return
+        model, _ = self.ingest_model
+        self._preload = threading.Thread(target=_warm_quietly, args=(model,), name="ragline-preload", daemon=True)
+        self._preload.start()
 
     @property
     def model_id(self) -> str:
@@ -49,6 +77,8 @@ class Components:
 
     @cached_property
     def chunker(self) -> Chunker:
+        from ragline.chunk import Chunker, token_chunker
+
         c = self.settings.chunk
         if c.unit == "chars":
             return Chunker(size=c.size, overlap=c.overlap)
@@ -73,5 +103,14 @@ class Components:
         return Agent(self.retriever, self.generator, self.settings.llm, self.settings.answer, self.embedder)
 
     def close(self) -> None:
+        if self._preload is not None:  # never leave a model load running into the interpreter's exit
+            self._preload.join()
         if "store" in self.__dict__:
             self.store.close()
+
+
+def _warm_quietly(embedder: Embedder) -> None:
+    try:
+        embedder.warm_up()
+    except Exception as e:  # the ingest's own warm-up raises it again, where it is reported
+        log.debug("preloading the embedding model failed: %s", e)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -86,6 +87,7 @@ class BaseEmbedder:
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
         self._ready = False
+        self._loading = threading.Lock()  # one load, whichever thread asks first (the others wait for it)
         self._recent: dict[str, np.ndarray] = {}  # query text -> vector, oldest first
 
     # --- what a backend provides -------------------------------------------------------------
@@ -108,9 +110,12 @@ class BaseEmbedder:
 
     # --- conveniences ------------------------------------------------------------------------
     def warm_up(self) -> None:
-        if not self._ready:
-            self._load()
-            self._ready = True
+        if self._ready:
+            return
+        with self._loading:
+            if not self._ready:
+                self._load()
+                self._ready = True
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone (no special tokens), as chunk sizes are counted."""

@@ -19,7 +19,7 @@ from ragline.embed.base import Embedder
 from ragline.errors import SourceError
 from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped
 from ragline.ingest.inputs import plan_inputs
-from ragline.ingest.parallel import ParallelEmbedder, ingest_embedder
+from ragline.ingest.parallel import ParallelEmbedder, parallel
 from ragline.observability import ingest_metrics
 from ragline.observability.ingest_metrics import TimedEmbedder
 from ragline.privacy import add_counts
@@ -102,10 +102,11 @@ def index_documents(
     t0 = time.perf_counter()
     report = IndexReport()
     settings = components.settings
+    components.preload_ingest_model()  # loads while the store opens and the first documents are chunked
     store, chunker = components.store, components.chunker
     store.open(components.index_info(), recreate=recreate)
     state = IndexState(store.documents(), tenant)
-    embedder, concurrent = ingest_embedder(settings.embedding, settings.ingest.embed_workers, components.embedder)
+    embedder, concurrent = parallel(*components.ingest_model)
     # Embedding and writing run beside chunking when the embedder allows it (see ingest.parallel).
     timed = cast(Embedder, TimedEmbedder(embedder))  # counts embedding time into the ingest metrics
     writer = IndexWriter(store, timed, batch_chunks=settings.ingest.embed_batch, background=concurrent)

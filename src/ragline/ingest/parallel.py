@@ -52,17 +52,26 @@ class ParallelEmbedder(WrappedEmbedder):
             self._pool.shutdown(wait=True)
 
 
-def ingest_embedder(settings: EmbeddingSettings, workers: int, shared: Embedder | None = None) -> tuple[Embedder, bool]:
-    """The embedder an ingest runs, and whether its calls may overlap other work (chunking, counting).
+def ingest_model(settings: EmbeddingSettings, workers: int, shared: Embedder | None = None) -> tuple[Embedder, int]:
+    """The model an ingest runs, and how many concurrent calls it takes (0: one call at a time, beside nothing).
 
     A backend that allows concurrent calls gets ``workers`` (0: one per core) one-thread calls, unless
     ``settings.threads`` says otherwise; any other backend is ``shared`` (or a new one), one call at a time.
     """
     if settings.backend not in CONCURRENT_BACKENDS:
-        return shared or make_embedder(settings), False
+        return shared or make_embedder(settings), 0
     workers = workers or os.cpu_count() or 1
     if workers > 1 and settings.threads is None:
-        settings = settings.model_copy(update={"threads": 1})
-    elif shared is not None:
-        return ParallelEmbedder(shared, workers), True
-    return ParallelEmbedder(make_embedder(settings), workers), True
+        return make_embedder(settings.model_copy(update={"threads": 1})), workers
+    return shared or make_embedder(settings), workers
+
+
+def parallel(model: Embedder, calls: int) -> tuple[Embedder, bool]:
+    """What ``ingest_model`` chose, ready to run: the embedder, and whether its calls may overlap other work
+    (chunking, counting)."""
+    return (ParallelEmbedder(model, calls), True) if calls else (model, False)
+
+
+def ingest_embedder(settings: EmbeddingSettings, workers: int, shared: Embedder | None = None) -> tuple[Embedder, bool]:
+    """The embedder an ingest runs (see ``ingest_model``), and whether its calls may overlap other work."""
+    return parallel(*ingest_model(settings, workers, shared))

@@ -21,9 +21,6 @@ from ragline.errors import SourceError
 from ragline.parse import docx, pdf
 from ragline.parse.html import declared_charset, parse_html
 from ragline.parse.includes import IncludeResolver
-from ragline.parse.markdown import parse_markdown
-from ragline.parse.notebook import parse_notebook
-from ragline.parse.rst import parse_rst
 from ragline.parse.text import parse_text
 from ragline.privacy import Redactor, redact_document
 from ragline.records import Document
@@ -102,7 +99,13 @@ def _html(text: str, ctx: ParseContext) -> Document:
     )
 
 
+# The Markdown, reStructuredText and notebook parsers (markdown-it, docutils) are imported when a document of
+# their kind is first parsed: an ingest of HTML pages starts that much sooner.
+
+
 def _markdown(text: str, ctx: ParseContext) -> Document:
+    from ragline.parse.markdown import parse_markdown
+
     mdx = (ctx.path or ctx.source).lower().endswith(".mdx")
     return parse_markdown(
         text, source=ctx.source, mdx=mdx, fallback_title=ctx.name, path=ctx.path, includes=ctx.includes()
@@ -110,10 +113,14 @@ def _markdown(text: str, ctx: ParseContext) -> Document:
 
 
 def _rst(text: str, ctx: ParseContext) -> Document:
+    from ragline.parse.rst import parse_rst
+
     return parse_rst(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path, includes=ctx.includes())
 
 
 def _notebook(text: str, ctx: ParseContext) -> Document:
+    from ragline.parse.notebook import parse_notebook
+
     return parse_notebook(
         text,
         source=ctx.source,
