@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@# torch first, pinned to the CPU build: an unpinned torch pulls several GB of CUDA packages.
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch
 	@# llama-cpp-python compiles from source (a few minutes); a portable build unless CMAKE_ARGS says otherwise.
+	@# (-DGGML_NATIVE=ON on a CPU with AMX, llama-cpp-python 0.3.36: a 101-token prompt crashed it;
+	@# AVX-512 flags without AMX read prompts no faster than this build.)
 	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
 	@touch $(STAMP)
 
