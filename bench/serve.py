@@ -16,6 +16,9 @@ asked by a keep-alive standard-library client (overhead_ms) and by httpx (overhe
 client library's own cost). Every load is bounded by time and by --max-requests. Ray runs on 127.0.0.1 with
 2 CPUs; the embedder uses --threads threads in-process and in each replica alike. Prints a table and writes
 bench/results/serve.json.
+
+Where one answer's wait for its first words goes (retrieval, the model reading its prompt, the first sentence,
+the model's load) is measured by bench/first_token.py, in-process and over Ray Serve.
 """
 
 from __future__ import annotations
