@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -20,13 +18,10 @@ if TYPE_CHECKING:
     from ragline.generate.base import Generator
     from ragline.retrieve import Retriever
 
-log = logging.getLogger(__name__)
-
 
 class Components:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._preload: threading.Thread | None = None
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -41,19 +36,6 @@ class Components:
         from ragline.ingest.parallel import ingest_model
 
         return ingest_model(self.settings.embedding, self.settings.ingest.embed_workers, self.embedder)
-
-    def preload_ingest_model(self) -> None:
-        """Start loading the ingest's model in a background thread, once; the ingest waits for the load to end.
-
-        The runtime releases the GIL while it builds its session, so the load overlaps what comes before the
-        first vectors are wanted: imports, opening the store, chunking the first documents. A load that fails
-        here is left to the ingest, which loads again and reports the error where errors are handled.
-        """
-        if self._preload is not None:
-            return
-        model, _ = self.ingest_model
-        self._preload = threading.Thread(target=_warm_quietly, args=(model,), name="ragline-preload", daemon=True)
-        self._preload.start()
 
     @property
     def model_id(self) -> str:
@@ -103,14 +85,5 @@ class Components:
         return Agent(self.retriever, self.generator, self.settings.llm, self.settings.answer, self.embedder)
 
     def close(self) -> None:
-        if self._preload is not None:  # never leave a model load running into the interpreter's exit
-            self._preload.join()
         if "store" in self.__dict__:
             self.store.close()
-
-
-def _warm_quietly(embedder: Embedder) -> None:
-    try:
-        embedder.warm_up()
-    except Exception as e:  # the ingest's own warm-up raises it again, where it is reported
-        log.debug("preloading the embedding model failed: %s", e)

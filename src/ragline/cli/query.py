@@ -75,6 +75,8 @@ def ingest(
     as_json: JsonOut = False,
 ) -> None:
     """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
+    from ragline.ingest.engines import run_ingest
+
     comp = components(data_dir)
     if url_template:
         comp.settings.parse.url_template = url_template
@@ -92,10 +94,6 @@ def ingest(
         embed_batch=embed_batch,
         num_gpus=num_gpus,
     )
-    if comp.settings.ingest.engine == "local":
-        comp.preload_ingest_model()  # beside the imports below and the store's opening
-    from ragline.ingest.engines import run_ingest
-
     if watch:
         from ragline.cli.ops import watch_ingest
 

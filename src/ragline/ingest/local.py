@@ -102,7 +102,6 @@ def index_documents(
     t0 = time.perf_counter()
     report = IndexReport()
     settings = components.settings
-    components.preload_ingest_model()  # loads while the store opens and the first documents are chunked
     store, chunker = components.store, components.chunker
     store.open(components.index_info(), recreate=recreate)
     state = IndexState(store.documents(), tenant)

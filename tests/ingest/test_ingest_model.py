@@ -1,5 +1,5 @@
-"""The ingest's embedding model starts loading before the first documents are read, loads once however many
-threads ask for it, is kept for the next ingest of the same components, and no load outlives ``close``."""
+"""The ingest's embedding model loads once however many threads ask for it, is kept for the next ingest of the
+same components, and a load that fails fails the ingest; HTML pages are parsed without the other kinds' parsers."""
 
 from __future__ import annotations
 
@@ -81,18 +81,7 @@ def test_an_ingest_loads_its_model_once_and_the_next_ingest_reuses_it(
     assert loads == [id(model)]  # the query embedder only counted tokens: no session of its own
 
 
-def test_close_waits_for_a_preload_still_running(tmp_path: Path, loads: list[int]) -> None:
-    comp = components(tmp_path / "index")
-    comp.preload_ingest_model()
-    comp.preload_ingest_model()  # once only
-    comp.close()
-    preloads = [t for t in threading.enumerate() if t.name == "ragline-preload"]
-    assert preloads == [] and len(loads) == 1
-    model, _ = comp.ingest_model
-    assert model.embed_documents(["a first vector without another load"]).shape == (1, 384) and len(loads) == 1
-
-
-def test_a_preload_that_fails_leaves_the_error_to_the_ingest(
+def test_a_model_that_fails_to_load_fails_the_ingest(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(self: OnnxEmbedder) -> None:
@@ -100,7 +89,6 @@ def test_a_preload_that_fails_leaves_the_error_to_the_ingest(
 
     monkeypatch.setattr(OnnxEmbedder, "_load", broken)
     comp = components(tmp_path / "index")
-    comp.preload_ingest_model()
     try:
         with pytest.raises(RuntimeError, match="unreadable"):
             ingest([folder], comp)
