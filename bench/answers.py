@@ -1,91 +1,193 @@
-"""Answer modes side by side: extractive, generative and auto, on the Ray dev questions and the LCEL pages.
+"""Answers per mode and model, scored against reference answers: the Ray dev questions with references.
 
-    python bench/answers.py                      # Ray dev (first 40 questions for the model modes) + LCEL
-    python bench/answers.py --ray-limit 213 --model-limit 213
+    python bench/answers.py                                   # extractive, the 0.5B and the 1.5B (both paths)
+    python bench/answers.py --systems extractive,qwen-0.5b=auto@local:qwen2.5-coder-0.5b-instruct
+    python bench/answers.py --limit 10 --time-limit 600       # a quick look, bounded
 
-Each mode answers the same questions from the same index with the default configuration; per mode the table
-shows citation validity, the share of answers citing a block, groundedness (embedding support at 0.6, as
-``ragline eval answers``), the system's own check, fallbacks, answer relevance (question-answer cosine),
-answers that repeat a sentence, words, and p50 seconds to the first token and to the whole answer. The model
-modes are slow (seconds per answer), so they run on the first ``--model-limit`` questions; extractive runs on
-``--ray-limit``. Writes bench/results/answers.json and the tables into docs/answers.md (between markers).
+A system is ``NAME=MODE[@local:MODEL|@server:MODEL]``: MODE is extractive, auto or generative; ``local`` runs the
+model in this process (embedded llama.cpp), ``server`` starts a llama.cpp server on 127.0.0.1 serving it and
+answers through the OpenAI-compatible backend (the path of any endpoint a user brings); MODEL is a named model
+(``ragline models``) or a GGUF path. Every system answers the same questions from the same index.
+
+Per system the table shows the automatic scores against the references (token F1, key-point recall, wrong and
+missed refusals: a guide, not a verdict), how often a model's answer fell back to the extract, and p50 seconds to
+the first words and to the whole answer. Each system's answers go to ``bench/results/answers/NAME.json`` in the
+format ``ragline eval answers`` writes, so a blind packet can be built from them (``../shared/eval/judge.py
+build``); ``--judged KEY SCORES`` adds the judged means from a scored packet. Writes
+``bench/results/answers.json`` and the table into docs/answers.md (between markers).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
+import random
 import re
+import socket
+import subprocess
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import CORPORA, ROOT, need_corpora, table, write_json
+from common import CORPORA, RESULTS, ROOT, median, need_corpora, table, write_json
 
 from ragline.components import Components
-from ragline.config import load_settings
+from ragline.config import Settings, load_settings
 from ragline.evaluate import benchmarks
-from ragline.evaluate.answers import EmbeddingSupport, evaluate_answers
-from ragline.evaluate.datasets import Question, page_key
+from ragline.evaluate.answers import EmbeddingSupport, score_answer, summarise
+from ragline.evaluate.datasets import load_answer_questions, page_key
 from ragline.evaluate.indexing import build_index, index_dir
-from ragline.ingest.local import ingest
 
-MODES = ["extractive", "generative", "auto"]
-LCEL_QUESTIONS = [
-    ("How do I add fallbacks to a runnable?", "with_fallbacks"),
-    ("How do I stream output from a chain?", "stream"),
-    ("What does RunnablePassthrough do?", "RunnablePassthrough"),
-    ("How do I run two chains in parallel?", "RunnableParallel"),
-    ("How can I bind tools or kwargs to a model in a chain?", "bind"),
-]
+DEFAULT_SYSTEMS = (
+    "extractive=extractive,"
+    "qwen-0.5b=auto@local:qwen2.5-coder-0.5b-instruct,"
+    "qwen-1.5b=auto@local:qwen2.5-coder-1.5b-instruct,"
+    "qwen-1.5b-server=auto@server:qwen2.5-coder-1.5b-instruct"
+)
 COLUMNS = [
-    "set",
-    "mode",
+    "system",
     "n",
-    "citation_validity",
-    "cites_any",
-    "groundedness",
-    "grounded_check",
+    "judged",
+    "judged_95",
+    "token_f1",
+    "key_points",
+    "wrong_refusals",
+    "missed_refusals",
     "fell_back",
-    "relevance",
-    "answers_repeating",
-    "words",
     "first_token_p50",
     "total_p50",
 ]
 START, END = "<!-- bench/answers.py: start -->", "<!-- bench/answers.py: end -->"
 
 
-def run_set(
-    name: str, comp: Components, questions: list[Question], limits: dict[str, int], modes: list[str]
-) -> list[dict[str, Any]]:
-    agent = comp.agent
-    support = EmbeddingSupport(comp.embedder, 0.6)
-    rows = []
-    for mode in modes:
-        qs = questions[: limits[mode]]
-        agent.ask("warm up", mode=mode)
+def parse_system(spec: str) -> dict[str, str]:
+    name, _, rest = spec.partition("=")
+    mode, _, where = (rest or name).partition("@")
+    kind, _, model = where.partition(":")
+    if mode not in ("extractive", "auto", "generative") or kind not in ("", "local", "server"):
+        raise SystemExit(f"--systems: cannot read {spec!r} (NAME=MODE[@local:MODEL|@server:MODEL])")
+    return {"name": name, "mode": mode, "kind": kind, "model": model}
+
+
+def gguf(model: str) -> Path:
+    """A named model's assembled GGUF (checked), or a path given as it is."""
+    from ragline.generate import models
+
+    if models.find(model) is not None:
+        return models.resolve(model)
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise SystemExit(f"{model}: neither a named model nor a GGUF file")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def llama_server(path: Path, alias: str, context: int, threads: int) -> Iterator[str]:
+    """A llama.cpp server on 127.0.0.1 serving ``path``; its base URL while the block runs, stopped after."""
+    import httpx
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", alias]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context), "--n_threads", str(threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"the llama.cpp server exited ({proc.returncode})")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the llama.cpp server did not come up in 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def configure(base: Settings, system: dict[str, str], server_url: str | None) -> Settings:
+    settings = base.model_copy(deep=True)
+    settings.answer.mode = system["mode"]  # type: ignore[assignment]
+    if system["kind"] == "local":
+        settings.llm.model_path = str(gguf(system["model"]))
+    elif system["kind"] == "server":
+        settings.llm.backend = "openai"
+        settings.llm.base_url = server_url
+        settings.llm.model = system["name"]
+    return settings
+
+
+def run_system(
+    system: dict[str, str], base: Settings, questions: list[Any], time_limit: float, out: Path
+) -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        url = None
+        if system["kind"] == "server":
+            threads = base.llm.threads or os.cpu_count() or 2
+            url = stack.enter_context(llama_server(gguf(system["model"]), system["name"], 4096, threads))
+        comp = Components(configure(base, system, url))
+        stack.callback(comp.close)
+        comp.open_for_reading()
+        agent = comp.agent
+        agent.ask("warm up", mode=system["mode"])  # the model's load time is not an answer's
+        support = EmbeddingSupport(comp.embedder, 0.6)
+        rows: list[dict[str, Any]] = []
         started = time.perf_counter()
-        answers, summary = evaluate_answers(
-            qs, lambda q, m=mode: agent.ask(q, mode=m), support, None, key=page_key, embedder=comp.embedder
-        )
-        print(f"  {name} {mode}: {len(qs)} answers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        rows.append({"set": name, "mode": mode, "n": len(qs), **summary, "answers": answers})
-    return rows
+        for q in questions:
+            if time.perf_counter() - started > time_limit:
+                print(f"  {system['name']}: time limit reached after {len(rows)} answers", file=sys.stderr)
+                break
+            answer = agent.ask(q.text, mode=system["mode"])
+            row = {"asked_mode": system["mode"], **score_answer(q, answer, support, None, key=page_key)}
+            row["llm"] = answer.llm
+            rows.append(row)
+            out.write_text(json.dumps({"system": system, "llm": comp.generator.name, "answers": rows}, indent=1))
+            print(f"  {system['name']} {len(rows)}/{len(questions)}: {row['seconds']:.1f} s", file=sys.stderr)
+        summary = summarise(rows) if rows else {}
+        summary["fell_back"] = summary.get("fell_back", 0.0)
+        return {"system": system["name"], "spec": system, "n": len(rows), "llm": comp.generator.name, **summary}
 
 
-def lcel_found(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Per mode: the share of the five LCEL answers that name the expected API and cite a block."""
+def judged(key_path: Path, scores_path: Path) -> dict[str, dict[str, Any]]:
+    """Per system of a scored blind packet: the mean, its 95% bootstrap interval and the scores by question."""
+    key = json.loads(key_path.read_text())
+    scores = {}
+    for line in scores_path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            scores[row["label"]] = float(row["score"])
+    by: dict[str, list[float]] = defaultdict(list)
+    for label, system in key.items():
+        if label in scores:
+            by[system].append(scores[label])
+    rng = random.Random(0)
     out = {}
-    for r in rows:
-        if r["set"] != "lcel":
-            continue
-        hits = 0
-        for a, (_q, name) in zip(r["answers"], LCEL_QUESTIONS, strict=True):
-            hits += name.lower() in a["answer"].lower() and bool(a["cited"])
-        out[r["mode"]] = hits / len(LCEL_QUESTIONS)
+    for system, values in by.items():
+        means = sorted(sum(rng.choice(values) for _ in values) / len(values) for _ in range(2000))
+        out[system] = {
+            "judged": round(sum(values) / len(values), 2),
+            "judged_95": f"{means[50]:.2f}-{means[1949]:.2f}",
+            "judged_n": len(values),
+        }
     return out
 
 
@@ -103,59 +205,59 @@ def write_doc(text: str) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ray-limit", type=int, default=213, help="Ray dev questions for the extractive mode")
-    ap.add_argument("--model-limit", type=int, default=40, help="Ray dev questions for the model modes")
+    ap.add_argument("--systems", default=DEFAULT_SYSTEMS, help="NAME=MODE[@local:MODEL|@server:MODEL], comma-separated")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    ap.add_argument("--time-limit", type=float, default=3600.0, help="seconds per system before it stops asking")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("RAGLINE_EVAL_CACHE", "/tmp/ragline-eval")))
+    ap.add_argument("--judged", nargs=2, type=Path, metavar=("KEY", "SCORES"), help="a scored blind packet")
+    ap.add_argument("--table-only", action="store_true", help="tabulate the answers already written")
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/answers.md")
-    ap.add_argument("--modes", default=",".join(MODES), help="modes to run, comma-separated (default: all three)")
     args = ap.parse_args()
-    modes = [m for m in args.modes.split(",") if m]
-    if not modes or any(m not in MODES for m in modes):
-        ap.error(f"--modes takes {', '.join(MODES)}")
     logging.basicConfig(level=logging.ERROR)
-    need_corpora("ray-eval")
-    lcel_site = need_corpora("langchain-lcel", "site")
+    refs = need_corpora("ray-eval", "answers-dev.jsonl")
+    systems = [parse_system(s) for s in args.systems.split(",") if s]
+    out_dir = RESULTS / "answers"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    questions = load_answer_questions(refs)[: args.limit]
 
-    bench = benchmarks.ray(CORPORA)
-    settings = load_settings()
-    bench.configure(settings)
-    settings.data_dir = index_dir(args.cache, bench, settings)
     rows: list[dict[str, Any]] = []
-    comp = Components(settings)
-    try:
-        built = build_index(bench, comp)
-        print(f"ray index: {built.chunks} chunks", file=sys.stderr)
-        limits = {"extractive": args.ray_limit, "generative": args.model_limit, "auto": args.model_limit}
-        rows += run_set("ray-dev", comp, bench.questions.questions, limits, modes)
-    finally:
-        comp.close()
-
-    lcel = load_settings(data_dir=args.cache / "lcel-site")
-    comp = Components(lcel)
-    try:
-        ingest([lcel_site], comp)
-        questions = [Question(f"lcel-{i}", q, {}) for i, (q, _name) in enumerate(LCEL_QUESTIONS, 1)]
-        rows += run_set("lcel", comp, questions, dict.fromkeys(MODES, len(questions)), modes)
-        llm = comp.generator.name
-    finally:
-        comp.close()
-
-    found = lcel_found(rows)
-    shown = [{k: v for k, v in r.items() if k != "answers"} for r in rows]
+    if not args.table_only:
+        bench = benchmarks.ray(CORPORA)
+        settings = load_settings()
+        bench.configure(settings)
+        settings.data_dir = index_dir(args.cache, bench, settings)
+        comp = Components(settings)
+        try:
+            print(f"ray index: {build_index(bench, comp).chunks} chunks", file=sys.stderr)
+        finally:
+            comp.close()
+        for system in systems:
+            rows.append(run_system(system, settings, questions, args.time_limit, out_dir / f"{system['name']}.json"))
+    else:
+        for system in systems:
+            data = json.loads((out_dir / f"{system['name']}.json").read_text())
+            answers = data["answers"]
+            rows.append({"system": system["name"], "spec": system, "n": len(answers), "llm": data["llm"]})
+            rows[-1].update(summarise(answers))
+    for r in rows:
+        answers = json.loads((out_dir / f"{r['system']}.json").read_text())["answers"]
+        r["first_token_p50"] = round(median([a["first_token"] for a in answers]), 2) if answers else None
+        r["total_p50"] = round(median([a["seconds"] for a in answers]), 2) if answers else None
+    if args.judged:
+        marks = judged(*args.judged)
+        for r in rows:
+            r.update(marks.get(r["system"], {}))
     text = "\n".join(
         [
-            f"Measured with `python bench/answers.py --ray-limit {args.ray_limit} --model-limit {args.model_limit}` "
-            f"(model: {llm}; 2 CPUs).",
+            f"Measured with `python bench/answers.py --systems {args.systems}"
+            + (f" --limit {args.limit}" if args.limit else "")
+            + "` on the Ray dev questions with reference answers (2 CPUs).",
             "",
-            table(shown, COLUMNS),
-            "",
-            "LCEL: share of the five answers that name the expected API and cite a block: "
-            + ", ".join(f"{m} {v:.1f}" for m, v in found.items()),
+            table(rows, [c for c in COLUMNS if any(c in r for r in rows)]),
         ]
     )
     print(text)
-    path = write_json("answers", {"rows": rows, "lcel_found": found, "llm": llm})
-    print(f"written: {path}")
+    print(f"written: {write_json('answers', {'rows': rows})}")
     if not args.no_doc:
         print(f"written: {write_doc(text)}")
 

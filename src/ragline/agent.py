@@ -13,16 +13,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ragline.answer.check import Check, Checker
-from ragline.answer.compose import compose
+from ragline.answer.check import Check, Checker, add_citations
+from ragline.answer.compose import NO_EVIDENCE, compose
 from ragline.answer.conversation import Narrowed, fit_history, standalone_question
 from ragline.answer.evidence import Evidence, Selector
 from ragline.answer.repetition import RepetitionGuard
-from ragline.config import AnswerSettings, LLMSettings
+from ragline.config import BUNDLED_LLM, AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError, RaglineError
 from ragline.generate.base import Generator, Message
-from ragline.generate.prompt import EVIDENCE_PROMPT, build_messages
+from ragline.generate.prompt import ANSWER_PROMPT, DEFAULT_MARGIN, EVIDENCE_PROMPT, build_messages
 from ragline.observability.tracing import traced
 from ragline.records import Answer, Citation, Hit, Usage
 from ragline.retrieve import Retriever
@@ -90,7 +90,8 @@ Event = Token | Retrieved | Done
 
 def default_mode(llm: LLMSettings) -> Mode:
     """Extractive with the bundled model (it rarely writes an answer that passes the check), auto otherwise."""
-    return "extractive" if llm.backend == "llama-cpp" and not llm.model_path else "auto"
+    bundled = llm.backend == "llama-cpp" and not llm.model_path and llm.model == BUNDLED_LLM
+    return "extractive" if bundled else "auto"
 
 
 def condenses_with_model(llm: LLMSettings, answer: AnswerSettings) -> bool:
@@ -229,8 +230,22 @@ class Agent:
         timings["generate"] = time.perf_counter() - gen_started
         if generated.first is not None and live:
             timings["first_token"] = generated.first - t0
-        check = self.check(generated.text, evidence)
+        if self.reads_sections() and not live:  # a live answer was shown as written
+            generated.text = add_citations(
+                generated.text, evidence, self.embedder, self.answer_settings.support_threshold
+            )
+        check = self.check(generated.text, evidence, written=True)
         model = {"llm": self.generator.name, "usage": generated.usage, "finish_reason": generated.finish_reason}
+        if check.refused and not live:
+            # Small models refuse questions the sections do answer: the closest passages follow the refusal,
+            # so a reader still sees what the documentation says (docs/answers.md measures it).
+            text, extract_check, finish = self.extract(evidence, max_tokens)
+            if text != NO_EVIDENCE:
+                text = hedged(text)
+                yield Token(text)
+                reason = "the model found no answer in the sections; the closest passages are shown"
+                yield done(text, "extractive", extract_check, fallback=reason, **{**model, "finish_reason": finish})
+                return
         if check.passed or live:
             if not live:
                 yield Token(generated.text)
@@ -248,12 +263,23 @@ class Agent:
         selector = Selector(self.embedder, max_blocks=s.evidence_blocks, units_per_block=s.evidence_units)
         return selector(question, hits)
 
-    def check(self, text: str, evidence: Evidence) -> Check:
-        return Checker(self.embedder, self.answer_settings.support_threshold)(text, evidence)
+    def reads_sections(self) -> bool:
+        """Whether the model reads whole sections (a capable model) or compact evidence (a tiny one)."""
+        chosen = self.answer_settings.prompt
+        if chosen == "auto":
+            return bool(getattr(self.generator, "capable", True))
+        return chosen == "sections"
+
+    def check(self, text: str, evidence: Evidence, *, written: bool = False) -> Check:
+        """The grounding check; a capable model's answer (``written``) is held to what matters: no invented
+        names, most sentences supported by some block, a refusal taken as one."""
+        lenient = written and self.reads_sections()
+        return Checker(self.embedder, self.answer_settings.support_threshold, lenient=lenient)(text, evidence)
 
     def extract(self, evidence: Evidence, max_tokens: int | None = None) -> tuple[str, Check, str]:
         """The extractive answer, its check, and its finish reason: "length" when cut to ``max_tokens``."""
-        text = compose(evidence, max_sentences=self.answer_settings.max_sentences)
+        s = self.answer_settings
+        text = compose(evidence, min_evidence=s.min_evidence, max_sentences=s.max_sentences)
         finish = "stop"
         if max_tokens is not None and self._count_tokens(text) > max_tokens:
             text, finish = _cut_to_tokens(text, max_tokens, self._count_tokens), "length"
@@ -275,14 +301,21 @@ class Agent:
         live: bool,
     ) -> Iterator[Token | _Generated]:
         """The model's answer from the evidence; Tokens as sentences complete when ``live``."""
-        compact = [Hit(dataclasses.replace(b.hit.chunk, text=b.text()), b.hit.score) for b in evidence.blocks]
+        window = self.generator.context_window
+        if self.reads_sections():
+            # Whole sections, within the prompt budget (blocks past it are left out, the first one cut to fit).
+            blocks, system = [b.hit for b in evidence.blocks], ANSWER_PROMPT
+            window = min(window, self.answer_settings.context_tokens + max_tokens + DEFAULT_MARGIN)
+        else:
+            blocks = [Hit(dataclasses.replace(b.hit.chunk, text=b.text()), b.hit.score) for b in evidence.blocks]
+            system = EVIDENCE_PROMPT
         messages, _used = build_messages(
             question,
-            compact,
+            blocks,
             count_tokens=self.generator.count_tokens,
-            context_window=self.generator.context_window,
+            context_window=window,
             max_answer_tokens=max_tokens,
-            system=EVIDENCE_PROMPT,
+            system=system,
             urls=False,
         )
         if history:
@@ -327,6 +360,14 @@ class Agent:
         else:
             prompt = sum(self._count_tokens(m["content"]) for m in messages)
         return Usage(prompt_tokens=prompt, completion_tokens=self._count_tokens(written))
+
+
+HEDGE = "The documentation provided does not answer this question directly. The closest passages:"
+
+
+def hedged(extract: str) -> str:
+    """An extractive answer shown after a model's refusal: said to be the closest passages, not the answer."""
+    return f"{HEDGE}\n\n{extract}"
 
 
 def _cut_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:

@@ -174,12 +174,18 @@ class RetrievalSettings(SettingsSection):
 
 class LLMSettings(SettingsSection):
     backend: Literal["llama-cpp", "openai"] = "llama-cpp"
-    # llama-cpp: path to a GGUF file (default: the bundled SmolLM2-135M-Instruct)
+    # llama-cpp: path to a GGUF file; it wins over ``model``
     model_path: str | None = None
     # openai: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server)
     base_url: str | None = None
     api_key: SecretStr | None = None
+    # llama-cpp without model_path: a named local model (ragline.generate.models: smollm2-135m-instruct,
+    # qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct; `ragline models` lists them); openai: the
+    # endpoint's model name.
     model: str = BUNDLED_LLM
+    # Where named models shipped in parts are joined (once); None: $XDG_CACHE_HOME/ragline/models or
+    # ~/.cache/ragline/models. Also RAGLINE_MODEL_CACHE.
+    model_cache: Path | None = None
     context_window: int = 4096
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = 0.1
@@ -204,6 +210,18 @@ class AnswerSettings(SettingsSection):
     evidence_blocks: int = Field(default=4, ge=1, le=20)  # blocks the evidence (and the citations) keep
     evidence_units: int = Field(default=4, ge=1, le=50)  # sentences or code runs kept per block
     support_threshold: float = Field(default=0.6, ge=0, le=1)  # cosine at which a block supports a sentence
+    # extractive: below this best evidence score (cosine plus the question's rare words found, see
+    # ragline.answer.evidence) the answer says the documentation does not answer. On the Ray dev questions every
+    # answerable one scores 0.61 or more (docs/answers.md).
+    min_evidence: float = Field(default=0.45, ge=0)
+    # What the model reads. sections: the retrieved sections whole, under a prompt that asks for an answer as
+    # long as the question needs (capable instruction models: the named Qwen models, any OpenAI-compatible
+    # endpoint); compact: a few chosen sentences per block and at most three sentences back (tiny models such
+    # as the bundled SmolLM2); auto: by the model. Chosen by judged answers (docs/answers.md).
+    prompt: Literal["auto", "sections", "compact"] = "auto"
+    # sections: the most prompt tokens the sections may take. A 2-CPU machine reads 35-80 prompt tokens a second
+    # with the local Qwen models, so the budget is the wait before the first word; a hosted model can take more.
+    context_tokens: int = Field(default=1400, ge=64)
     # How a follow-up becomes a standalone question for retrieval: llm (the model rewrites it), turns (recent
     # user turns put in front of it), auto (llm unless the model is the bundled one).
     condense: Literal["auto", "llm", "turns"] = "auto"
@@ -229,15 +247,18 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
-    # Short forms documented for the common case (RAGLINE_QDRANT_URL, RAGLINE_QDRANT_API_KEY).
+    # Short forms documented for the common case (RAGLINE_QDRANT_URL, RAGLINE_QDRANT_API_KEY, RAGLINE_MODEL_CACHE).
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
+    model_cache: Path | None = None
 
     def model_post_init(self, __context: Any) -> None:
         if self.qdrant_url and not self.qdrant.url:
             self.qdrant.url = self.qdrant_url
         if self.qdrant_api_key and not self.qdrant.api_key:
             self.qdrant.api_key = self.qdrant_api_key
+        if self.model_cache and not self.llm.model_cache:
+            self.llm.model_cache = self.model_cache
 
     @classmethod
     def settings_customise_sources(

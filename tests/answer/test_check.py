@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ragline.answer.check import check_answer, claims, markers, names
+from ragline.answer.check import Checker, add_citations, check_answer, claims, markers, names
 from ragline.answer.evidence import select
 from ragline.embed.base import Embedder
 
@@ -73,3 +73,54 @@ def test_code_is_neither_a_citation_nor_a_sentence(embedder: Embedder) -> None:
     assert markers(answer) == [1]  # rows[3] is code
     check = check_answer(answer, _evidence(embedder), embedder)
     assert check.citation_validity == 1.0 and check.sentences == 1
+
+
+# A capable model's answer is held to what matters: no invented names, most sentences supported by some block.
+def _lenient(answer: str, embedder: Embedder):  # type: ignore[no-untyped-def]
+    return Checker(embedder, lenient=True)(answer, _evidence(embedder))
+
+
+def test_a_capable_models_uncited_but_supported_answer_passes_with_a_note(embedder: Embedder) -> None:
+    answer = "To use a Qdrant server instead, set its URL and, if it has one, its API key."
+    strict = check_answer(answer, _evidence(embedder), embedder)
+    lenient = _lenient(answer, embedder)
+    assert not strict.passed and lenient.passed, lenient.reason
+    assert lenient.notes == ["the answer cites no block"] and lenient.supported == 1
+
+
+def test_a_capable_models_invented_name_still_fails(embedder: Embedder) -> None:
+    check = _lenient("To use a Qdrant server, call `qdrant.remote_connect()` with its URL [1].", embedder)
+    assert not check.passed and "qdrant.remote_connect" in check.unknown_names
+
+
+def test_a_capable_models_unsupported_answer_fails(embedder: Embedder) -> None:
+    answer = "The GPU kernel compiles shaders ahead of time. Each shader is cached on the driver's disk."
+    check = _lenient(answer, embedder)
+    assert not check.passed and check.supported == 0 and "not supported" in (check.reason or "")
+
+
+def test_a_refusal_passes_as_a_refusal(embedder: Embedder) -> None:
+    check = _lenient("The documentation provided does not answer this question.", embedder)
+    assert check.passed and check.refused
+    # A refusal followed by an answer is an answer, checked as one.
+    long = "The documentation does not say much, but " + "the engine runs shaders on the GPU and caches them. " * 5
+    assert not _lenient(long, embedder).refused
+
+
+def test_example_code_may_name_its_own_variables(embedder: Embedder) -> None:
+    answer = "To use a Qdrant server instead, set its URL [1].\n\n```\nmy_url = 'http://qdrant.internal:6333'\n```"
+    assert _lenient(answer, embedder).passed
+    assert not check_answer(answer, _evidence(embedder), embedder).passed  # the strict check reads code names
+
+
+def test_citations_are_added_to_supported_sentences_only(embedder: Embedder) -> None:
+    evidence = _evidence(embedder)
+    answer = (
+        "To use a Qdrant server instead, set its URL and its API key. The moon is made of cheese.\n\n"
+        "```\nexport RAGLINE_QDRANT_URL=http://qdrant.internal:6333\n```\n\nAlready cited here [1]."
+    )
+    cited = add_citations(answer, evidence, embedder)
+    assert "set its URL and its API key [1]." in cited
+    assert "The moon is made of cheese." in cited and "cheese [1]" not in cited
+    assert "```\nexport RAGLINE_QDRANT_URL=http://qdrant.internal:6333\n```" in cited  # code untouched
+    assert cited.endswith("Already cited here [1].")

@@ -53,3 +53,15 @@ def test_at_most_the_sentences_asked_for(embedder: Embedder) -> None:
 
 def test_nothing_retrieved_says_so() -> None:
     assert compose(select("anything", [], None)) == NO_EVIDENCE
+
+
+def test_weak_evidence_says_the_documentation_does_not_answer(embedder: Embedder) -> None:
+    from ragline.config import AnswerSettings
+
+    floor = AnswerSettings().min_evidence
+    question = "How do I use a Qdrant server instead of the embedded engine?"
+    strong = select(question, [hit(QDRANT)], embedder)
+    weak = select("Which sourdough starter rises fastest in a cold kitchen?", [hit(QDRANT)], embedder)
+    assert max(b.best for b in weak.blocks) < floor <= max(b.best for b in strong.blocks)
+    assert compose(weak, min_evidence=floor) == NO_EVIDENCE
+    assert "RAGLINE_QDRANT_URL" in compose(strong, min_evidence=floor)

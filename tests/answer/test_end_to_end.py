@@ -89,12 +89,14 @@ def test_lcel_questions_get_the_api_with_a_citation_to_its_page(
     assert answer["mode"] == "extractive" and answer["grounded"], answer["check"]
     text = answer["answer"]
     assert re.search(rf"\b{re.escape(name)}\b", text), text
-    # The answer cites the page that defines the name, and that block shows it.
+    # The answer cites a block that shows the name, and the page that defines it is among its sources. Which
+    # of two blocks showing the name the answer quotes is not asserted: for `bind` the binding page and a
+    # cookbook page (`model.bind(stop=...)`) score within the int8 kernels' last decimal, and the kernels differ
+    # between CPUs (AVX2, AVX-512, AMX).
     cited = [c for c in answer["citations"] if c["n"] in markers(text)]
-    assert any(f"/expression_language/{page}" in c["source"] and name in c["text"] for c in cited), (
-        text,
-        [c["source"] for c in cited],
-    )
+    assert any(name in c["text"] for c in cited), (text, [c["source"] for c in cited])
+    sources = [c["source"] for c in answer["citations"]]
+    assert any(f"/expression_language/{page}" in s for s in sources), sources
 
 
 def test_a_follow_up_searches_with_the_conversation(lcel: Components) -> None:

@@ -91,3 +91,12 @@ def test_a_unit_that_quotes_the_question_ranks_below_one_that_answers(embedder: 
 def test_without_an_embedder_words_alone_choose() -> None:
     evidence = select("How do I set the Qdrant URL?", [hit(QDRANT)], None)
     assert any("RAGLINE_QDRANT_URL" in u.text for u in evidence.blocks[0].units)
+
+
+def test_abbreviations_do_not_end_a_sentence() -> None:
+    text = "Pass a config, e.g. ScalingConfig(num_workers=2). The other one, i.e. Tune, waits. Ray vs. Spark is old."
+    assert [u.text for u in split_units(text)] == [
+        "Pass a config, e.g. ScalingConfig(num_workers=2).",
+        "The other one, i.e. Tune, waits.",
+        "Ray vs. Spark is old.",
+    ]

@@ -55,7 +55,12 @@ class OpenAIContract:
 
     def test_models_lists_ragline_and_the_embedding_model(self, base_url: str) -> None:
         llm = openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY["globex"], max_retries=0)
-        assert [m.id for m in llm.models.list()] == ["ragline", EMBEDDING_MODEL]
+        listed = llm.models.list().data
+        assert [m.id for m in listed] == ["ragline", EMBEDDING_MODEL]
+        # The chat model names the language model behind it (as answers do), never its endpoint.
+        root = (listed[0].model_extra or {})["root"]
+        assert root.startswith(("llama-cpp:", "openai:")) and "://" not in root
+        assert "root" not in (listed[1].model_extra or {})
         for model_id in ("ragline", EMBEDDING_MODEL):
             assert llm.models.retrieve(model_id).id == model_id
         with pytest.raises(openai.NotFoundError) as info:

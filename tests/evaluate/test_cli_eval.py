@@ -171,7 +171,43 @@ def test_eval_answers_with_the_embedded_llm(data: Path) -> None:
     for row in report["answers"]:
         assert row["answer"] and row["citations"]
         assert row["citation_validity"] in (0.0, 1.0) and 0.0 <= row["groundedness"] <= 1.0
-    assert "quality" in report["answers"][0] and "quality" not in report["answers"][1]
+    # The question with a reference is scored against it; no model grades answers unless a judge is named.
+    assert "reference_scores" in report["answers"][0] and "reference_scores" not in report["answers"][1]
+    assert report["answers"][0]["reference_scores"]["token_f1"] > 0 and "quality" not in report["answers"][0]
     s = report["summary"]
-    assert {"citation_validity", "groundedness", "cites_any", "quality", "relevant_retrieved"} <= set(s)
+    assert {"citation_validity", "groundedness", "cites_any", "token_f1", "relevant_retrieved"} <= set(s)
+    assert "quality" not in s and report["judge"] is None
     assert (out / "answers.json").is_file() and "groundedness" in (out / "answers.md").read_text()
+
+
+def test_eval_answers_graded_by_a_separate_judge_endpoint(data: Path) -> None:
+    from llm_server import llama_server
+
+    refs = data / "refs-judge.jsonl"
+    refs.write_text(json.dumps({"question": QUESTIONS[0]["question"], "reference": "pip install widgetron"}) + "\n")
+    questions = data / "q-judge.jsonl"
+    questions.write_text(json.dumps(QUESTIONS[0]) + "\n")
+    with llama_server() as url:
+        r = ragline(
+            "eval",
+            "answers",
+            "--questions",
+            str(questions),
+            "--references",
+            str(refs),
+            "--modes",
+            "extractive",
+            "--judge-url",
+            url,
+            "--judge-model",
+            "smollm2",
+            "--out",
+            str(data / "judged"),
+            "--json",
+            data_dir=data / "index",
+        )
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["judge"] == "openai:smollm2"
+    row = report["answers"][0]
+    assert "quality" in row and (row["quality"] is None or 1 <= row["quality"] <= 5)

@@ -52,6 +52,11 @@ def test_invoke_returns_documents_with_source_and_score(rag: ragline.Ragline) ->
     assert [d.metadata["chunk_id"] for d in docs] == [
         h.chunk.id for h in rag.search("How do I retry a failed request?", 2)
     ]
+    # k given to invoke (LangChain's standard retriever tests do this) overrides the retriever's, for that call.
+    one = retriever.invoke("How do I retry a failed request?", k=1)
+    assert [d.id for d in one] == [top.id]
+    assert [d.id for d in asyncio.run(retriever.ainvoke("How do I retry a failed request?", k=1))] == [top.id]
+    assert len(retriever.invoke("How do I retry a failed request?")) == 2
 
 
 @pytest.mark.slow

@@ -103,8 +103,11 @@ def _cite(sentence: str, n: int) -> str:
     return f"{body} [{n}]{end}"
 
 
-def compose(evidence: Evidence, **limits: int) -> str:
-    """The extractive answer: blocks in the order of their best unit, units in their order in the block."""
+def compose(evidence: Evidence, *, min_evidence: float = 0.0, **limits: int) -> str:
+    """The extractive answer: blocks in the order of their best unit, units in their order in the block; or
+    that the documentation does not answer, when no unit scores ``min_evidence``."""
+    if max((b.best for b in evidence.blocks), default=float("-inf")) < min_evidence:
+        return NO_EVIDENCE
     picked = pick(evidence, **limits)
     if not picked:
         return NO_EVIDENCE

@@ -18,9 +18,9 @@ import numpy as np
 from ragline.embed.base import Embedder
 from ragline.records import Hit
 
-# A sentence ends at . ! ? followed by space and a capital, a quote, a bracket or a backtick; common
-# abbreviations (e.g., i.e., etc., vs.) do not end one.
-_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
+# A sentence ends at . ! ? followed by space and a capital, a quote, a bracket or a backtick; "e.g.", "i.e."
+# and "vs." do not end one ("etc." usually does, before a capital).
+_SENTENCE_END = re.compile(r"(?<!\b[eE]\.g\.)(?<!\b[iI]\.e\.)(?<!\bvs\.)(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CODE_START = re.compile(
     r"^\s*(?:\$ |>>> |\.\.\. |#!|import \w|from \S+ import |def \w|class \w|async def |return |@\w|"

@@ -39,13 +39,20 @@ class Served:
     embedding_model: str  # the index's embedding model, as the index records it
     embedding_aliases: tuple[str, ...]  # other names a client may give it (the configured name, its last part)
     max_answer_tokens: int  # the server's own answer limit (llm.max_tokens)
+    llm: str | None = None  # the generator's name (as answers carry it); None when it cannot be built
 
     @classmethod
     def of(cls, settings: Settings) -> Served:
+        from ragline.generate import make_generator
+
         model_id = Components(settings).model_id
         configured = settings.embedding.model
         aliases = tuple(dict.fromkeys(n for n in (configured, model_id.rsplit("/", 1)[-1]) if n != model_id))
-        return cls(model_id, aliases, settings.llm.max_tokens)
+        try:
+            llm: str | None = make_generator(settings.llm).name  # cheap: no model loads
+        except RaglineError:
+            llm = None
+        return cls(model_id, aliases, settings.llm.max_tokens, llm)
 
     def embedding_names(self) -> tuple[str, ...]:
         return (self.embedding_model, *self.embedding_aliases)

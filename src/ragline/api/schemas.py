@@ -246,6 +246,11 @@ class ModelOut(BaseModel):
     object: Literal["model"]
     created: int
     owned_by: str
+    root: str | None = Field(
+        default=None,
+        description="ragline extension, on the chat model only: the language model that writes its answers, "
+        "as answers name it (e.g. llama-cpp:qwen2.5-coder-0.5b-instruct)",
+    )
 
 
 class ModelList(BaseModel):

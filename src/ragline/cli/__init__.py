@@ -9,11 +9,13 @@ import sys
 from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
 from ragline.cli import (
     adapt,  # noqa: F401
     crawl,  # noqa: F401
     mcp,  # noqa: F401
+    models,  # noqa: F401
     ops,  # noqa: F401  (registers delete, snapshot)
     query,  # noqa: F401  (registers ingest, search, ask)
     serve,  # noqa: F401
@@ -54,5 +56,7 @@ def _fail(kind: str, message: str, code: int, as_json: bool, *, shown: bool = Tr
     if as_json:
         emit_json({"error": {"type": kind, "message": message, "exit_code": code}})
     elif not shown:
-        err.print(f"[red]error:[/red] {message}" if code != 130 else message, markup=code != 130)
+        # Escaped: "pip install 'ragline[llm]'" is no markup tag; soft-wrapped: one line, however narrow.
+        text = f"[red]error:[/red] {escape(message)}" if code != 130 else message
+        err.print(text, markup=code != 130, soft_wrap=True)
     sys.exit(code)

@@ -126,11 +126,21 @@ def answers(
             help="Answer modes to compare, comma-separated: extractive, generative, auto (default: answer.mode)"
         ),
     ] = None,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-url",
+            help="An OpenAI-compatible endpoint that grades answers 1-5 against the references (key: "
+            "RAGLINE_JUDGE_API_KEY); a separate, capable model, never the one answering",
+        ),
+    ] = None,
+    judge_model: Annotated[str, typer.Option("--judge-model", help="The judge's model name")] = "gpt-4o",
     limit: Limit = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Answer each question; score citation validity, groundedness and (with references) quality."""
+    """Answer each question; score citation validity, groundedness and, with references, the answer against
+    them (token F1, key points, refusals) and, with a judge, on a 1-5 rubric."""
     from ragline.agent import MODES
     from ragline.errors import BadRequestError
     from ragline.evaluate.answers import EmbeddingSupport, LLMSupport, evaluate_answers
@@ -151,7 +161,7 @@ def answers(
         if by == "auto":
             by = "llm" if comp.settings.llm.backend == "openai" else "embedding"
         support = LLMSupport(comp.generator) if by == "llm" else EmbeddingSupport(comp.embedder, threshold)
-        judge = comp.generator if any(q.reference for q in qs) or by == "llm" else None
+        judge = _judge(judge_url, judge_model, comp) if judge_url and any(q.reference for q in qs) else None
         agent = comp.agent
         run_modes = asked or [agent.resolve_mode(None)]
         rows: list[dict[str, Any]] = []
@@ -181,6 +191,7 @@ def answers(
             "questions": len(qs),
             "llm": comp.generator.name,
             "groundedness_by": by if by == "llm" else f"embedding (threshold {threshold})",
+            "judge": judge.name if judge is not None else None,
             "summary": by_mode[run_modes[0]],
             "modes": by_mode,
             "answers": rows,
@@ -188,3 +199,28 @@ def answers(
     finally:
         comp.close()
     _publish(report, write_answers(report, out_dir), answers_markdown, as_json)
+
+
+def _judge(url: str, model: str, comp: Components) -> Any:
+    """The grading model at ``url``; refused when it is the model that writes the answers."""
+    import os
+
+    from ragline.errors import ConfigError
+    from ragline.generate import make_generator
+
+    llm = comp.settings.llm
+    if llm.backend == "openai" and (llm.base_url or "").rstrip("/") == url.rstrip("/") and llm.model == model:
+        raise ConfigError("--judge-url and --judge-model name the model that writes the answers; a judge is another")
+    from pydantic import SecretStr
+
+    key = os.environ.get("RAGLINE_JUDGE_API_KEY")
+    settings = llm.model_copy(
+        update={
+            "backend": "openai",
+            "base_url": url,
+            "model": model,
+            "api_key": SecretStr(key) if key else None,
+            "temperature": 0.0,
+        }
+    )
+    return make_generator(settings)

@@ -8,6 +8,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, out
+from ragline.config import LLMSettings
+from ragline.errors import RaglineError
 from ragline.layout import DataLayout
 
 
@@ -18,6 +20,16 @@ def record_ingest(data_dir: Path, report: dict[str, Any]) -> None:
 
 def _disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def _llm(llm: LLMSettings) -> str:
+    """The generator's name, as answers carry it (building one is cheap: no model loads)."""
+    from ragline.generate import make_generator
+
+    try:
+        return make_generator(llm).name
+    except RaglineError as e:
+        return f"unusable: {e}"
 
 
 def _site(source: str) -> str:
@@ -48,7 +60,7 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
         "sites": dict(Counter(_site(d.source) for d in docs).most_common(20)),
         "last_ingest": s.layout.read_last_ingest(),
         "disk_bytes": _disk_bytes(s.data_dir),
-        "llm": s.llm.base_url or s.llm.model_path or s.llm.model,
+        "llm": _llm(s.llm),
     }
     if as_json:
         emit_json(report)
@@ -59,6 +71,7 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     out.print(f"index       {report['index']} ({report['backend']})")
     out.print(f"model       {report['model']} ({report['dimension']} dims)")
     out.print(f"contents    {report['documents']} documents, {report['chunks']} chunks")
+    out.print(f"llm         {report['llm']}")
     out.print(f"disk        {report['disk_bytes'] / 1e6:.1f} MB")
     if report["last_ingest"]:
         li = report["last_ingest"]

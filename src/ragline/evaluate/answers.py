@@ -27,6 +27,7 @@ from ragline.embed.base import Embedder
 from ragline.errors import GenerationError
 from ragline.evaluate.datasets import Question
 from ragline.evaluate.metrics import mean
+from ragline.evaluate.references import reference_scores, summarise_references
 from ragline.generate.base import Generator
 from ragline.records import Answer, Citation
 from ragline.rerank import windows
@@ -94,10 +95,20 @@ SUPPORT_PROMPT = (
     "Context:\n{context}\n\nStatement: {sentence}\n\n"
     "Is the statement supported by the context? Reply with one word: yes or no."
 )
+# The judge's rubric: correctness and use to the asker, against the reference (docs/evaluation.md).
 QUALITY_PROMPT = (
-    "Question: {question}\n\nReference answer: {reference}\n\nCandidate answer: {answer}\n\n"
-    "Rate the candidate answer against the reference from 1 (wrong or useless) to 5 (correct and complete). "
-    "Reply with the number only."
+    "You grade an answer to a question about a software product's documentation, against a reference answer "
+    "written from the page that answers it. You do not know who wrote the answer.\n"
+    "Score correctness and usefulness to the asker, as an expert in the product:\n"
+    "5 = correct and answers the question directly; the asker could act on it.\n"
+    "4 = correct and relevant, but misses a secondary point of the reference or is padded with loose text.\n"
+    "3 = gets the main idea but leaves out something needed, or includes a misleading statement.\n"
+    "2 = mostly does not answer: related text that does not address the question, or a wrong main claim.\n"
+    "1 = wrong, off-topic, empty, or a refusal although the reference shows the documentation answers.\n"
+    "When the reference says the documentation does not answer, an answer saying so plainly gets 5 and an "
+    "invented answer gets 1. Citation markers and formatting are neither good nor bad; length earns nothing.\n\n"
+    "Question: {question}\n\nReference answer: {reference}\n\nAnswer to grade: {answer}\n\n"
+    "Reply with the score (1-5) only."
 )
 
 
@@ -184,6 +195,10 @@ def score_answer(
         row["relevance"] = relevance(embedder, question.text, answer.answer)
     if key is not None and question.relevant:
         row["relevant_retrieved"] = any(question.relevant.get(key(c.hit.chunk), 0) > 0 for c in answer.citations)
+    if question.reference:
+        row["reference_scores"] = reference_scores(
+            answer.answer, question.reference, question.extra.get("key_points", ())
+        )
     if question.reference and judge is not None:
         try:
             row["quality"] = quality(judge, question.text, question.reference, answer.answer)
@@ -210,6 +225,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         out["relevance"] = mean([r["relevance"] for r in rows if "relevance" in r])
     if any("relevant_retrieved" in r for r in rows):
         out["relevant_retrieved"] = mean([float(r.get("relevant_retrieved", False)) for r in rows])
+    out.update(summarise_references(rows))
     scores = [r["quality"] for r in rows if r.get("quality") is not None]
     if any("quality" in r for r in rows):
         out["quality"] = mean(scores)

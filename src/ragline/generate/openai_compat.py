@@ -63,6 +63,11 @@ class OpenAICompatGenerator:
         self._include_usage = True  # cleared when the server rejects stream_options
         self._lock = threading.Lock()
 
+    @property
+    def capable(self) -> bool:
+        """An endpoint's model is taken to follow instructions (the full prompt, model-written follow-ups)."""
+        return True
+
     def warm_up(self) -> None:
         with self._lock:
             if self._client is None:

@@ -55,13 +55,31 @@ class RaglineRetriever(BaseRetriever):
     filters: Mapping[str, Any] | None = None
     tenant: str | None = None
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.rag.search(query, self.k, filters=self.filters, tenant=self.tenant)
+    # ``invoke(query, k=1)`` (LangChain passes keyword arguments on when the method names them) overrides the
+    # retriever's own k, filters or tenant for that one call.
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+    ) -> list[Document]:
+        hits = self.rag.search(query, k or self.k, filters=filters or self.filters, tenant=tenant or self.tenant)
         return [to_document(h) for h in hits]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
     ) -> list[Document]:
         # Search is blocking (the embedder and the index): a worker thread keeps the event loop free.
-        hits = await asyncio.to_thread(self.rag.search, query, self.k, filters=self.filters, tenant=self.tenant)
+        hits = await asyncio.to_thread(
+            self.rag.search, query, k or self.k, filters=filters or self.filters, tenant=tenant or self.tenant
+        )
         return [to_document(h) for h in hits]

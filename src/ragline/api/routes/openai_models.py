@@ -26,8 +26,11 @@ CHAT_MODEL = "ragline"
 _CREATED = int(time.time())
 
 
-def _model(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": _CREATED, "owned_by": "ragline"}
+def _model(model_id: str, served: Served) -> dict[str, Any]:
+    listed = {"id": model_id, "object": "model", "created": _CREATED, "owned_by": "ragline"}
+    if model_id == CHAT_MODEL and served.llm:
+        listed["root"] = served.llm  # the language model behind the chat model
+    return listed
 
 
 def chat_model(name: str) -> str:
@@ -44,19 +47,30 @@ def embedding_model(name: str, served: Served) -> str:
     return served.embedding_model
 
 
-@router.get("/models", response_model=ModelList, summary="The chat model and the index's embedding model")
+@router.get(
+    "/models",
+    response_model=ModelList,
+    response_model_exclude_none=True,
+    summary="The chat model (with the language model behind it) and the index's embedding model",
+)
 async def models(service: Service, tenant: Tenant) -> dict[str, Any]:
-    ids = (CHAT_MODEL, service.backend.served.embedding_model)
-    return {"object": "list", "data": [_model(i) for i in ids]}
+    served = service.backend.served
+    ids = (CHAT_MODEL, served.embedding_model)
+    return {"object": "list", "data": [_model(i, served) for i in ids]}
 
 
 @router.get(
-    "/models/{model_id:path}", response_model=ModelOut, responses=ERROR_RESPONSES, summary="One model, by its id"
+    "/models/{model_id:path}",
+    response_model=ModelOut,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+    summary="One model, by its id",
 )
 async def model(model_id: str, service: Service, tenant: Tenant) -> dict[str, Any]:
-    if model_id not in (CHAT_MODEL, service.backend.served.embedding_model):
+    served = service.backend.served
+    if model_id not in (CHAT_MODEL, served.embedding_model):
         raise ModelNotFoundError(f"the model {model_id!r} does not exist")
-    return _model(model_id)
+    return _model(model_id, served)
 
 
 @router.post(

@@ -1,0 +1,68 @@
+"""A capable model's refusal (plumbing, scripted model; the real model's refusals are in test_capable_model.py):
+shown as it is when the documentation has nothing close, followed by the closest passages when it has."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ragline.agent import HEDGE, Agent
+from ragline.config import AnswerSettings, LLMSettings
+from ragline.embed.base import Embedder
+from ragline.generate.base import Delta
+from ragline.generate.prompt import ANSWER_PROMPT, REFUSAL
+from ragline.records import Hit, Usage
+
+from .conftest import hit
+from .test_evidence import QDRANT
+
+
+class _Refusing:
+    """Always says the documentation does not answer; remembers the prompt it was given."""
+
+    name = "refusing"
+    context_window = 4096
+    capable = True
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def warm_up(self) -> None:
+        pass
+
+    def stream(self, messages: Sequence[Any], **_: Any) -> Iterator[Delta]:
+        self.prompts.append(messages[0]["content"])
+        yield Delta(text=REFUSAL, usage=Usage(prompt_tokens=100, completion_tokens=9))
+
+
+class _Given:
+    def __init__(self, hits: list[Hit]) -> None:
+        self.hits = hits
+
+    def search(self, *_: Any, **__: Any) -> list[Hit]:
+        return self.hits
+
+
+def _agent(embedder: Embedder) -> tuple[Agent, _Refusing]:
+    model = _Refusing()
+    settings = LLMSettings(model_path="/models/capable.gguf")
+    return Agent(_Given([hit(QDRANT)]), model, settings, AnswerSettings(), embedder), model  # type: ignore[arg-type]
+
+
+def test_a_refusal_over_close_passages_shows_them(embedder: Embedder) -> None:
+    agent, model = _agent(embedder)
+    answer = agent.ask("How do I use a Qdrant server instead of the embedded engine?")
+    assert model.prompts == [ANSWER_PROMPT]  # a capable model reads the sections prompt, in auto mode
+    assert answer.answer.startswith(HEDGE) and "RAGLINE_QDRANT_URL" in answer.answer
+    assert answer.mode == "extractive" and "no answer" in (answer.fallback or "")
+    assert answer.usage.completion_tokens == 9  # the model was asked
+
+
+def test_a_refusal_with_nothing_close_stands(embedder: Embedder) -> None:
+    agent, _ = _agent(embedder)
+    answer = agent.ask("Which sourdough starter rises fastest in a cold kitchen?")
+    assert answer.answer == REFUSAL and answer.mode == "generative"
+    assert answer.check is not None and answer.check["refused"] and answer.grounded
