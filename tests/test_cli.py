@@ -196,3 +196,27 @@ def test_an_unknown_settings_key_stops_the_command(tmp_path: Path) -> None:
     assert r.returncode == 2 and error["type"] == "ConfigError" and "llm.modle" in error["message"]
     missing = ragline("status", data_dir=tmp_path, env={"RAGLINE_CONFIG": str(tmp_path / "absent.toml")})
     assert missing.returncode == 2 and "absent.toml" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "toml, env, named",
+    [
+        ("[llm\nmodel = 1\n", {}, "ragline.toml: not valid TOML: Expected ']' at the end of a table declaration"),
+        (None, {"RAGLINE_SERVE__API_KEYS": "not json"}, "RAGLINE_SERVE__API_KEYS: not valid JSON ("),
+        (None, {"RAGLINE_LLM__MAX_TOKENS": "abc"}, "invalid settings: RAGLINE_LLM__MAX_TOKENS: Input should be"),
+    ],
+)
+def test_a_settings_mistake_is_one_line_and_exit_2(
+    tmp_path: Path, toml: str | None, env: dict[str, str], named: str
+) -> None:
+    if toml is not None:  # named by path, so the message starts with the path
+        (tmp_path / "ragline.toml").write_text(toml)
+        env = {**env, "RAGLINE_CONFIG": str(tmp_path / "ragline.toml")}
+        named = f"{tmp_path}/{named} (at line 1, column 5)"
+    plain = ragline("status", data_dir=tmp_path / "data", env=env)
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr.count("\n") == 1 and plain.stderr.startswith(f"error: {named}")
+    as_json = ragline("status", "--json", data_dir=tmp_path / "data", env=env)
+    assert as_json.returncode == 2 and as_json.stderr == ""
+    error = json.loads(as_json.stdout)["error"]
+    assert error["type"] == "ConfigError" and error["exit_code"] == 2 and named in error["message"]

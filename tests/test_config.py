@@ -52,15 +52,56 @@ def test_a_missing_file_named_by_ragline_config_is_an_error(monkeypatch: pytest.
 )
 def test_an_unknown_key_in_the_file_is_an_error(tmp_path: Path, toml: str, where: tuple[str, ...]) -> None:
     (tmp_path / "ragline.toml").write_text(toml)
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings()
-    (error,) = caught.value.errors()
+    assert str(caught.value).startswith(f"invalid settings: ragline.toml: {'.'.join(where)}: ")
+    assert isinstance(caught.value.__cause__, ValidationError)
+    (error,) = caught.value.__cause__.errors()
     assert error["type"] == "extra_forbidden" and tuple(error["loc"]) == where
 
 
 def test_an_unknown_nested_environment_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAGLINE_LLM__MODLE", "x")
-    with pytest.raises(ValidationError, match="modle"):
+    with pytest.raises(ConfigError, match="RAGLINE_LLM__MODLE: Extra inputs"):
+        load_settings()
+
+
+def test_a_file_that_is_not_toml_is_named_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "ragline.toml").write_text("[llm\nmodel = 1\n")
+    with pytest.raises(ConfigError, match=r"^ragline\.toml: not valid TOML: .*\(at line 1, column 5\)$"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("RAGLINE_SERVE__API_KEYS", "not json", r"^RAGLINE_SERVE__API_KEYS: not valid JSON \(Expecting value"),
+        ("RAGLINE_CRAWL__INCLUDE", "[oops", r"^RAGLINE_CRAWL__INCLUDE: not valid JSON \("),
+        ("RAGLINE_SERVE", "{", r"^RAGLINE_SERVE: not valid JSON \("),
+        (
+            "RAGLINE_LLM__MAX_TOKENS",
+            "abc",
+            r"^invalid settings: RAGLINE_LLM__MAX_TOKENS: Input should be a valid integer",
+        ),
+        ("RAGLINE_RETRIEVAL__MODE", "poetic", r"^invalid settings: RAGLINE_RETRIEVAL__MODE: Input should be 'dense'"),
+    ],
+)
+def test_a_bad_environment_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("RAGLINE_LLM__MODEL", "fine")  # another variable in the same tree is not blamed
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_a_wrong_type_in_the_file_names_the_file_and_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ragline.toml").write_text('[llm]\nmax_tokens = "abc"\n')
+    with pytest.raises(ConfigError, match=r"^invalid settings: ragline\.toml: llm\.max_tokens: Input should be"):
+        load_settings()
+    monkeypatch.setenv("RAGLINE_LLM__MAX_TOKENS", "zero")  # the environment wins, so it is the one named
+    with pytest.raises(ConfigError, match=r"^invalid settings: RAGLINE_LLM__MAX_TOKENS: "):
         load_settings()
 
 

@@ -120,3 +120,15 @@ def test_import_is_light() -> None:
 def test_the_package_is_typed() -> None:
     assert (ROOT / "src" / "ragline" / "py.typed").is_file()
     assert '"py.typed"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_open_names_a_settings_file_that_is_not_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAGLINE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ragline.toml").write_text("[llm\nmodel = 1\n")
+    with pytest.raises(ConfigError, match=r"^ragline\.toml: not valid TOML: .*\(at line 1, column 5\)$"):
+        ragline.open(tmp_path / "data")
+    (tmp_path / "ragline.toml").unlink()
+    monkeypatch.setenv("RAGLINE_SERVE__API_KEYS", "not json")
+    with pytest.raises(ConfigError, match=r"^RAGLINE_SERVE__API_KEYS: not valid JSON"):
+        ragline.open(tmp_path / "data")

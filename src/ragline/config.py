@@ -8,12 +8,15 @@ named by ``RAGLINE_CONFIG``), then the defaults below.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -269,13 +272,15 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        named = os.environ.get("RAGLINE_CONFIG")
-        toml = Path(named or "ragline.toml")
-        if named and not toml.is_file():  # a file asked for by name must be there; ragline.toml may be absent
-            raise ConfigError(f"RAGLINE_CONFIG names {named!r}, which is not a file")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        toml = config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
+        if toml is not None:
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+            except tomllib.TOMLDecodeError as e:  # its message ends "(at line 1, column 5)"
+                raise ConfigError(f"{toml}: not valid TOML: {e}") from e
+            except OSError as e:
+                raise ConfigError(f"{toml}: cannot be read: {e.strerror}") from e
         return tuple(sources)
 
     @property
@@ -287,6 +292,76 @@ class Settings(BaseSettings):
         return self.layout.index
 
 
+class _EnvSource(EnvSettingsSource):
+    """The environment source, naming the variable whose value is not JSON (pydantic-settings names only
+    the top-level section, e.g. "serve" for ``RAGLINE_SERVE__API_KEYS``)."""
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError as e:
+            raise ConfigError(f"{self._culprit(field_name, field)}: not valid JSON ({e})") from e
+
+    def _culprit(self, field_name: str, field: FieldInfo) -> str:
+        top = f"{self.env_prefix}{field_name}".lower()
+        nested = top + (self.env_nested_delimiter or "__")
+        for name, value in self.env_vars.items():
+            if name.lower() == top and value:
+                try:
+                    self.decode_complex_value(field_name, field, value)
+                except ValueError:
+                    return name.upper()
+            elif name.lower().startswith(nested):
+                try:
+                    self.explode_env_vars(field_name, field, {name: value})
+                except ValueError:
+                    return name.upper()
+        return f"{nested.upper()}*"
+
+
+def config_file() -> Path | None:
+    """The settings file read: the one ``RAGLINE_CONFIG`` names, else ``ragline.toml`` here if there is one."""
+    named = os.environ.get("RAGLINE_CONFIG")
+    toml = Path(named or "ragline.toml")
+    if named and not toml.is_file():  # a file asked for by name must be there; ragline.toml may be absent
+        raise ConfigError(f"RAGLINE_CONFIG names {named!r}, which is not a file")
+    return toml if toml.is_file() else None
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings tree; ``overrides`` win over env and file (None values are ignored)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Build the settings tree; ``overrides`` win over env and file (None values are ignored).
+
+    Every mistake is a ``ConfigError`` of one line naming where it is: the option, the environment
+    variable or the file, and the key.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = tuple(str(part) for part in first["loc"])
+        raise ConfigError(f"invalid settings: {_where(loc, given)}: {first['msg']}") from e
+
+
+def _where(loc: tuple[str, ...], given: dict[str, Any]) -> str:
+    """Where a bad value came from, by the sources' precedence: an argument, a variable, then the file."""
+    key = ".".join(loc)
+    if loc and loc[0] in given:
+        return key
+    for n in range(len(loc), 0, -1):  # RAGLINE_SERVE__API_KEYS for serve.api_keys.0
+        name = "RAGLINE_" + "__".join(loc[:n]).upper()
+        if any(var.upper() == name for var in os.environ):
+            return name
+    toml = config_file()
+    if toml is not None:
+        node: Any = tomllib.loads(toml.read_text(encoding="utf-8"))  # read once already: it parses
+        for part in loc:
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                break
+        else:
+            return f"{toml}: {key}"
+    return key

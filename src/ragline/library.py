@@ -242,8 +242,6 @@ def open(  # ragline.open, like gzip.open: shadows the builtin only in this modu
     ``overrides`` are settings sections or fields, e.g. ``llm={"backend": "openai", "base_url": ...}``;
     they win over the environment and ``ragline.toml``, as options do on the command line.
     """
-    from pydantic import ValidationError
-
     from ragline.config import load_settings
     from ragline.errors import ConfigError
 
@@ -251,10 +249,4 @@ def open(  # ragline.open, like gzip.open: shadows the builtin only in this modu
         if data_dir is not None or overrides:
             raise ConfigError("give settings, or data_dir and overrides, not both")
         return Ragline(settings)
-    try:
-        loaded = load_settings(data_dir=Path(data_dir) if data_dir is not None else None, **overrides)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"invalid settings: {where}: {first['msg']}") from e
-    return Ragline(loaded)
+    return Ragline(load_settings(data_dir=Path(data_dir) if data_dir is not None else None, **overrides))

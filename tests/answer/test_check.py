@@ -124,3 +124,11 @@ def test_citations_are_added_to_supported_sentences_only(embedder: Embedder) -> 
     assert "The moon is made of cheese." in cited and "cheese [1]" not in cited
     assert "```\nexport RAGLINE_QDRANT_URL=http://qdrant.internal:6333\n```" in cited  # code untouched
     assert cited.endswith("Already cited here [1].")
+
+
+def test_a_capable_models_commands_and_placeholders_are_read_word_by_word(embedder: Embedder) -> None:
+    ok = "To use a Qdrant server instead, run `export RAGLINE_QDRANT_URL=<url>` with its URL [1]."
+    assert _lenient(ok, embedder).passed, _lenient(ok, embedder).reason
+    invented = "To use a Qdrant server instead, run `ragline connect --qdrant_remote_url` with its URL [1]."
+    check = _lenient(invented, embedder)
+    assert not check.passed and "qdrant_remote_url" in check.unknown_names

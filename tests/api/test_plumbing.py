@@ -204,6 +204,14 @@ def test_mode_max_tokens_and_history_of_a_query_reach_the_backend() -> None:
             assert r.status_code == 422, (bad, r.text)
 
 
+def test_a_bad_filter_key_is_named_in_words_not_as_a_regex() -> None:
+    with client_for(FakeBackend()) as c:
+        r = c.post("/search", json={"query": "q", "filters": {"bad key!": "x"}})
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]["message"]
+        assert message.startswith("body.filters: 'bad key!' is not a filter key (") and "^" not in message
+
+
 @pytest.mark.parametrize(
     ("error", "message"),
     [

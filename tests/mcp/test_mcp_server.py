@@ -95,6 +95,39 @@ def test_stdio_lists_tools_and_searches(data_dir: Path) -> None:
     anyio.run(run)
 
 
+def test_stdio_argument_errors_are_one_line_as_the_http_api_words_them(data_dir: Path) -> None:
+    calls = [
+        ("search", {}, "query: Field required"),
+        ("search", {"query": "flux", "k": 0}, "k: Input should be greater than or equal to 1"),
+        ("search", {"query": "flux", "k": "three"}, "k: Input should be a valid integer"),
+        ("search", {"query": "flux", "filters": {"bad key!": "x"}}, "filters: 'bad key!' is not a filter key ("),
+        ("ask", {"question": "flux", "mode": "poetic"}, "mode: Input should be 'auto', 'extractive' or 'generative'"),
+    ]
+
+    async def run() -> None:
+        async with stdio(data_dir) as client:
+            for tool, arguments, message in calls:
+                result = await client.call_tool(tool, arguments)
+                (content,) = result.content
+                assert result.is_error and content.text.startswith(f"Error executing tool {tool}: {message}")
+                assert "\n" not in content.text and "pydantic.dev" not in content.text and "^" not in content.text
+
+    anyio.run(run)
+
+
+def test_an_index_another_server_holds_is_one_line_and_exit_4(data_dir: Path) -> None:
+    async def run() -> None:
+        async with stdio(data_dir) as client:  # this server holds the index
+            assert not (await client.call_tool("search", {"query": "flux"})).is_error
+            argv = [sys.executable, "-m", "ragline.cli", "mcp", "--data-dir", str(data_dir)]
+            second = subprocess.run(argv, env=server_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+            assert second.returncode == 4 and second.stdout == b"", second.stderr
+            (line,) = second.stderr.decode().splitlines()
+            assert line.startswith("error: cannot open the index") and "another ragline process" in line
+
+    anyio.run(run)
+
+
 def test_stdio_tenant_sees_only_its_chunks(data_dir: Path) -> None:
     async def run() -> None:
         async with stdio(data_dir, "--tenant", "acme") as client:

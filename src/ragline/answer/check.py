@@ -172,7 +172,7 @@ class Checker:
         every = list(range(1, n_blocks + 1))
         supported = self._supported(sentences, every, evidence, own_markers=False)
         known = " ".join([evidence.question, *(b.hit.chunk.text for b in evidence.blocks)]).lower()
-        unknown = sorted(n for n in names(FENCE.sub("\n", answer)) if not _known(n, known))
+        unknown = sorted(n for n in names(_readable(answer)) if not _known(n, known))
         notes = []
         if not cited:
             notes.append("the answer cites no block")
@@ -275,6 +275,18 @@ def add_citations(answer: str, evidence: Evidence, embedder: Embedder | None, th
             end = body[-1] if body and body[-1] in ".!?:" else ""
             split[i][j] = f"{body[: len(body) - len(end)]} [{where}]{end}"
     return "\n".join(" ".join(parts) for parts in split)
+
+
+_SPAN = re.compile(r"`([^`\n]+)`")
+_PLACEHOLDER = re.compile(r"<[\w.-]+>")
+
+
+def _readable(answer: str) -> str:
+    """A capable model's prose as its names are read: without fenced code, a backticked command or expression
+    (``ray start --head``) read word by word rather than as one name, and without ``<placeholders>``."""
+    text = FENCE.sub("\n", answer)
+    text = _SPAN.sub(lambda m: f" {m.group(1)} " if " " in m.group(1).strip() else m.group(0), text)
+    return _PLACEHOLDER.sub(" ", text)
 
 
 def _known(name: str, known: str) -> bool:

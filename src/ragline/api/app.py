@@ -19,7 +19,14 @@ from starlette.exceptions import HTTPException
 
 from ragline import __version__
 from ragline.api.backend import QueryBackend
-from ragline.api.errors import Shown, UnauthorizedError, is_openai_path, retry_headers, shown
+from ragline.api.errors import (
+    Shown,
+    UnauthorizedError,
+    is_openai_path,
+    retry_headers,
+    shown,
+    validation_message,
+)
 from ragline.api.limits import BodyLimitMiddleware
 from ragline.api.metrics import Metrics, MetricsMiddleware
 from ragline.api.routes import admin, chat, health, openai_models, query, sources, web
@@ -119,16 +126,6 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
-
-
-def validation_message(errors: Any, limit: int = 3) -> str:
-    """'body.k: Input should be greater than or equal to 1; ...' without echoing the (maybe huge) input."""
-    parts = []
-    for e in list(errors)[:limit]:
-        loc = ".".join(str(p) for p in e.get("loc", ()))
-        parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
-    more = len(errors) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 # Pydantic's error types, as OpenAI's codes name them.

@@ -135,6 +135,29 @@ def shown(exc: BaseException) -> Shown:
     return Shown(500, "internal", "internal error")
 
 
+def validation_message(errors: Any, limit: int = 3) -> str:
+    """'body.k: Input should be greater than or equal to 1; ...' without echoing the (maybe huge) input; one
+    line for the HTTP API and the MCP tools alike."""
+    parts = []
+    for e in list(errors)[:limit]:
+        loc = [str(p) for p in e.get("loc", ())]
+        msg = str(e.get("msg", "invalid"))
+        if loc[-1:] == ["[key]"] and e.get("type") == "string_pattern_mismatch":  # a filter key: not the regex
+            loc = loc[:-2]
+            msg = f"{_snippet(str(e.get('input', '')))!r} is not a filter key ({_FILTER_KEY_RULE})"
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    more = len(errors) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+# What ragline.api.schemas.FilterKey's pattern says, in words.
+_FILTER_KEY_RULE = "up to 4 dotted names of letters, digits, _ and -, each starting with a letter or _"
+
+
+def _snippet(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def describe(exc: BaseException) -> tuple[int, str, str]:
     """(HTTP status, type, message safe to show) for any exception; logs what is hidden."""
     s = shown(exc)

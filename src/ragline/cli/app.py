@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from ragline.config import Settings, load_settings
-from ragline.errors import ConfigError
 from ragline.observability.logging import configure_logging
 
 app = typer.Typer(
@@ -43,12 +41,8 @@ state: dict[str, Any] = {"verbose": 0}
 
 
 def settings(data_dir: Path | None = None) -> Settings:
-    try:
-        return load_settings(data_dir=data_dir)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"invalid settings: {where}: {first['msg']} (ragline.toml, RAGLINE_* or an option)") from e
+    """The settings tree; a mistake in it is a ``ConfigError`` naming the variable, file or option."""
+    return load_settings(data_dir=data_dir)
 
 
 def components(data_dir: Path | None):

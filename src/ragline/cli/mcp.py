@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ragline.cli.app import DataDir, app, err, settings, state
-from ragline.errors import BadRequestError, ConfigError, EmptyIndexError, MissingDependencyError
+from ragline.errors import BadRequestError, ConfigError, EmptyIndexError, MissingDependencyError, RaglineError
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -60,11 +61,27 @@ def mcp(
 
     from ragline.mcp.server import serve_http, serve_stdio
 
-    if transport == "stdio":
-        anyio.run(lambda: serve_stdio(s, tenant=tenant, ready=_ready))
-    else:
-        anyio.run(lambda: serve_http(s, host=host, port=port, ready=_ready))
+    try:
+        if transport == "stdio":
+            anyio.run(lambda: serve_stdio(s, tenant=tenant, ready=_ready))
+        else:
+            anyio.run(lambda: serve_http(s, host=host, port=port, ready=_ready))
+    except BaseExceptionGroup as group:
+        # The servers start inside a task group, which wraps what fails there (an index another process holds,
+        # a port in use): one ragline error leaves as itself, so it is one line and its exit code.
+        leaves = list(_leaves(group))
+        if len(leaves) == 1 and isinstance(leaves[0], RaglineError):
+            raise leaves[0] from None
+        raise
     err.print("stopped")
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for e in group.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            yield from _leaves(e)
+        else:
+            yield e
 
 
 def _ready(url: str) -> None:

@@ -14,19 +14,19 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
+from pydantic import Field, ValidationError
 
 from ragline import __version__
 from ragline.agent import AnswerOptions, Query
 from ragline.api.backend import InProcessBackend
-from ragline.api.errors import describe
+from ragline.api.errors import describe, validation_message
 from ragline.api.metrics import Metrics
 from ragline.api.schemas import AnswerMode, AnswerOut, Filters, MaxTokens, SearchOut
 from ragline.api.service import AnswerService
@@ -59,9 +59,26 @@ def tenant_of(ctx: Context, fixed: str | None) -> str | None:
     return tenant
 
 
+class _Server(MCPServer):
+    """An MCP server whose argument errors are one line, worded as the HTTP API words them (the SDK sends
+    pydantic's multi-line report, with a link per error and a filter key's whole regex)."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            cause = e.__cause__
+            if isinstance(e, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            # The cause stays the ValidationError: the SDK logs the rejected fields from it.
+            raise ToolError(f"Error executing tool {name}: {validation_message(cause.errors())}") from cause
+
+
 def build_server(service: AnswerService, *, tenant: str | None = None) -> MCPServer:
     """An MCP server with the ``search`` and ``ask`` tools over ``service``; ``tenant`` scopes stdio calls."""
-    server: MCPServer = MCPServer("ragline", version=__version__, instructions=INSTRUCTIONS)
+    server: MCPServer = _Server("ragline", version=__version__, instructions=INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     @server.tool(annotations=read_only, structured_output=True)
