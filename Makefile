@@ -31,6 +31,8 @@ install: $(STAMP)
 run: install
 	$(BIN)/ragline ingest docs --url-template 'docs/{path}' --data-dir $(RUN_DATA)
 	$(BIN)/ragline ask "$(EXAMPLE_QUESTION)" --data-dir $(RUN_DATA)
+	@echo "(answered without a model; to let a local model write: RAGLINE_LLM__MODEL=qwen2.5-coder-1.5b-instruct, after"
+	@echo " $(BIN)/pip install -e '.[qwen-1.5b]'; docs/answers.md compares them)"
 	@echo "serving $(RUN_DATA) on http://127.0.0.1:$(SERVE_PORT) (Ray Serve; API docs at /docs; Ctrl-C to stop)"
 	$(BIN)/ragline serve --host 127.0.0.1 --port $(SERVE_PORT) --data-dir $(RUN_DATA)
 
