@@ -67,6 +67,7 @@ def test_the_make_run_example_names_the_setting_and_cites_its_section(docs_index
     r = _cli("ask", EXAMPLE, data_dir=docs_index)
     assert r.returncode == 0, r.stderr
     assert "RAGLINE_QDRANT_URL" in r.stdout and "docs/configuration.md#using-a-qdrant-server" in r.stdout
+    assert "\nextractive; retrieve" in r.stdout and "none (extractive)" not in r.stdout  # no model to name
 
 
 @pytest.fixture(scope="module")

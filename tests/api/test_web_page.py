@@ -89,7 +89,8 @@ def test_ask_stream_and_follow_a_citation(base_url: str, browser: Any, tmp_path:
     first.locator("summary").click()
     assert first.evaluate("d => d.open") is True
     assert "blue lever" in first.locator("pre").inner_text()
-    assert "ms" in page.inner_text(f"{LAST} .timings")
+    timings = page.inner_text(f"{LAST} .timings")
+    assert "ms" in timings and "extractive" in timings and "none (" not in timings  # no model named when none asked
     # The answer's [n] markers link to the n-th citation's page, with its title as the tooltip.
     cites = page.locator(f"{LAST} .answer a.cite").evaluate_all(
         "els => els.map(a => [a.dataset.n, a.getAttribute('href'), a.title, a.target])"

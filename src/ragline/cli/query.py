@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ragline.cli.app import (
     DataDir,
@@ -26,6 +27,7 @@ from ragline.cli.status import record_ingest
 
 if TYPE_CHECKING:
     from ragline.index import IndexReport
+    from ragline.records import Answer
 
 
 @app.command()
@@ -289,10 +291,16 @@ def ask(
         out.print(f"  [{c.n}] {c.hit.chunk.title} - {c.hit.chunk.section}: {c.hit.chunk.url}")
     t = answer.timings
     out.print(
-        f"[dim]{answer.mode} ({answer.llm}); retrieve {t['retrieve'] * 1000:.0f} ms, "
+        f"[dim]{_made_by(answer)}; retrieve {t['retrieve'] * 1000:.0f} ms, "
         f"answer {t.get('generate', 0.0):.2f} s, {answer.usage.prompt_tokens}+{answer.usage.completion_tokens} "
         "tokens[/dim]"
     )
+
+
+def _made_by(answer: Answer) -> str:
+    """How the answer was made, as the last line shows it: "extractive", or the mode with the model asked."""
+    asked = not answer.llm.startswith("none")
+    return f"{answer.mode} ({escape(answer.llm)})" if asked else answer.mode
 
 
 def _read_history(path: Path) -> list[dict[str, str]]:

@@ -143,7 +143,8 @@ function finishTurn(turn, data, fallbackText) {
   const t = data.timings || {};
   turn.timings.textContent =
     `retrieve ${Math.round((t.retrieve || 0) * 1000)} ms · answer ${(t.generate || 0).toFixed(1)} s · ` +
-    `${data.mode} · ${data.llm}`;
+    // "extractive · none (extractive)" says one thing twice: the model is named only when one was asked.
+    (data.llm && !String(data.llm).startsWith("none") ? `${data.mode} · ${data.llm}` : `${data.mode}`);
   showNotice(turn, data);
   turn.status.textContent = "";
   turn.li.dataset.state = "done";
