@@ -18,6 +18,7 @@ import numpy as np
 
 from ragline.answer.evidence import Evidence, stems
 from ragline.embed.base import Embedder
+from ragline.generate.prompt import is_refusal
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
 FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
@@ -118,73 +119,36 @@ class Checker:
     lenient: bool = False
 
     def __call__(self, answer: str, evidence: Evidence) -> Check:
-        if self.lenient:
-            return self._lenient(answer, evidence)
         n_blocks = len(evidence.blocks)
         cited = markers(answer)
         valid = all(1 <= n <= n_blocks for n in cited)
         sentences = claims(answer)
-        seen: set[str] = set()
-        repeated = 0
-        for s in sentences:
-            key = _normal(s)
-            repeated += key in seen
-            seen.add(key)
-        answer_blocks = [n for n in cited if 1 <= n <= n_blocks]
-        supported = self._supported(sentences, answer_blocks, evidence)
-        known = " ".join([evidence.question, *(b.hit.chunk.text for b in evidence.blocks)]).lower()
-        unknown = sorted(n for n in names(answer) if n not in known)
-        reason = None
-        if not cited:
-            reason = "the answer cites no block"
-        elif not valid:
-            reason = f"the answer cites a block that was not given (blocks 1-{n_blocks})"
-        elif repeated:
-            reason = "the answer repeats itself"
-        elif unknown:
-            reason = "the answer names what the cited text does not: " + ", ".join(unknown[:5])
-        elif supported < len(sentences):
-            reason = f"{len(sentences) - supported} of {len(sentences)} sentences are not supported by what they cite"
-        elif not sentences and not FENCE.search(answer):
-            reason = "the answer says nothing"
-        return Check(
-            passed=reason is None,
-            citation_validity=1.0 if valid else 0.0,
-            cites_any=bool(cited),
-            sentences=len(sentences),
-            supported=supported,
-            repeated=repeated,
-            unknown_names=unknown,
-            reason=reason,
-        )
-
-    def _lenient(self, answer: str, evidence: Evidence) -> Check:
-        from ragline.generate.prompt import is_refusal
-
-        n_blocks = len(evidence.blocks)
-        cited = markers(answer)
-        valid = all(1 <= n <= n_blocks for n in cited)
-        sentences = claims(answer)
-        if is_refusal(answer):
+        if self.lenient and is_refusal(answer):
             return Check(True, 1.0 if valid else 0.0, bool(cited), len(sentences), 0, 0, refused=True)
         keys = [_normal(s) for s in sentences]
         repeated = len(keys) - len(set(keys))
-        every = list(range(1, n_blocks + 1))
-        supported = self._supported(sentences, every, evidence, own_markers=False)
         known = " ".join([evidence.question, *(b.hit.chunk.text for b in evidence.blocks)]).lower()
-        unknown = sorted(n for n in names(_readable(answer)) if not _known(n, known))
-        notes = []
-        if not cited:
-            notes.append("the answer cites no block")
+        if self.lenient:  # any block may support a sentence; names are read in the prose
+            supported = self._supported(sentences, list(range(1, n_blocks + 1)), evidence, own_markers=False)
+            unknown = sorted(n for n in names(_readable(answer)) if not _known(n, known))
+        else:
+            supported = self._supported(sentences, [n for n in cited if 1 <= n <= n_blocks], evidence)
+            unknown = sorted(n for n in names(answer) if n not in known)
+        where = "the blocks" if self.lenient else "what they cite"
+        notes = ["the answer cites no block"] if self.lenient and not cited else []
         reason = None
-        if not valid:
+        if not cited and not self.lenient:
+            reason = "the answer cites no block"
+        elif not valid:
             reason = f"the answer cites a block that was not given (blocks 1-{n_blocks})"
-        elif repeated > 1:
+        elif repeated > (1 if self.lenient else 0):
             reason = "the answer repeats itself"
         elif unknown:
-            reason = "the answer names what the blocks do not: " + ", ".join(unknown[:5])
-        elif sentences and supported * 2 < len(sentences):
-            reason = f"{len(sentences) - supported} of {len(sentences)} sentences are not supported by the blocks"
+            reason = f"the answer names what {'the blocks do' if self.lenient else 'the cited text does'} not: " + (
+                ", ".join(unknown[:5])
+            )
+        elif supported * (2 if self.lenient else 1) < len(sentences):
+            reason = f"{len(sentences) - supported} of {len(sentences)} sentences are not supported by {where}"
         elif not sentences and not FENCE.search(answer):
             reason = "the answer says nothing"
         return Check(

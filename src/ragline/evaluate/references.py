@@ -62,15 +62,10 @@ def key_point_recall(answer: str, points: Sequence[str]) -> float | None:
     return sum(shares) / len(shares)
 
 
-def says_not_answered(answer: str) -> bool:
-    """Whether the answer says the documentation does not answer (and little else)."""
-    return is_refusal(answer)
-
-
 def reference_scores(answer: str, reference: str, key_points: Sequence[str] = ()) -> dict[str, Any]:
     """One answer's scores against its reference answer."""
     open_question = bool(NOT_ANSWERED.match(reference))
-    refused = says_not_answered(answer)
+    refused = is_refusal(answer)
     return {
         "token_f1": round(token_f1(answer, reference), 4),
         "key_points": None if (kp := key_point_recall(answer, key_points)) is None else round(kp, 4),

@@ -66,8 +66,7 @@ class RaglineRetriever(BaseRetriever):
         filters: Mapping[str, Any] | None = None,
         tenant: str | None = None,
     ) -> list[Document]:
-        hits = self.rag.search(query, k or self.k, filters=filters or self.filters, tenant=tenant or self.tenant)
-        return [to_document(h) for h in hits]
+        return self._search(query, k, filters, tenant)
 
     async def _aget_relevant_documents(
         self,
@@ -79,7 +78,11 @@ class RaglineRetriever(BaseRetriever):
         tenant: str | None = None,
     ) -> list[Document]:
         # Search is blocking (the embedder and the index): a worker thread keeps the event loop free.
-        hits = await asyncio.to_thread(
-            self.rag.search, query, k or self.k, filters=filters or self.filters, tenant=tenant or self.tenant
-        )
+        return await asyncio.to_thread(self._search, query, k, filters, tenant)
+
+    def _search(
+        self, query: str, k: int | None, filters: Mapping[str, Any] | None, tenant: str | None
+    ) -> list[Document]:
+        """The call's own options, else the retriever's."""
+        hits = self.rag.search(query, k or self.k, filters=filters or self.filters, tenant=tenant or self.tenant)
         return [to_document(h) for h in hits]
