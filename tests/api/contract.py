@@ -291,3 +291,58 @@ class ServingContract(OpenAIContract):
     def test_unknown_routes_and_methods_are_4xx(self, base_url: str, client: httpx.Client) -> None:
         assert client.get(f"{base_url}/nowhere").status_code == 404
         assert client.get(f"{base_url}/query").status_code == 405
+
+    # Hostile Unicode in every text a client sends: a lone surrogate (JSON allows the escape; UTF-8 cannot
+    # carry it), NUL, bidi overrides, tag characters, a BOM. Sent as raw JSON so the escapes reach the server.
+    @pytest.mark.parametrize(
+        "text",
+        [r"\ud800", r"flux \udfff capacitor", r"\u0000flux", r"\u202eflux\u202c", r"\udb40\udc41flux", r"\ufeff"],
+    )
+    def test_hostile_unicode_is_answered_or_refused_never_a_5xx(
+        self, base_url: str, client: httpx.Client, text: str
+    ) -> None:
+        headers = {**auth("acme"), "content-type": "application/json"}
+        bodies = [
+            ("/search", f'{{"query": "{text}", "k": 2}}'),
+            ("/query", f'{{"query": "{text}", "mode": "extractive"}}'),
+            ("/query", f'{{"query": "flux", "mode": "extractive", "filters": {{"source": "{text}"}}}}'),
+            (
+                "/v1/chat/completions",
+                f'{{"model": "ragline", "mode": "extractive", "messages": [{{"role": "user", "content": "{text}"}}]}}',
+            ),
+            ("/v1/chat/completions", f'{{"model": "{text}", "messages": [{{"role": "user", "content": "flux"}}]}}'),
+            # The model reads it too (generative), in the question and in an earlier turn.
+            (
+                "/v1/chat/completions",
+                f'{{"model": "ragline", "mode": "generative", "max_tokens": 4, "messages": [{{"role": "user", '
+                f'"content": "flux?"}}, {{"role": "assistant", "content": "{text}"}}, {{"role": "user", '
+                f'"content": "{text} capacitor?"}}]}}',
+            ),
+            ("/query", f'{{"query": "{text} flux?", "mode": "generative", "max_tokens": 4}}'),
+            ("/v1/embeddings", f'{{"model": "sentence-transformers/all-MiniLM-L6-v2", "input": ["{text}"]}}'),
+            # Streamed: the question comes back in the last event, after the status was sent.
+            ("/query", f'{{"query": "{text}", "mode": "extractive", "stream": true}}'),
+            (
+                "/v1/chat/completions",
+                f'{{"model": "ragline", "stream": true, "max_tokens": 4, "messages": [{{"role": "user", '
+                f'"content": "{text}"}}]}}',
+            ),
+        ]
+        for path, body in bodies:
+            r = client.post(f"{base_url}{path}", content=body.encode(), headers=headers)
+            assert r.status_code < 500, f"{path} {body} -> {r.status_code} {r.text[:300]}"
+            if '"stream": true' in body and r.status_code == 200:
+                events = sse_events(r.text)
+                assert events and all(name != "error" for name, _ in events), r.text[-300:]
+                assert events[-1][1] == "[DONE]" or events[-1][0] == "done", r.text[-300:]
+                continue
+            assert r.json()  # a JSON body either way, whatever the text held
+        # A lone surrogate becomes U+FFFD at the edge: the request is answered, not refused.
+        r = client.post(
+            f"{base_url}/search", content=b'{"query": "flux \\ud800 widget", "k": 2}', headers=headers
+        )
+        assert r.status_code == 200 and r.json()["query"] == "flux \ufffd widget"
+        # The connection is still good afterwards.
+        assert client.get(f"{base_url}/healthz").status_code == 200
+        for url in (f"{base_url}/v1/models/%ED%A0%80", f"{base_url}/sources?prefix=%ED%A0%80&k=%00"):
+            assert client.get(url, headers=auth("acme")).status_code < 500

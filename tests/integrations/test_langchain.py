@@ -48,6 +48,7 @@ def test_invoke_returns_documents_with_source_and_score(rag: ragline.Ragline) ->
     assert "max_retries" in top.page_content
     assert top.metadata["score"] >= docs[1].metadata["score"] > 0
     assert top.metadata["chunk_id"] == top.id and top.metadata["title"] == "Retries"
+    assert [d.metadata["rank"] for d in docs] == [1, 2]
     # The same ranking as Ragline.search, i.e. as `ragline search`.
     assert [d.metadata["chunk_id"] for d in docs] == [
         h.chunk.id for h in rag.search("How do I retry a failed request?", 2)

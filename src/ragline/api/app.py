@@ -20,9 +20,11 @@ from starlette.exceptions import HTTPException
 from ragline import __version__
 from ragline.api.backend import QueryBackend
 from ragline.api.errors import (
+    TYPE_ERRORS,
     Shown,
     UnauthorizedError,
     is_openai_path,
+    is_type_tag,
     retry_headers,
     shown,
     validation_message,
@@ -79,7 +81,11 @@ def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
     _add_error_handlers(app, metrics)
 
     # Added innermost first: metrics see everything, including 413s and CORS preflights.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        by_path={"/v1/embeddings": max(settings.max_body_bytes, settings.max_embedding_body_bytes)},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -130,7 +136,6 @@ def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 # Pydantic's error types, as OpenAI's codes name them.
 _CODES = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter"}
-_TYPE_ERRORS = ("_type", "_parsing", "model_attributes_type", "is_instance_of", "dict_type", "list_type")
 
 
 def validation_param(errors: Any) -> tuple[str | None, str]:
@@ -139,21 +144,13 @@ def validation_param(errors: Any) -> tuple[str | None, str]:
         return None, "invalid_value"
     first = errors[0]
     kind = str(first.get("type", ""))
-    code = _CODES.get(kind) or ("invalid_type" if kind.endswith(_TYPE_ERRORS) else "invalid_value")
+    code = _CODES.get(kind) or ("invalid_type" if kind.endswith(TYPE_ERRORS) else "invalid_value")
     param = ""
     for part in first.get("loc", ())[1:]:  # loc starts with "body" or "query"
         if isinstance(part, int):
             param += f"[{part}]"
-        elif _is_type_tag(part):  # a union member's tag ("str", "list[ContentPart]"), not a field
+        elif is_type_tag(part):  # a union member's tag ("str", "list[ContentPart]"), not a field
             break
         else:
             param += f".{part}" if param else str(part)
     return param or None, code
-
-
-_SCALAR_TAGS = ("str", "int", "float", "bool", "none", "list", "dict")
-_TAG_PREFIXES = ("constrained-", "function-", "json-or-python", "lax-", "nullable", "tagged-union", "chain")
-
-
-def _is_type_tag(part: str) -> bool:
-    return "[" in part or part[:1].isupper() or part in _SCALAR_TAGS or part.startswith(_TAG_PREFIXES)

@@ -137,17 +137,43 @@ def shown(exc: BaseException) -> Shown:
 
 def validation_message(errors: Any, limit: int = 3) -> str:
     """'body.k: Input should be greater than or equal to 1; ...' without echoing the (maybe huge) input; one
-    line for the HTTP API and the MCP tools alike."""
-    parts = []
-    for e in list(errors)[:limit]:
-        loc = [str(p) for p in e.get("loc", ())]
+    line for the HTTP API and the MCP tools alike. A union's branch names (``constrained-str``,
+    ``list[...]``) are not shown, nor the "should be a list" of the branch the input did not take."""
+    found: list[tuple[str, str, bool]] = []  # (where, message, is a type mismatch)
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if not (isinstance(p, str) and is_type_tag(p))]
         msg = str(e.get("msg", "invalid"))
         if loc[-1:] == ["[key]"] and e.get("type") == "string_pattern_mismatch":  # a filter key: not the regex
             loc = loc[:-2]
             msg = f"{_snippet(str(e.get('input', '')))!r} is not a filter key ({_FILTER_KEY_RULE})"
-        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
-    more = len(errors) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+        found.append((".".join(loc), msg, str(e.get("type", "")).endswith(TYPE_ERRORS)))
+    # Where one branch of a union says what is wrong, the others' type mismatches are noise; where none does,
+    # the mismatches are one sentence ("should be a valid string or a valid list").
+    pointed = [where for where, _, mismatch in found if not mismatch]
+    said: dict[str, str] = {}
+    for where, msg, mismatch in found:
+        if mismatch and any(p == where or p.startswith(f"{where}.") for p in pointed):
+            continue
+        if mismatch and where in said and said[where].startswith("Input should be"):
+            said[where] += " or " + msg.removeprefix("Input should be ")
+        elif where not in said:
+            said[where] = msg
+    kept = [f"{where}: {msg}" if where else msg for where, msg in said.items()]
+    more = len(kept) - limit
+    return "; ".join(kept[:limit]) + (f" (and {more} more)" if more > 0 else "")
+
+
+# Pydantic's error types that say only "not of this type" (a union reports one per branch).
+TYPE_ERRORS = ("_type", "_parsing", "model_attributes_type", "is_instance_of", "dict_type", "list_type")
+_SCALAR_TAGS = ("str", "int", "float", "bool", "none", "list", "dict")
+_TAG_PREFIXES = ("constrained-", "function-", "json-or-python", "lax-", "nullable", "tagged-union", "chain")
+
+
+def is_type_tag(part: str) -> bool:
+    """A union member's tag in an error's location ("str", "list[ContentPart]", "constrained-str"), not a field."""
+    if part == "[key]":  # a dict's key: where a filter key's error is
+        return False
+    return "[" in part or part[:1].isupper() or part in _SCALAR_TAGS or part.startswith(_TAG_PREFIXES)
 
 
 # What ragline.api.schemas.FilterKey's pattern says, in words.

@@ -6,25 +6,30 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragline.api.errors import ServerBusyError, TenantBusyError, error_body
+from ragline.api.errors import ServerBusyError, Shown, TenantBusyError, is_openai_path
+from ragline.api.text import without_lone_surrogates
 
 
 class BodyLimitMiddleware:
-    """Rejects bodies over ``max_bytes`` with 413, whether or not the client sent Content-Length."""
+    """Rejects bodies over ``max_bytes`` (or a path's own bound in ``by_path``) with 413, whether or not the
+    client sent Content-Length."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, by_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.by_path = by_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.by_path.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit, scope.get("path", ""))
             return
-        # Read the (small) body here, so a chunked upload cannot get past the limit either.
+        # Read the (small) body here, so a chunked upload cannot get past the limit either; lone surrogates
+        # in its JSON strings are replaced here too, so no route, log or encoder meets one.
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -33,26 +38,27 @@ class BodyLimitMiddleware:
                 return
             body = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
-                await self._reject(send)
+            if size > limit:
+                await self._reject(send, limit, scope.get("path", ""))
                 return
             chunks.append(body)
             if not message.get("more_body", False):
                 break
+        body = without_lone_surrogates(b"".join(chunks))
         replayed = False
 
         async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: wait for the disconnect, as servers do
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
-        message = f"the request body is larger than {self.max_bytes} bytes"
-        payload = json.dumps(error_body(413, "payload_too_large", message)).encode()
+    async def _reject(self, send: Send, limit: int, path: str) -> None:
+        shown = Shown(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+        payload = json.dumps(shown.body(openai=is_openai_path(path))).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -36,7 +36,8 @@ Filters = Annotated[
     ),
 ]
 K = Annotated[
-    StrictInt | None, Field(ge=1, description=f"How many chunks to retrieve: at most serve.max_k (≤ {MAX_K})")
+    StrictInt | None,
+    Field(ge=1, le=MAX_K, description=f"How many chunks to retrieve: at most serve.max_k (≤ {MAX_K})"),
 ]
 
 
@@ -130,12 +131,25 @@ class SearchOut(BaseModel):
 
 class ErrorDetail(BaseModel):
     message: str
-    type: str
-    code: int
+    type: str = Field(description="ragline's kind of error, e.g. invalid_request, unauthorized, timeout")
+    code: int = Field(description="The HTTP status")
 
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="OpenAI's error type: invalid_request_error, authentication_error, ...")
+    param: str | None = Field(description="The request field at fault, e.g. messages[0].content")
+    code: str | None = Field(description="e.g. invalid_value, missing_required_parameter, model_not_found")
+
+
+class OpenAIErrorOut(BaseModel):
+    """The /v1/ routes' errors, in OpenAI's shape."""
+
+    error: OpenAIErrorDetail
 
 
 class Readiness(BaseModel):
@@ -146,11 +160,14 @@ class Readiness(BaseModel):
 # -- OpenAI-compatible ------------------------------------------------------------------------------
 
 
+MAX_MESSAGE_CHARS = 20_000
+
+
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: StrictStr
-    text: StrictStr | None = None
+    text: StrictStr | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
 
 
 class ChatMessage(BaseModel):
@@ -159,7 +176,16 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: StrictStr | list[ContentPart] | None = Field(default=None, max_length=20_000)
+    content: (
+        Annotated[StrictStr, StringConstraints(max_length=MAX_MESSAGE_CHARS)]
+        | Annotated[list[ContentPart], Field(max_length=64)]
+        | None
+    ) = Field(
+        default=None,
+        description=f"Up to {MAX_MESSAGE_CHARS} characters (or parts). The last user message is the question: "
+        "it may hold retrieved context, up to serve.max_message_chars and what the language model's context "
+        "window reads (beyond it: a 400 naming both)",
+    )
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -258,7 +284,7 @@ class ModelList(BaseModel):
     data: list[ModelOut]
 
 
-MAX_EMBEDDING_INPUTS = 64
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's: clients batch up to it (LangChain's OpenAIEmbeddings sends 1000)
 MAX_EMBEDDING_CHARS = 8_000
 EmbeddingText = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_EMBEDDING_CHARS)]
 
@@ -271,7 +297,8 @@ class EmbeddingRequest(BaseModel):
 
     model: StrictStr = Field(max_length=256, description="The embedding model, as GET /v1/models lists it")
     input: EmbeddingText | Annotated[list[EmbeddingText], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)] = Field(
-        description=f"A text, or up to {MAX_EMBEDDING_INPUTS}, each of 1 to {MAX_EMBEDDING_CHARS} characters"
+        description=f"A text, or a list of up to {MAX_EMBEDDING_INPUTS} texts, each of 1 to {MAX_EMBEDDING_CHARS} "
+        "characters (and the whole body within serve.max_embedding_body_bytes)"
     )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1, description="Only the model's own dimension")
@@ -303,9 +330,34 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in {
         401: "Missing or unknown API key",
         413: "Body too large",
-        400: "Invalid request on the /v1/ routes (OpenAI's status), or a body that is not JSON",
-        404: "Unknown model (the /v1/ routes: model_not_found)",
+        400: "A body that is not JSON",
         422: "Invalid request (empty or too long query, k out of range, wrong types)",
+        429: "This API key already runs its share of answers; retry after Retry-After seconds",
+        503: "The server is answering as many questions as it can, or the language model or the index is unavailable",
+        504: "The language model or the whole request took too long",
+    }.items()
+}
+
+
+def sse_schema(*events: str) -> dict[str, Any]:
+    """The schema of one Server-Sent Event of a stream (its ``event`` name, if any, and its ``data`` line)."""
+    name: dict[str, Any] = {"type": "string", "enum": list(events)} if events else {"type": "string"}
+    return {
+        "type": "object",
+        "properties": {"event": name, "data": {"type": "string"}},
+        "required": ["data"],
+    }
+
+
+# The /v1/ routes answer in OpenAI's shape and with OpenAI's statuses (400 where the others answer 422).
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorOut, "description": text}
+    for status, text in {
+        400: "Invalid request: the body is not JSON, a field is wrong (param names it), or the question does not "
+        "fit the language model's context window",
+        401: "Missing or unknown API key",
+        404: "Unknown model (model_not_found)",
+        413: "Body too large",
         429: "This API key already runs its share of answers; retry after Retry-After seconds",
         503: "The server is answering as many questions as it can, or the language model or the index is unavailable",
         504: "The language model or the whole request took too long",

@@ -43,9 +43,10 @@ class AnswerService:
         """A question as log lines show it: verbatim only with ``serve.log_queries``."""
         return query_ref(text, verbatim=self.settings.log_queries)
 
-    def check_limits(self, query: str, k: int | None) -> None:
-        """The server's own limits, stricter than the schema's; raise BadRequestError with the limit in it."""
-        limit = self.settings.max_query_chars
+    def check_limits(self, query: str, k: int | None, limit: int | None = None) -> None:
+        """The server's own limits, stricter than the schema's; raise BadRequestError with the limit in it.
+        ``limit``: the question's length limit when not ``serve.max_query_chars`` (the /v1/ message limit)."""
+        limit = limit or self.settings.max_query_chars
         if len(query) > limit:
             raise BadRequestError(f"the query is {len(query)} characters long; the limit is {limit}")
         if not query.strip():
@@ -65,10 +66,10 @@ class AnswerService:
         self.metrics.retrieval_seconds.observe(time.perf_counter() - started)
         return hits
 
-    async def events(self, query: Query) -> AsyncGenerator[Event, None]:
+    async def events(self, query: Query, limit: int | None = None) -> AsyncGenerator[Event, None]:
         """Retrieved, Token..., Done, within ``request_timeout``; with ``retrieval_only_fallback``, an LLM that
         is down or slow before the first token gives a Done carrying the citations alone."""
-        self.check_limits(query.question, query.k)
+        self.check_limits(query.question, query.k, limit)
         log.debug(
             "question %s k=%s tenant=%s history=%d",
             self.query_ref(query.question),
@@ -110,7 +111,7 @@ class AnswerService:
         finally:
             await stream.aclose()
 
-    async def open_stream(self, query: Query) -> AsyncGenerator[Event, None]:
+    async def open_stream(self, query: Query, limit: int | None = None) -> AsyncGenerator[Event, None]:
         """events() for a streaming response, holding an answer slot until the stream ends.
 
         Waits here for the first token, at most ``sse_keepalive`` seconds, so that a bad request, a failed
@@ -119,7 +120,7 @@ class AnswerService:
         which sends keep-alive comments meanwhile; a failure then arrives as an error event.
         """
         slot = self.slots.acquire(query.tenant)
-        events = self.events(query)
+        events = self.events(query, limit)
         loop = asyncio.get_running_loop()
         until = loop.time() + self.settings.sse_keepalive
         head: list[Event] = []
@@ -177,12 +178,14 @@ class AnswerService:
         whole: Callable[[Answer], dict[str, Any]],
         chunks: Callable[[AsyncIterator[str | Answer]], AsyncIterator[bytes]],
         on_error: Callable[[BaseException], list[bytes]],
+        *,
+        limit: int | None = None,
     ) -> Response:
         """The answer to ``query`` as a route shapes it: JSON (``whole``), or Server-Sent Events (``chunks`` over
         the answer's text pieces, then the Answer; ``on_error`` for a failure after the stream started)."""
         if not stream:
-            return JSONResponse(whole(await self.answer(query)))
-        events = await self.open_stream(query)
+            return JSONResponse(whole(await self.answer(query, limit)))
+        events = await self.open_stream(query, limit)
         return sse.response(chunks(pieces(events)), on_error, keepalive=self.settings.sse_keepalive)
 
     async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
@@ -193,10 +196,10 @@ class AnswerService:
         except TimeoutError:
             raise RequestTimeoutError(f"embedding took longer than {self.settings.request_timeout:g} s") from None
 
-    async def answer(self, query: Query) -> Answer:
+    async def answer(self, query: Query, limit: int | None = None) -> Answer:
         slot = self.slots.acquire(query.tenant)
         try:
-            async for event in self.events(query):
+            async for event in self.events(query, limit):
                 if isinstance(event, Done):
                     return event.answer
         finally:

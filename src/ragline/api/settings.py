@@ -97,9 +97,14 @@ class ServeSettings(SettingsSection):
     # Keys allowed on the /admin routes (deleting sources). Empty: the admin routes answer 403.
     admin_api_keys: list[SecretStr] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
-    max_query_chars: int = Field(default=2000, ge=1)
+    max_query_chars: int = Field(default=2000, ge=1)  # a question to /query, /search and the MCP tools
+    # The last user message of /v1/chat/completions, where OpenAI clients put retrieved context; the language
+    # model's context window is the real bound (a prompt it cannot read is a 400 naming the window).
+    max_message_chars: int = Field(default=20_000, ge=1, le=20_000)
     max_k: int = Field(default=50, ge=1, le=100)
     max_body_bytes: int = Field(default=64_000, ge=1024)
+    # POST /v1/embeddings takes batches (up to 2048 texts, as OpenAI does): its bodies may be this large.
+    max_embedding_body_bytes: int = Field(default=4_000_000, ge=1024)
     # Answers (streamed or not) running at once in one ingress process, and for one tenant (API key) of
     # them (None: half the process limit). Beyond either the request is refused at once with Retry-After:
     # 503 when the process is full, 429 when the tenant has its share. Searches and probes take no slot.

@@ -25,8 +25,12 @@ from ragline.records import Hit
 __all__ = ["RaglineRetriever", "to_document"]
 
 
-def to_document(hit: Hit) -> Document:
-    """A hit as a LangChain Document: the chunk's text, and its provenance and score in the metadata."""
+def to_document(hit: Hit, rank: int | None = None) -> Document:
+    """A hit as a LangChain Document: the chunk's text, and its provenance, score and rank in the metadata.
+
+    ``score`` is the search's own: a cosine similarity in dense mode, a reciprocal-rank-fusion value
+    (about 0.01 to 0.03, comparable only within one result list) in hybrid mode, the default. ``rank`` (1 =
+    best) says the same thing in every mode."""
     c = hit.chunk
     return Document(
         page_content=c.text,
@@ -34,6 +38,7 @@ def to_document(hit: Hit) -> Document:
         metadata={
             "source": c.url,  # URL#anchor, what an answer cites
             "score": float(hit.score),
+            **({"rank": rank} if rank is not None else {}),
             "title": c.title,
             "section": c.section,
             "chunk_id": c.id,
@@ -85,4 +90,4 @@ class RaglineRetriever(BaseRetriever):
     ) -> list[Document]:
         """The call's own options, else the retriever's."""
         hits = self.rag.search(query, k or self.k, filters=filters or self.filters, tenant=tenant or self.tenant)
-        return [to_document(h) for h in hits]
+        return [to_document(h, rank) for rank, h in enumerate(hits, start=1)]

@@ -32,6 +32,7 @@ from ragline.store.base import IndexInfo
 from ragline.store.facade import EngineStore, Layout, Page, Point
 from ragline.store.filters import DENSE, FilterBuilder, Match, Scalar, info_from_json
 from ragline.store.plan import Leg, SearchPlan
+from ragline.store.shared import SharedEngines
 from ragline.store.sparse import SPARSE, SparseVector
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,41 @@ _RESCORE = qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=True
 
 
 class EdgeStore(EngineStore["EdgeEngine"]):
-    """A VectorStore on qdrant-edge, persistent in ``path``; cheap to construct, files open on first use."""
+    """A VectorStore on qdrant-edge, persistent in ``path``; cheap to construct, files open on first use.
+
+    The engine lets one loader per process hold a folder, so the stores of one folder in a process share
+    its engine (a second ``ragline.open()`` of a data dir, two retrievers over one index, a notebook cell
+    run again); the files are released when the last of them closes.
+    """
 
     def __init__(
         self, path: Path, *, quantization: str = "none", on_disk_vectors: bool = False, on_disk_payload: bool = True
     ) -> None:
-        super().__init__(EdgeEngine(Path(path), Layout(quantization, on_disk_vectors, on_disk_payload)))
+        layout = Layout(quantization, on_disk_vectors, on_disk_payload)
+        super().__init__(_ENGINES.acquire(Path(path), lambda: EdgeEngine(Path(path), layout)))
+        self._holding = True
 
     @property
     def path(self) -> Path:
         return self.engine.path
+
+    def open(self, info: IndexInfo, *, recreate: bool = False) -> None:
+        if not self._holding:  # opened again after close(): hold the engine again
+            self.engine = _ENGINES.hold(self.engine)
+            self._holding = True
+        super().open(info, recreate=recreate)
+
+    def _release_engine(self) -> None:
+        last = True
+        if self._holding:
+            self._holding = False
+            last = _ENGINES.release(self.engine)
+        if last:
+            self.engine.close()
+        else:  # other stores of this process still read it: make this one's writes durable, keep it loaded
+            self.engine.flush()
+
+
 
 
 class EdgeEngine:
@@ -343,3 +369,6 @@ def _any_of(key: str, values: list[Scalar]) -> qe.FieldCondition:
 
 
 _FILTERS = FilterBuilder(qe.Filter, _value, _any_of)
+
+
+_ENGINES: SharedEngines[EdgeEngine] = SharedEngines()

@@ -191,7 +191,11 @@ class EngineStore(Generic[E]):
         """Flush and release files and connections; open() again before writing."""
         self._info, self._bm25 = None, None
         with self.engine.guard():
-            self.engine.close()
+            self._release_engine()
+
+    def _release_engine(self) -> None:
+        """Let go of the engine on close (a backend whose engine is shared releases it with its last user)."""
+        self.engine.close()
 
     # -- writes ----------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from ragline.api.auth import Tenant
 from ragline.api.errors import InvalidParameterError, shown
 from ragline.api.routes import Service
 from ragline.api.routes.openai_models import CHAT_MODEL, chat_model
-from ragline.api.schemas import ERROR_RESPONSES, ChatCompletionOut, ChatMessage, ChatRequest
+from ragline.api.schemas import OPENAI_ERROR_RESPONSES, ChatCompletionOut, ChatMessage, ChatRequest, sse_schema
 from ragline.generate.base import Message
 from ragline.records import Answer, Citation
 
@@ -31,23 +31,26 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 _STREAM_DOC = {
     "description": "With `stream: true`: `data: {chat.completion.chunk}` lines, then `data: [DONE]`. The last "
     "content chunk carries the Sources list; the final chunk carries `finish_reason` and `citations`.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"schema": sse_schema()}},
 }
 
 
 @router.post(
     "/chat/completions",
     response_model=ChatCompletionOut,
-    responses={**ERROR_RESPONSES, 200: _STREAM_DOC},
+    responses={**OPENAI_ERROR_RESPONSES, 200: _STREAM_DOC},
     summary="OpenAI-compatible chat completion answered from the index",
 )
 async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) -> Response:
     chat_model(body.model)
     refuse_unsupported(body)
     question, history = conversation(body.messages)
-    if len(question) > service.settings.max_query_chars:
+    # OpenAI clients put retrieved context in the message: the message limit, not /query's question limit,
+    # applies; what the language model can read is checked when the prompt is built (a 400 naming its window).
+    limit = service.settings.max_message_chars
+    if len(question) > limit:
         raise InvalidParameterError(
-            f"the question is {len(question)} characters long; the limit is {service.settings.max_query_chars}",
+            f"the last user message is {len(question)} characters long; the limit is {limit} (serve.max_message_chars)",
             param=f"messages[{_last_user(body.messages)}].content",
         )
     if body.k is not None and not 1 <= body.k <= service.settings.max_k:
@@ -59,7 +62,7 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
     reply = _Reply(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
     usage = bool(body.stream_options and body.stream_options.include_usage)
     return await service.respond(
-        asked, body.stream, reply.completion, lambda pieces: reply.chunks(pieces, usage), _stream_error
+        asked, body.stream, reply.completion, lambda pieces: reply.chunks(pieces, usage), _stream_error, limit=limit
     )
 
 

@@ -18,7 +18,7 @@ from ragline.api.auth import Tenant
 from ragline.api.backend import Served
 from ragline.api.errors import InvalidParameterError, ModelNotFoundError
 from ragline.api.routes import Service
-from ragline.api.schemas import ERROR_RESPONSES, EmbeddingList, EmbeddingRequest, ModelList, ModelOut
+from ragline.api.schemas import OPENAI_ERROR_RESPONSES, EmbeddingList, EmbeddingRequest, ModelList, ModelOut
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -51,6 +51,7 @@ def embedding_model(name: str, served: Served) -> str:
     "/models",
     response_model=ModelList,
     response_model_exclude_none=True,
+    responses={401: OPENAI_ERROR_RESPONSES[401]},
     summary="The chat model (with the language model behind it) and the index's embedding model",
 )
 async def models(service: Service, tenant: Tenant) -> dict[str, Any]:
@@ -63,7 +64,7 @@ async def models(service: Service, tenant: Tenant) -> dict[str, Any]:
     "/models/{model_id:path}",
     response_model=ModelOut,
     response_model_exclude_none=True,
-    responses=ERROR_RESPONSES,
+    responses={status: OPENAI_ERROR_RESPONSES[status] for status in (401, 404)},
     summary="One model, by its id",
 )
 async def model(model_id: str, service: Service, tenant: Tenant) -> dict[str, Any]:
@@ -76,7 +77,7 @@ async def model(model_id: str, service: Service, tenant: Tenant) -> dict[str, An
 @router.post(
     "/embeddings",
     response_model=EmbeddingList,
-    responses=ERROR_RESPONSES,
+    responses=OPENAI_ERROR_RESPONSES,
     summary="Embed texts with the index's embedding model",
 )
 async def embeddings(body: EmbeddingRequest, service: Service, tenant: Tenant) -> Response:

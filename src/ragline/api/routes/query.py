@@ -11,7 +11,7 @@ from ragline.agent import AnswerOptions, Query
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
-from ragline.api.schemas import ERROR_RESPONSES, AnswerOut, QueryRequest, SearchOut, SearchRequest
+from ragline.api.schemas import ERROR_RESPONSES, AnswerOut, QueryRequest, SearchOut, SearchRequest, sse_schema
 from ragline.records import Answer
 
 router = APIRouter(tags=["query"])
@@ -20,7 +20,7 @@ _SSE_DOC = {
     "description": 'With `stream: true`: `event: token` (data `{"text"}`) for each piece of the answer, then '
     "`event: citations` (the citations list), then `event: done` (the whole answer object). A failure after "
     'the stream started arrives as `event: error` (data `{"error": {...}}`) and ends the stream.',
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"schema": sse_schema("token", "citations", "done", "error")}},
 }
 
 
