@@ -338,9 +338,7 @@ class ServingContract(OpenAIContract):
                 continue
             assert r.json()  # a JSON body either way, whatever the text held
         # A lone surrogate becomes U+FFFD at the edge: the request is answered, not refused.
-        r = client.post(
-            f"{base_url}/search", content=b'{"query": "flux \\ud800 widget", "k": 2}', headers=headers
-        )
+        r = client.post(f"{base_url}/search", content=b'{"query": "flux \\ud800 widget", "k": 2}', headers=headers)
         assert r.status_code == 200 and r.json()["query"] == "flux \ufffd widget"
         # The connection is still good afterwards.
         assert client.get(f"{base_url}/healthz").status_code == 200

@@ -81,8 +81,6 @@ class EdgeStore(EngineStore["EdgeEngine"]):
             self.engine.flush()
 
 
-
-
 class EdgeEngine:
     """One qdrant-edge shard in ``path``, with its IndexInfo in ``index.json``."""
 
