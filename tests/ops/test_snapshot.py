@@ -4,15 +4,22 @@ search results, changes made after the snapshot are gone, and a restore that doe
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from ragline.components import Components
+from ragline.config import load_settings
 from ragline.errors import BadRequestError, StoreError
 from ragline.ingest.local import ingest
 from ragline.ops import snapshot
 from ragline.store.base import SEARCH_MODES
+
+from .conftest import write_docs
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +92,90 @@ def test_names_are_checked_and_never_reused(docs: Path, comp: Components, tmp_pa
     with pytest.raises(BadRequestError, match="daily"):  # the message lists the snapshots there are
         snapshot.restore(comp.store, root, "weekly")
     assert not any(p.name.startswith(".") for p in root.iterdir())  # no partial snapshot left behind
+
+
+# Documents sharing a body: their chunks tie on every score, so a search returns them in any order.
+TWINS = {f"twin{i}.md": "# Twin page\n\n## Shared\n\nThe amber heron guards the ferry at night.\n" for i in range(6)}
+
+
+def test_an_untouched_snapshot_passes_its_check_on_every_restore(docs: Path, comp: Components, tmp_path: Path) -> None:
+    write_docs(docs, TWINS)
+    ingest([docs], comp)
+    for i in range(3):  # more writes, more segments: ties then come back from several of them
+        (docs / f"extra{i}.md").write_text(TWINS["twin0.md"], encoding="utf-8")
+        ingest([docs], comp)
+    root = tmp_path / "snapshots"
+    manifest = snapshot.create(comp.store, root, "daily", comp.embedder.embed_query)
+    twin = "The amber heron guards the ferry at night."
+    assert any(twin in p.query for p in manifest.probes)  # a probe meets the tied chunks
+    scores = [h.score for h in comp.store.search(comp.embedder.embed_query(twin), 5, text=twin, mode="bm25")]
+    assert len(set(scores)) == 1
+
+    for _ in range(10):
+        report = snapshot.restore(comp.store, root, "daily", comp.embedder.embed_query)
+        assert report.probes_checked == len(manifest.probes)
+    assert comp.store.count() == manifest.points
+
+
+def test_a_probe_accepts_reordered_ties_and_float_noise_but_not_other_results() -> None:
+    probe = snapshot.Probe("q", "dense", ["a", "b", "c", "d"], [0.9, 0.5, 0.5, 0.5])
+    assert probe.matches([("a", 0.9 + 1e-7), ("c", 0.5), ("b", 0.5 - 1e-7), ("d", 0.5)])
+    assert probe.matches([("a", 0.9), ("b", 0.5), ("c", 0.5), ("e", 0.5)])  # another of the tied ones kept
+    assert not probe.matches([("a", 0.9), ("b", 0.5), ("c", 0.5), ("e", 0.4)])  # e is not tied with d
+    assert not probe.matches([("b", 0.9), ("a", 0.5), ("c", 0.5), ("d", 0.5)])  # a and b are not tied
+    assert not probe.matches([("a", 0.9), ("b", 0.5), ("c", 0.5)])
+    fused = snapshot.Probe("q", "hybrid", ["a", "b", "c"], [0.033, 0.032, 0.031])
+    assert fused.matches([("b", 0.033), ("a", 0.032), ("x", 0.031)])
+    assert not fused.matches([("x", 0.033), ("y", 0.032), ("a", 0.031)])
+
+
+FOREIGN = {
+    f"other{i}.md": f"# Other {i}\n\n## Notes\n\nThe teal otter number {i} sorts river stones.\n" for i in range(5)
+}
+
+
+def test_a_foreign_index_under_a_genuine_manifest_is_refused_and_the_index_stays(
+    docs: Path, comp: Components, tmp_path: Path
+) -> None:
+    ingest([docs], comp)
+    root = comp.settings.layout.snapshots  # where the CLI looks for them
+    snapshot.create(comp.store, root, "genuine", comp.embedder.embed_query)
+    # Another index of as many documents and chunks, put in the place of the snapshot's copy.
+    other = Components(load_settings(data_dir=tmp_path / "other-data"))
+    try:
+        ingest([write_docs(tmp_path / "other", FOREIGN)], other)
+        snapshot.create(other.store, tmp_path / "other-snapshots", "foreign")
+    finally:
+        other.close()
+    shutil.rmtree(root / "genuine" / snapshot.INDEX)
+    shutil.copytree(tmp_path / "other-snapshots" / "foreign" / snapshot.INDEX, root / "genuine" / snapshot.INDEX)
+
+    (docs / "zeta.md").write_text("# Zeta\n\n## Birds\n\nThe amber puffin counts pebbles.\n", encoding="utf-8")
+    ingest([docs], comp)  # the index now differs from every snapshot: it is what must survive
+    before_points, before = dict(comp.store.points()), results(comp)
+    before_docs = {(d.doc_id, d.doc_hash) for d in comp.store.documents()}
+
+    with pytest.raises(StoreError, match="does not match its manifest") as err:
+        snapshot.restore(comp.store, root, "genuine", comp.embedder.embed_query)
+    assert dict(comp.store.points()) == before_points  # the previous index, not the foreign one
+    assert {(d.doc_id, d.doc_hash) for d in comp.store.documents()} == before_docs
+    assert results(comp) == before
+    assert "index is unchanged" in str(err.value) and "other documents" in str(err.value)
+    hits = comp.store.search(comp.embedder.embed_query("puffin pebbles"), 1, text="puffin pebbles", mode="hybrid")
+    assert "puffin" in hits[0].chunk.text
+    assert not [
+        p for p in comp.settings.data_dir.rglob(".*") if p.name.endswith((".restoring", ".replaced"))
+    ]  # no stage left
+
+    # The same as a user runs it: one line, a non-zero exit, and the index still serving afterwards.
+    comp.close()
+    data = comp.settings.data_dir
+    env = {**os.environ, "RAGLINE_DATA_DIR": str(data)}
+    cli = [sys.executable, "-m", "ragline.cli"]
+    r = subprocess.run([*cli, "snapshot", "restore", "genuine", "--yes"], capture_output=True, text=True, env=env)
+    assert r.returncode == 4 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "not restored" in r.stderr
+    found = subprocess.run(
+        [*cli, "search", "puffin pebbles", "--json", "-k", "1"], capture_output=True, text=True, env=env
+    )
+    assert found.returncode == 0 and "zeta.md" in found.stdout, found.stderr

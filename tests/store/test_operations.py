@@ -176,6 +176,28 @@ def test_restore_from_a_folder_without_snapshot_raises(
     assert store.count() == len(chunks)  # the live index is untouched
 
 
+def test_a_restore_whose_check_fails_leaves_the_index_as_it_was(
+    pages: tuple[VectorStore, list[Chunk], np.ndarray], tmp_path: Path
+) -> None:
+    store, chunks, vectors = pages
+    store.snapshot(tmp_path / "snap")
+    store.delete({"source": Prefix(SERVE_PREFIX)})  # the index now differs from the snapshot
+    before_points, before = dict(store.points()), rankings(store, chunks, vectors)
+    seen: list[int] = []
+
+    def check(staged: VectorStore) -> None:
+        seen.append(staged.count())  # the staged copy is whole and searchable before the swap
+        assert staged.search(vectors[0], 1, text=chunks[0].text, mode="hybrid")[0].chunk.id == chunks[0].id
+        raise StoreError("the copy does not match")
+
+    with pytest.raises(StoreError, match="does not match"):
+        store.restore(tmp_path / "snap", check)
+    assert seen == [len(chunks)]
+    assert dict(store.points()) == before_points and rankings(store, chunks, vectors) == before
+    store.restore(tmp_path / "snap", lambda staged: None)  # a passing check swaps the copy in
+    assert store.count() == len(chunks)
+
+
 @pytest.mark.persistent
 def test_restored_index_survives_reopen(
     pages: tuple[VectorStore, list[Chunk], np.ndarray], backend: Backend, tmp_path: Path

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ragline.embed.base import Embedder
+from ragline.generate.fence import aimed_at_model
 from ragline.records import Hit
 
 # A sentence ends at . ! ? followed by space and a capital, a quote, a bracket or a backtick; "e.g.", "i.e."
@@ -237,7 +238,7 @@ class Selector:
     def __call__(self, question: str, hits: Sequence[Hit]) -> Evidence:
         wants_code = bool(_CODE_QUESTION.search(question))
         how_to = bool(_HOW_TO.search(question))
-        per_block = [[u for u in split_units(h.chunk.text) if len(u.text) <= self.max_unit_chars] for h in hits]
+        per_block = [self._candidates(h.chunk.text) for h in hits]
         flat = [u for units in per_block for u in units]
         if flat:
             self._score(question, per_block, wants_code, how_to)
@@ -252,6 +253,14 @@ class Selector:
         keep = sorted(blocks, key=lambda b: -b.best)[: self.max_blocks]
         ordered = [b for b in blocks if any(b is k for k in keep)]
         return Evidence(question, ordered, wants_code, how_to)
+
+    def _candidates(self, text: str) -> list[Unit]:
+        """The units of ``text`` that may be quoted: never a fence marker or an instruction aimed at a model
+        (a page that gives orders is quoted material, not an answer), nor an overlong unit."""
+        units = [u for u in split_units(text) if len(u.text) <= self.max_unit_chars and not aimed_at_model(u.text)]
+        for i, u in enumerate(units):
+            u.position = i  # positions index all_units, where a unit's neighbours are looked up
+        return units
 
     def _score(self, question: str, per_block: list[list[Unit]], wants_code: bool, how_to: bool) -> None:
         flat = [u for units in per_block for u in units]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 
 from ragline.errors import BadRequestError, ConfigError
+from ragline.generate.fence import CONTEXT_CLOSE, CONTEXT_OPEN, defuse
 from ragline.records import Hit
 
 SYSTEM_PROMPT = (
@@ -64,23 +64,7 @@ def is_refusal(answer: str) -> bool:
 
 # The fence around the context: plain marker lines (small models read tags as an invitation to write markup).
 # Document text cannot close it early: anything that reads as a marker inside a block (or the question) is
-# defused first, so everything a document says stays inside the fence.
-CONTEXT_OPEN, CONTEXT_CLOSE = "===== CONTEXT =====", "===== END OF CONTEXT ====="
-_FENCE_MARK = re.compile(
-    r"=+\s*(?:END\s+OF\s+(?:THE\s+)?)?CONTEXT(?:\s*=+)?|(?:END\s+OF\s+(?:THE\s+)?)?CONTEXT\s*=+", re.IGNORECASE
-)
-# "END OF CONTEXT" said in words, with or without rules around it, reads as the fence to a small model.
-_END_WORDS = re.compile(r"\bEND\s+OF\s+(?:THE\s+)?CONTEXT\b", re.IGNORECASE)
-# Characters that draw a line like "=" does (NFKC already folds the full-width sign).
-_RULES = str.maketrans(dict.fromkeys("═╪╫╬‗⹀゠꓿᐀⩵⩶≡≣", "="))
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-
-
-def _fold(m: re.Match[str]) -> str:
-    """A character's NFKC form (full-width "＝" is "="), except the ellipsis our truncation mark uses."""
-    ch = m.group(0)
-    return ch if ch == "…" else unicodedata.normalize("NFKC", ch)
-
+# defused first (ragline.generate.fence), so everything a document says stays inside the fence.
 
 # A line of a block's text that starts like a block header ("[2] Official notice (https://...)").
 _HEADER_LIKE = re.compile(r"(?m)^([ \t>*-]*)\[(\d+)\]")
@@ -107,18 +91,6 @@ def format_block(n: int, hit: Hit, text: str | None = None, *, url: bool = True)
     # (it copied it back); quoted as where the block comes from, it does not.
     header = f"[{n}] {head} ({c.url})" if url else f'[{n}] from "{head}":'
     return f"{defuse(header)}\n{body}"
-
-
-def defuse(text: str) -> str:
-    """``text`` with anything that reads as a context marker made inert.
-
-    The text is NFKC-normalised first (full-width and other compatibility forms become plain ones) and
-    line-drawing look-alikes of "=" become "=", so that ``＝＝ CONTEXT`` and ``═══ END OF CONTEXT`` are caught
-    with the plain markers; markers get dashes for rules, and the words "end of context" lose their spaces.
-    """
-    text = _NON_ASCII.sub(_fold, text).translate(_RULES)
-    text = _FENCE_MARK.sub(lambda m: m.group(0).replace("=", "-"), text)
-    return _END_WORDS.sub(lambda m: "-".join(m.group(0).split()), text)
 
 
 NO_CONTEXT = "(no context blocks were found for this question)"

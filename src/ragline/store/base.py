@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -95,8 +95,10 @@ class VectorStore(Protocol):
         """Write a consistent, self-contained copy of the whole index (points, vectors, IndexInfo) into
         the new folder ``target``, after making every write durable."""
 
-    def restore(self, source: Path) -> None:
-        """Replace the whole index with the copy ``snapshot()`` wrote into ``source``."""
+    def restore(self, source: Path, check: Callable[[VectorStore], None] | None = None) -> None:
+        """Replace the whole index with the copy ``snapshot()`` wrote into ``source``, all or nothing: the copy
+        is staged aside and ``check`` runs on it first; when the check (or anything before the swap) raises,
+        the previous index stays in place, untouched."""
 
     def search(
         self,

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -228,9 +228,9 @@ class EdgeEngine:
         shutil.copy2(self.path / INFO_FILE, target / INFO_FILE)
         shutil.copytree(self.path / SHARD_DIR, target / SHARD_DIR)
 
-    def restore(self, source: Path) -> None:
-        """Replace the index folder with a copy of ``source``: staged beside it and checked to load, then
-        swapped in by two renames, so the live index is never half-copied."""
+    def restore(self, source: Path, check: Callable[[EdgeEngine], None]) -> None:
+        """Replace the index folder with a copy of ``source``: staged beside it, loaded and checked there, then
+        swapped in by two renames, so the live index is never half-copied nor replaced by a failing copy."""
         if not (source / INFO_FILE).is_file() or not _has_shard(source / SHARD_DIR):
             raise StoreError(f"{source} holds no index snapshot")
         stage = self.path.with_name(f".{self.path.name}.restoring")
@@ -238,14 +238,17 @@ class EdgeEngine:
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(retired, ignore_errors=True)
         shutil.copytree(source, stage)
+        staged = EdgeEngine(stage, self.layout)
         try:
-            qe.EdgeShard.load(str(stage / SHARD_DIR), None).close()
-        except Exception as e:  # the engine raises plain Exception
-            shutil.rmtree(stage, ignore_errors=True)
-            raise StoreError(f"the snapshot at {source} does not load: {e}") from e
-        try:
+            try:
+                staged._loaded()
+            except StoreError as e:
+                raise StoreError(f"the snapshot at {source} does not load: {e}") from e
+            check(staged)
+            staged._release()
             self._readable()  # fails while another process holds the index, before anything is replaced
-        except StoreError:
+        except BaseException:
+            staged._release()
             shutil.rmtree(stage, ignore_errors=True)
             raise
         self._release()

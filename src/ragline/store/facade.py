@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 
 from ragline.errors import EmptyIndexError, StoreError
 from ragline.records import Chunk, Hit
-from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
+from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument, VectorStore
 from ragline.store.filters import (
     DOCUMENT_FIELDS,
     FIRST_CHUNKS,
@@ -125,8 +125,9 @@ class Engine(Protocol):
     def snapshot(self, target: Path, info: IndexInfo) -> None:
         """Write a self-contained copy of the flushed index into the new folder ``target``."""
 
-    def restore(self, source: Path) -> None:
-        """Replace the index with the copy in ``source``."""
+    def restore(self, source: Path, check: Callable[[Self], None]) -> None:
+        """Replace the index with the copy in ``source``: staged aside, loaded as an engine of the same kind,
+        passed to ``check``, and swapped in only when the check returns (when it raises, nothing changed)."""
 
 
 E = TypeVar("E", bound=Engine)
@@ -243,10 +244,16 @@ class EngineStore(Generic[E]):
             self.engine.flush()
             self.engine.snapshot(target, info)
 
-    def restore(self, source: Path) -> None:
-        """Replace the whole index with the copy ``snapshot()`` wrote into ``source``; open() before writing."""
+    def restore(self, source: Path, check: Callable[[VectorStore], None] | None = None) -> None:
+        """Replace the whole index with the copy ``snapshot()`` wrote into ``source`` once ``check`` passed on
+        the staged copy (a failing check leaves the index as it was); open() before writing."""
+
+        def check_staged(staged: E) -> None:
+            if check is not None:
+                check(EngineStore(staged))
+
         with self.engine.guard():
-            self.engine.restore(source)
+            self.engine.restore(source, check_staged)
         self._info, self._bm25 = None, None
         log.info("restored the index at %s from %s", self.where, source)
 

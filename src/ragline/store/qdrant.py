@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from ragline.store.base import IndexInfo
 from ragline.store.facade import EngineStore, Layout, Page, Point
 from ragline.store.filters import DENSE, FilterBuilder, Match, Scalar, info_from_json
 from ragline.store.plan import Leg, SearchPlan
-from ragline.store.snapshots import download_snapshot, export_points, import_points, upload_snapshot
+from ragline.store.snapshots import download_snapshot, export_points, import_points, saved_info, upload_snapshot
 from ragline.store.sparse import SPARSE, SparseVector
 
 log = logging.getLogger(__name__)
@@ -286,15 +286,23 @@ class QdrantEngine:
             meta["points"] = export_points(self.conn(), self.collection, target / POINTS_FILE)
         (target / COLLECTION_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
-    def restore(self, source: Path) -> None:
-        """Replace the collection with the one saved in ``source`` (uploaded to a server, re-imported locally)."""
+    def restore(self, source: Path, check: Callable[[QdrantEngine], None]) -> None:
+        """Replace the collection with the one saved in ``source``, once a copy of it, loaded into a staging
+        collection beside it (uploaded to a server, re-imported locally), passed ``check``."""
+        info = saved_info(source / COLLECTION_FILE)
+        staged = QdrantEngine(
+            self.url, self.api_key, self.path, f"{self.collection}_restoring", self.timeout, self.layout
+        )
+        staged._client = self.conn()  # local mode allows one client per folder: the stage shares this one
+        staged.wipe()
         try:
-            meta = json.loads((source / COLLECTION_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise StoreError(f"{source} holds no collection snapshot: {e}") from e
-        info = info_from_json(meta.get("info"))
-        if info is None:
-            raise StoreError(f"{source / COLLECTION_FILE} names no embedding model")
+            staged._load(source, info)
+            check(staged)
+        finally:
+            staged.wipe()
+        self._load(source, info)  # the checked copy; the collection is replaced only now
+
+    def _load(self, source: Path, info: IndexInfo) -> None:
         if self.url:
             url = f"{self.url}/collections/{self.collection}/snapshots/upload"
             upload_snapshot(url, source / SNAPSHOT_FILE, api_key=self.api_key, timeout=self.timeout)

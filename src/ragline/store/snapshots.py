@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 from qdrant_client import QdrantClient, models
 
+from ragline.errors import StoreError
 from ragline.records import Chunk
-from ragline.store.filters import DENSE
+from ragline.store.base import IndexInfo
+from ragline.store.filters import DENSE, info_from_json
 from ragline.store.sparse import SPARSE, document_vector, sparse_text
 
 _SCROLL_PAGE = 512
@@ -81,6 +83,18 @@ def import_points(client: QdrantClient, collection: str, path: Path, batch_size:
                 batch = []
     if batch:
         client.upsert(collection, points=batch, wait=True)
+
+
+def saved_info(path: Path) -> IndexInfo:
+    """The IndexInfo in the ``collection.json`` a snapshot of a collection wrote."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{path.parent} holds no collection snapshot: {e}") from e
+    info = info_from_json(meta.get("info")) if isinstance(meta, dict) else None
+    if info is None:
+        raise StoreError(f"{path} names no embedding model")
+    return info
 
 
 def _bm25(payload: dict[str, Any]) -> dict[str, Any]:
