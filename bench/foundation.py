@@ -66,7 +66,7 @@ def main() -> None:
         "embedder": args.backend,
         "documents": report.documents,
         "skipped": len(report.skipped),
-        "chunks": report.chunks,
+        "chunks": report.index_chunks,
         "ingest_s": ingest_s,
         "chunks_per_s": report.chunks_written / ingest_s,
         "reingest_s": again.seconds,

@@ -135,8 +135,8 @@ def ray_docs_index(data_dir: Path, args: argparse.Namespace) -> int:
         started = time.perf_counter()
         report = ingest([need_corpora("ray-docs")], comp)
         elapsed = time.perf_counter() - started
-        print(f"ray-docs: {report.chunks} chunks ({report.chunks_written} written) in {elapsed:.0f} s")
-        return report.chunks
+        print(f"ray-docs: {report.index_chunks} chunks ({report.chunks_written} written) in {elapsed:.0f} s")
+        return report.index_chunks
     finally:
         comp.close()
 

@@ -54,7 +54,8 @@ def ingested(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 
 def test_ingest_reports_bad_files_and_keeps_going(ingested) -> None:  # type: ignore[no-untyped-def]
     _, report = ingested
-    for key in ("documents", "chunks", "added", "updated", "deleted", "unchanged", "skipped", "seconds"):
+    keys = ("documents", "chunks_written", "index_chunks", "added", "updated", "deleted", "unchanged", "skipped")
+    for key in (*keys, "seconds"):
         assert key in report
     assert report["documents"] == 2 and report["added"] == 2
     skipped = {Path(s["source"]).name: s["reason"] for s in report["skipped"]}
@@ -163,6 +164,40 @@ def test_ingest_reads_included_code_from_an_include_path(tmp_path: Path) -> None
     hit = json.loads(r.stdout)["hits"][0]
     assert hit["source"].endswith("tasks.rst#retrying-failed-tasks")
     assert "@ray.remote(max_retries=5, retry_exceptions=True)" in hit["text"] and "__retry_" not in hit["text"]
+
+
+def test_the_ingest_report_counts_this_runs_chunks_apart_from_the_index(tmp_path: Path) -> None:
+    docs, data = tmp_path / "docs", tmp_path / "data"
+    docs.mkdir()
+    for name in ("alpha", "beta", "gamma"):
+        (docs / f"{name}.md").write_text(f"# {name.title()}\n\nThe {name} page says one short thing.\n")
+    first = ragline("ingest", str(docs), "--json", data_dir=data)
+    assert first.returncode == 0, first.stderr
+    (docs / "delta.md").write_text("# Delta\n\n## One\n\nA first section.\n\n## Two\n\nA second section.\n")
+    second = ragline("ingest", str(docs), "--json", data_dir=data)
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert "chunks" not in report  # a bare count beside this run's documents read as this run's
+    assert (report["documents"], report["added"], report["unchanged"]) == (4, 1, 3)
+    assert report["chunks_written"] == 2  # delta's two sections, nothing else re-embedded
+    assert report["index_chunks"] == json.loads(first.stdout)["index_chunks"] + 2 == 5
+
+    again = ragline("ingest", str(docs), data_dir=data)
+    assert again.returncode == 0, again.stderr
+    assert "0 chunks written" in again.stdout and "the index holds 5 chunks" in again.stdout
+
+
+def test_ask_shows_relative_sources_under_the_citation_base_url(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    r = ragline("ingest", str(folder / "install.md"), "--url-template", "docs/{path}", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    base = {"RAGLINE_ANSWER__CITATION_BASE_URL": "https://example.org/widgetron"}
+    r = ragline("ask", "How do I upgrade widgetron?", data_dir=data, env=base)
+    assert r.returncode == 0, r.stderr
+    assert "https://example.org/widgetron/docs/install.md#upgrading" in r.stdout, r.stdout
+    r = ragline("ask", "How do I upgrade widgetron?", "--json", data_dir=data, env=base)
+    sources = {c["source"] for c in json.loads(r.stdout)["citations"]}
+    assert "docs/install.md#upgrading" in sources  # the data as ingested
 
 
 def test_version(tmp_path: Path) -> None:

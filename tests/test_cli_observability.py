@@ -43,7 +43,7 @@ def test_status_shows_the_last_ingest_and_the_metrics_file_its_counts(tmp_path: 
     last = status["last_ingest"]
     assert (last["added"], last["documents"], len(last["skipped"])) == (2, 2, 1)
     assert last["paths"] == [str(docs)] and last["engine"] == "local" and last["finished"]
-    assert status["documents"] == 2 and status["chunks"] == last["chunks"] >= 2
+    assert status["documents"] == 2 and status["chunks"] == last["index_chunks"] >= 2
 
     r = ragline("status", data_dir=data)
     assert r.returncode == 0, r.stderr
@@ -54,7 +54,7 @@ def test_status_shows_the_last_ingest_and_the_metrics_file_its_counts(tmp_path: 
     assert 'ragline_ingest_documents_total{outcome="skipped"} 1.0' in text
     assert "ragline_ingest_runs_total 1.0" in text
     assert f"ragline_ingest_chunks_written_total {float(last['chunks_written'])}" in text
-    assert f"ragline_index_chunks {float(last['chunks'])}" in text
+    assert f"ragline_index_chunks {float(last['index_chunks'])}" in text
 
     # A second run changes nothing and says so in both places.
     r = ragline("--quiet", "ingest", str(docs), "--metrics-file", str(prom), data_dir=data)

@@ -1,12 +1,10 @@
-"""The Python API (ragline.library): the examples of docs/python.md, run as written, and its edges."""
+"""The Python API (ragline.library): its edges (docs/python.md's examples run in test_docs_python.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +13,8 @@ import ragline
 from ragline.errors import BadRequestError, ConfigError, EmptyIndexError, RaglineError
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIDE = ROOT / "docs" / "python.md"
 
-# The folder the examples expect: two small Markdown pages.
+# Two small Markdown pages.
 DOCS = {
     "retries.md": "# Retries\n\n## Configuring retries\n\n"
     "Set `max_retries` in the client settings to retry a failed request up to that many times, "
@@ -32,34 +29,6 @@ def write_docs(folder: Path) -> Path:
     for name, text in DOCS.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
-
-
-def python_blocks(markdown: str) -> list[str]:
-    """The ```python blocks of a page, in order (```py blocks are shown, not run)."""
-    return re.findall(r"^```python\n(.*?)^```$", markdown, flags=re.S | re.M)
-
-
-@pytest.fixture()
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAGLINE_DATA_DIR", raising=False)
-    write_docs(tmp_path / "docs")
-    yield tmp_path
-
-
-@pytest.mark.slow
-def test_the_guide_examples_run_as_written(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    blocks = python_blocks(GUIDE.read_text(encoding="utf-8"))
-    assert len(blocks) >= 6, "docs/python.md lost its examples"
-    namespace: dict[str, object] = {"__name__": "__guide__"}
-    for i, code in enumerate(blocks, 1):
-        try:
-            exec(compile(code, f"docs/python.md block {i}", "exec"), namespace)
-        except Exception as e:  # name the block that failed
-            raise AssertionError(f"docs/python.md block {i} failed: {e!r}\n{code}") from e
-    printed = capsys.readouterr().out
-    assert "https://docs.example.com/retries.html#configuring-retries" in printed
-    assert (in_tmp / ".ragline" / "last-ingest.json").is_file()  # ragline status sees the ingest
 
 
 @pytest.mark.slow

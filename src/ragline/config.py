@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -228,6 +228,21 @@ class AnswerSettings(SettingsSection):
     # How a follow-up becomes a standalone question for retrieval: llm (the model rewrites it), turns (recent
     # user turns put in front of it), auto (llm unless the model is the bundled one).
     condense: Literal["auto", "llm", "turns"] = "auto"
+    # Where relative citation sources (``--url-template 'docs/{path}'`` gives docs/guide.md#setup) point when
+    # shown: the web page and ``ragline ask`` join them onto this URL, e.g.
+    # https://github.com/me/project/blob/main/. None: shown as paths, never as links (against the server they
+    # would open its own routes). The API returns sources as ingested either way.
+    citation_base_url: str | None = None
+
+    @field_validator("citation_base_url")
+    @classmethod
+    def _web_base(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        url = url.strip()
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"an http(s) URL, not {url!r}")
+        return url if url.endswith("/") else url + "/"  # a folder: docs/a.md joins on, not over its last part
 
 
 class Settings(BaseSettings):

@@ -49,13 +49,13 @@ class Skipped:
 @dataclass(slots=True)
 class IndexReport:
     documents: int = 0  # documents read and parsed in this run
-    chunks: int = 0  # chunks in the index after the run
     added: int = 0  # documents new to the index
     updated: int = 0  # documents whose content changed
     deleted: int = 0  # documents gone from their folder, removed from the index
     unchanged: int = 0
-    chunks_written: int = 0  # chunks embedded and upserted
-    chunks_deleted: int = 0
+    chunks_written: int = 0  # chunks embedded and upserted in this run
+    chunks_deleted: int = 0  # chunks of deleted documents removed in this run
+    index_chunks: int = 0  # chunks in the whole index after the run (all runs, all tenants)
     skipped: list[Skipped] = field(default_factory=list)
     # Values replaced by redaction (parse.redact) in the documents read, by kind; never the values themselves.
     redacted: dict[str, int] = field(default_factory=dict)

@@ -170,7 +170,7 @@ class Ragline:
             store = self._components.store
             if store.info() is None:
                 raise EmptyIndexError(f"no index in {self.settings.data_dir.resolve()}: nothing to delete")
-            return delete_sources(store, source_prefix(source))
+            return delete_sources(store, source_prefix(source, store))
 
     # -- reading -----------------------------------------------------------------------------------
 

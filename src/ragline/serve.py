@@ -187,7 +187,7 @@ class IngressDeployment:
         self.settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self.backend, self.settings.serve)
+        return create_app(self.backend, self.settings.serve, citation_base_url=self.settings.answer.citation_base_url)
 
     def __del__(self) -> None:
         if self.local is not None:

@@ -79,7 +79,10 @@ def serve_in_process(settings: Settings) -> UvicornServer:
     from ragline.api.app import create_app
     from ragline.api.backend import InProcessBackend
 
-    return UvicornServer(create_app(InProcessBackend(Components(settings)), settings.serve), settings.serve.port)
+    app = create_app(
+        InProcessBackend(Components(settings)), settings.serve, citation_base_url=settings.answer.citation_base_url
+    )
+    return UvicornServer(app, settings.serve.port)
 
 
 def listening_sockets(root_pid: int) -> list[tuple[int, str, int]]:

@@ -8,6 +8,7 @@ printed); the assertions are on the DOM, never on pixels.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -17,8 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from ragline.components import Components
+from ragline.config import load_settings
+from ragline.ingest.local import ingest
+
 from .held_llm import FIRST, held_llm
-from .helpers import KEY, SITE, app_settings, serve_in_process
+from .helpers import DOCS, KEY, SITE, app_settings, serve_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +91,9 @@ def test_ask_stream_and_follow_a_citation(base_url: str, browser: Any, tmp_path:
     first = page.locator(f"{LAST} .citations details").first
     href = first.locator("a.source").get_attribute("href")
     assert href == SITE["acme"] + "/flux.html#calibrating-the-flux-widget"
+    # No raw fusion score beside a source: it means nothing to a reader (the list's order is the rank).
+    summaries = page.locator(f"{LAST} .citations summary").all_inner_texts()
+    assert summaries and not [s for s in summaries if "score" in s or re.search(r"\d\.\d{3}", s)], summaries
     first.locator("summary").click()
     assert first.evaluate("d => d.open") is True
     assert "blue lever" in first.locator("pre").inner_text()
@@ -373,4 +381,60 @@ def test_errors_are_shown_plainly_and_a_key_sees_its_own_sources(index_dir: Path
         assert page.locator("#turns li.turn").count() == 1  # the failed attempt gave way to the answer
         assert page.evaluate("sessionStorage.getItem('ragline.apiKey')") == KEY["acme"]
         screenshot(page, tmp_path, "keyed")
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def relative_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """acme's pages ingested as ``make run`` ingests docs/: --url-template 'docs/{path}' (relative sources)."""
+    root = tmp_path_factory.mktemp("relative")
+    folder = root / "docs"
+    folder.mkdir()
+    for name, text in DOCS["acme"].items():
+        (folder / name).write_text(text, encoding="utf-8")
+    comp = Components(load_settings(data_dir=root / "data"))
+    comp.settings.parse.url_template = "docs/{path}"
+    try:
+        ingest([folder], comp)
+    finally:
+        comp.close()
+    return root / "data"
+
+
+CITED = "docs/flux.md#calibrating-the-flux-widget"
+SOURCES_AND_CITES = """turn => ({
+  sources: [...turn.querySelectorAll('.citations .source')]
+    .map(e => [e.tagName, e.textContent, e.getAttribute('href')]),
+  cites: [...turn.querySelectorAll('.answer a.cite')].map(a => [a.getAttribute('href'), a.target]),
+})"""
+
+
+def test_relative_sources_are_paths_not_links_to_the_server(relative_index: Path, browser: Any) -> None:
+    # Resolved against the page, docs/flux.md would open the server's own /docs route (its API documentation).
+    with serve_in_process(app_settings(relative_index, api_keys={})) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        ask(page, FLUX, 1)
+        got = page.locator(LAST).evaluate(SOURCES_AND_CITES)
+        assert ["SPAN", CITED, None] in got["sources"], got
+        assert all(tag == "SPAN" for tag, _, _ in got["sources"]), got
+        # An [n] opens its citation in this page instead.
+        assert got["cites"] and all(href.startswith("#cite-") and not target for href, target in got["cites"])
+        page.close()
+
+
+def test_relative_sources_link_under_the_citation_base_url(relative_index: Path, browser: Any) -> None:
+    settings = app_settings(relative_index, api_keys={})
+    settings.answer = settings.answer.model_copy(update={"citation_base_url": "https://example.org/widgets/"})
+    with serve_in_process(settings) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        ask(page, FLUX, 1)
+        got = page.locator(LAST).evaluate(SOURCES_AND_CITES)
+        linked = "https://example.org/widgets/" + CITED
+        assert ["A", CITED, linked] in got["sources"], got
+        assert [linked, "_blank"] in got["cites"], got
+        # The API itself returns the source as it was ingested.
+        r = httpx.post(url + "/search", json={"query": FLUX, "k": 1}, timeout=60)
+        assert r.json()["hits"][0]["source"] == CITED
         page.close()

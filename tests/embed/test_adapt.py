@@ -85,7 +85,7 @@ def indexed_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("data")
     r = ragline("ingest", str(DOCS), "--json", data_dir=data)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["chunks"] > 50
+    assert json.loads(r.stdout)["index_chunks"] > 50
     return data
 
 

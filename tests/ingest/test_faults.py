@@ -95,7 +95,7 @@ def test_sigkill_midway_then_rerun_gives_exactly_the_expected_chunks(engine: str
     out, err = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, err
     report = json.loads(out)
-    assert report["chunks"] == len(expected)
+    assert report["index_chunks"] == len(expected)
     with EdgeStore(data / "index") as store:
         final = dict(store.points())
     assert {pid: p["doc_hash"] for pid, p in final.items()} == expected  # none missing, none extra or stale

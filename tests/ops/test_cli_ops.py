@@ -107,3 +107,14 @@ def test_a_folder_of_pages_with_canonical_urls_is_deleted_by_the_folder(tmp_path
     assert json.loads(deleted.stdout)["documents"] == 2
     r = ragline("search", "pangolin sings", "--json", data_dir=data)
     assert r.returncode == 4 or json.loads(r.stdout)["hits"] == []  # an empty index, or no hit: both gone
+
+
+def test_sources_of_a_relative_url_template_are_deleted_by_their_source(tmp_path: Path) -> None:
+    # As `make run` ingests: sources "docs/old/gamma.md", while ./docs/old is also a folder on disk here.
+    write_docs(tmp_path / "docs")
+    data = tmp_path / "data"
+    r = ragline("ingest", "docs", "--url-template", "docs/{path}", "--json", data_dir=data, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    deleted = ragline("delete", "--source", "docs/old/", "--yes", "--json", data_dir=data, cwd=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout) == {"prefix": "docs/old/", "documents": 2, "chunks": 2}

@@ -86,10 +86,10 @@ def test_cli_watch_reingests_a_change_and_stops_on_ctrl_c(tmp_path: Path, sig: s
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
-        assert first["added"] == 5 and first["chunks"] == 5
+        assert first["added"] == 5 and first["index_chunks"] == 5
         (docs / "alpha.md").write_text("# Alpha guide\n\n## Setup\n\nThe turquoise heron sleeps.\n")
         second = json.loads(proc.stdout.readline())
-        assert (second["updated"], second["unchanged"], second["chunks"]) == (1, 4, 5)
+        assert (second["updated"], second["unchanged"], second["index_chunks"]) == (1, 4, 5)
         proc.send_signal(sig)
         rest, err = proc.communicate(timeout=60)
     finally:

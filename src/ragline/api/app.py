@@ -35,6 +35,7 @@ from ragline.api.routes import admin, chat, health, openai_models, query, source
 from ragline.api.service import AnswerService
 from ragline.api.settings import ServeSettings
 from ragline.errors import RaglineError
+from ragline.web import page_html
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,11 @@ DESCRIPTION = """Cited answers from your documentation.
 """
 
 
-def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
-    """The HTTP app over ``backend``; the backend starts with the app and closes with it."""
+def create_app(backend: QueryBackend, settings: ServeSettings, *, citation_base_url: str | None = None) -> FastAPI:
+    """The HTTP app over ``backend``; the backend starts with the app and closes with it.
+
+    ``citation_base_url`` (``answer.citation_base_url``) is where the web page points relative citation sources.
+    """
     metrics = Metrics()
 
     @asynccontextmanager
@@ -65,6 +69,7 @@ def create_app(backend: QueryBackend, settings: ServeSettings) -> FastAPI:
 
     app = FastAPI(title="ragline", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.serve_settings = settings
+    app.state.page_html = page_html(citation_base_url)
     app.state.metrics = metrics
     app.state.service = AnswerService(backend, settings, metrics)
     for router in (

@@ -65,7 +65,7 @@ def delete(
         store = comp.store
         if store.info() is None:
             raise EmptyIndexError(f"no index in {comp.settings.data_dir.resolve()}: nothing to delete")
-        prefix = source_prefix(source)
+        prefix = source_prefix(source, store)
         plan = preview(store, prefix)
         if plan.chunks:
             _confirm(f"Delete {plan.chunks} chunks of {plan.documents} documents under {prefix}?", yes)
@@ -206,7 +206,8 @@ def watch_ingest(
             return
         out.print(
             f"{data['time']}  {report.added} added, {report.updated} updated, {report.deleted} deleted, "
-            f"{report.unchanged} unchanged; {report.chunks} chunks in the index"
+            f"{report.unchanged} unchanged, {report.chunks_written} chunks written; the index holds "
+            f"{report.index_chunks} chunks"
         )
 
     if not as_json:

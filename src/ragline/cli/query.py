@@ -122,8 +122,8 @@ def ingest(
         return
     out.print(
         f"{report.documents} documents ({report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.deleted} deleted), {report.chunks} chunks in the index, "
-        f"{report.chunks_written} written, in {report.seconds:.1f}s"
+        f"{report.unchanged} unchanged, {report.deleted} deleted), {report.chunks_written} chunks written, "
+        f"{report.chunks_deleted} deleted, in {report.seconds:.1f}s; the index holds {report.index_chunks} chunks"
     )
     if report.redacted:
         out.print("  redacted " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.redacted.items())))
@@ -253,6 +253,7 @@ def ask(
 ) -> None:
     """Answer a question from the index, citing its sources by number."""
     from ragline.agent import MODES, Done, Query, Token
+    from ragline.answer.links import citation_link
     from ragline.errors import BadRequestError
     from ragline.retrieve import parse_filters
 
@@ -287,8 +288,10 @@ def ask(
     elif not answer.grounded:
         out.print(f"[yellow]not grounded: {(answer.check or {}).get('reason')}[/yellow]")
     out.print("\n[bold]Sources[/bold]")
+    base = comp.settings.answer.citation_base_url
     for c in answer.citations:
-        out.print(f"  [{c.n}] {c.hit.chunk.title} - {c.hit.chunk.section}: {c.hit.chunk.url}")
+        link = escape(citation_link(c.hit.chunk.url, base))
+        out.print(f"  [{c.n}] {c.hit.chunk.title} - {c.hit.chunk.section}: {link}")
     t = answer.timings
     out.print(
         f"[dim]{_made_by(answer)}; retrieve {t['retrieve'] * 1000:.0f} ms, "

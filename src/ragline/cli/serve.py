@@ -75,7 +75,7 @@ def _run_uvicorn(s: Settings, url: str) -> None:
     from ragline.observability.tracing import configure_tracing
 
     configure_tracing(s.observability)
-    api = create_app(InProcessBackend(Components(s)), s.serve)
+    api = create_app(InProcessBackend(Components(s)), s.serve, citation_base_url=s.answer.citation_base_url)
     out.print(f"serving on {url} (uvicorn, one process); API docs at {url}/docs")
     uvicorn.run(
         api,

@@ -170,7 +170,7 @@ def finish(
         report.deleted += 1
         log.info("deleted %s (gone from its folder)", state.source.get(doc_id, doc_id))
     store.flush()
-    report.chunks = store.count()
+    report.index_chunks = store.count()
     report.seconds = time.perf_counter() - t0
     ingest_metrics.record(report)
 

@@ -52,7 +52,7 @@ def record(report: IndexReport) -> None:
     CHUNKS_DELETED.inc(report.chunks_deleted)
     SECONDS.inc(report.seconds)
     LAST_SUCCESS.set(time.time())
-    INDEX_CHUNKS.set(report.chunks)
+    INDEX_CHUNKS.set(report.index_chunks)
 
 
 def render() -> bytes:

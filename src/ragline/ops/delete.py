@@ -26,9 +26,13 @@ class DeleteReport:
         return {"prefix": self.prefix, "documents": self.documents, "chunks": self.chunks}
 
 
-def source_prefix(given: str) -> str:
-    """A prefix as sources are stored: URLs as given, local paths absolute (``docs/old/`` from the cwd)."""
+def source_prefix(given: str, store: VectorStore | None = None) -> str:
+    """A prefix as sources are stored: URLs as given; a relative path as given when ``store`` holds sources
+    under it (ingested with a relative URL template, ``docs/{path}``), else absolute (``docs/old/`` from the
+    cwd)."""
     if "://" in given or not given.strip():
+        return given
+    if store is not None and not Path(given).is_absolute() and store.count({"source": Prefix(given)}):
         return given
     absolute = Path(given).expanduser().resolve().as_posix()
     return absolute + "/" if given.endswith("/") and not absolute.endswith("/") else absolute

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from ragline.web import INDEX_HTML, STATIC_DIR
+from ragline.web import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,8 +24,8 @@ PAGE_HEADERS = {
 
 
 @router.get("/")
-async def index() -> FileResponse:
-    return FileResponse(INDEX_HTML, media_type="text/html", headers=PAGE_HEADERS)
+async def index(request: Request) -> HTMLResponse:
+    return HTMLResponse(request.app.state.page_html, headers=PAGE_HEADERS)
 
 
 static = StaticFiles(directory=STATIC_DIR)

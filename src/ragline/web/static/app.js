@@ -6,6 +6,8 @@ const $ = (id) => document.getElementById(id);
 const KEY_STORE = "ragline.apiKey";
 const MAX_TURNS = 12; // messages of history sent with a question (user and assistant alike)
 const SOURCE_LIMIT = 1000;
+// Where relative citation sources point (answer.citation_base_url, set by the server in the page); "" for nowhere.
+const CITATION_BASE = (document.querySelector('meta[name="ragline-citation-base"]') || {}).content || "";
 
 // The finished turns, oldest first, as the API takes them: sent with each question so a follow-up finds what
 // "it" means. A stopped or failed turn is shown but not sent.
@@ -74,14 +76,30 @@ function addTurn(question, scope) {
   return turn;
 }
 
-// What an [n] of this turn's answer links to: the n-th citation's page (URL#anchor) when it is a web page,
+// A citation's link: a web page as it is; a relative source (docs/guide.md#setup, from --url-template
+// 'docs/{path}') joined onto CITATION_BASE when the server names one, else none: resolved against this page it
+// would open one of the server's own routes, not the document. Local paths and other schemes: none.
+function citationHref(source) {
+  const s = String(source || "").trim();
+  if (/^https?:\/\//i.test(s)) return safeHref(s);
+  if (!CITATION_BASE || /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s) || s.startsWith("/") || s.startsWith("\\")) return null;
+  let url;
+  try {
+    url = new URL(s, CITATION_BASE);
+  } catch {
+    return null;
+  }
+  return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+}
+
+// What an [n] of this turn's answer links to: the n-th citation's page (URL#anchor) when it has a web address,
 // else the citation in this page.
 function citeOptions(turn) {
   return {
     cite: (n) => {
       const c = turn.byNumber.get(n);
       if (!c) return null;
-      const href = safeHref(c.source);
+      const href = citationHref(c.source);
       return href
         ? { href, title: citationTitle(c), external: true }
         : { href: `#cite-${turn.li.dataset.turn}-${n}`, title: citationTitle(c), external: false };
@@ -97,8 +115,8 @@ function renderCitations(turn, citations) {
     const li = element("li");
     const details = element("details");
     details.id = `cite-${turn.li.dataset.turn}-${c.n}`;
+    // No score: a fused (RRF) score means nothing to a reader; the list's order is the rank.
     const summary = element("summary", "", citationTitle(c));
-    summary.append(element("span", "score", ` score ${Number(c.score).toFixed(3)}`));
     details.append(summary, sourceElement(c.source), element("pre", "", c.text));
     li.append(details);
     list.append(li);
@@ -107,7 +125,7 @@ function renderCitations(turn, citations) {
 }
 
 function sourceElement(source) {
-  const href = safeHref(source);
+  const href = citationHref(source);
   const el = element(href ? "a" : "span", "source", source);
   if (href) {
     el.href = href;
