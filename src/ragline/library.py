@@ -157,11 +157,12 @@ class Ragline:
         )
         return report
 
-    def delete(self, source: str) -> DeleteReport:
+    def delete(self, source: str, *, tenant: str | None = None, all_tenants: bool = False) -> DeleteReport:
         """Delete every chunk of the documents under a source prefix (a URL path, a file, or an ingested
-        folder), like ``ragline delete --source`` without the prompt. A report with 0 chunks: nothing matched."""
+        folder), like ``ragline delete --source`` without the prompt. A report with 0 chunks: nothing matched.
+        Where tenants' documents are under the prefix, say whose: ``tenant=`` or ``all_tenants=True``."""
         from ragline.errors import BadRequestError, EmptyIndexError
-        from ragline.ops.delete import delete_sources, source_prefix
+        from ragline.ops.delete import Scope, delete_sources, source_prefix
 
         if not source.strip():
             raise BadRequestError("the source prefix is empty: it would match every document")
@@ -170,7 +171,7 @@ class Ragline:
             store = self._components.store
             if store.info() is None:
                 raise EmptyIndexError(f"no index in {self.settings.data_dir.resolve()}: nothing to delete")
-            return delete_sources(store, source_prefix(source, store))
+            return delete_sources(store, source_prefix(source, store), Scope(tenant, all_tenants))
 
     # -- reading -----------------------------------------------------------------------------------
 

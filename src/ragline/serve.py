@@ -44,7 +44,7 @@ from ragline.errors import EmptyIndexError, RaglineError
 from ragline.generate import make_generator
 from ragline.observability.logging import configure_logging
 from ragline.observability.tracing import adopt, adopted, configure_tracing
-from ragline.ops.delete import DeleteReport, delete_sources
+from ragline.ops.delete import DeleteReport, Scope, delete_sources
 from ragline.ops.sources import SourceList, list_sources
 from ragline.ray_local import set_serve_data_plane, start_local_ray
 from ragline.records import Hit
@@ -95,9 +95,9 @@ class ReplicaRetriever:
             raise EmptyIndexError("the index holds no chunks")
         return count
 
-    async def delete_sources(self, prefix: str) -> DeleteReport:
+    async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
         """Only called when the index is a shared Qdrant server: one replica's delete serves them all."""
-        return await asyncio.to_thread(delete_sources, self.components.store, prefix)
+        return await asyncio.to_thread(delete_sources, self.components.store, prefix, scope)
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
         """Read from this replica's copy of the index, in a thread: a listing reads every document."""

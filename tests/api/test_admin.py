@@ -12,6 +12,7 @@ import pytest
 from llm_server import free_port
 
 from ragline.api.errors import NotSupportedError
+from ragline.ops.delete import Scope
 
 from .helpers import SITE, app_settings, auth, serve_in_process
 
@@ -54,14 +55,23 @@ def test_admin_deletes_a_prefix_from_every_search(served: str, client: httpx.Cli
     question = "lemon-flavoured brine copper coils"
     assert REACTOR_PAGE in sources(client, served, question)
 
+    # Tenants share the index: a delete names whose documents it removes.
     r = client.delete(f"{served}/admin/sources", params={"prefix": REACTOR_PAGE}, headers=ADMIN)
+    assert r.status_code == 422 and "--tenant" in r.json()["error"]["message"], r.text
+    r = client.delete(f"{served}/admin/sources", params={"prefix": REACTOR_PAGE, "tenant": "acme"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["chunks"] == 0, r.text  # not acme's page: nothing of it goes
+    assert REACTOR_PAGE in sources(client, served, question)
+
+    r = client.delete(f"{served}/admin/sources", params={"prefix": REACTOR_PAGE, "tenant": "globex"}, headers=ADMIN)
     assert r.status_code == 200, r.text
-    assert r.json()["prefix"] == REACTOR_PAGE
+    assert r.json()["prefix"] == REACTOR_PAGE and r.json()["tenant"] == "globex"
     assert r.json()["documents"] == 1 and r.json()["chunks"] >= 1
 
     assert REACTOR_PAGE not in sources(client, served, question)
     assert f"{SITE['globex']}/hammock.html" in sources(client, served, "Project Hammock launch date")  # the rest stays
-    again = client.delete(f"{served}/admin/sources", params={"prefix": REACTOR_PAGE}, headers=ADMIN)
+    again = client.delete(
+        f"{served}/admin/sources", params={"prefix": REACTOR_PAGE, "all_tenants": True}, headers=ADMIN
+    )
     assert again.json() == {"prefix": REACTOR_PAGE, "documents": 0, "chunks": 0}
 
 
@@ -84,4 +94,4 @@ def test_ray_serve_refuses_to_delete_from_replica_copies() -> None:
 
     backend = RayServeBackend(None, None, shared_index=False)  # type: ignore[arg-type]
     with pytest.raises(NotSupportedError, match="ragline delete"):
-        asyncio.run(backend.delete_sources(SITE["acme"]))
+        asyncio.run(backend.delete_sources(SITE["acme"], Scope("acme")))

@@ -108,3 +108,17 @@ def test_same_generator_survives_a_server_restart(llm_server: LlamaServer, serve
     g.check()
     assert g.generate(MESSAGES, max_tokens=4, temperature=0.0).text
     assert "".join(d.text for d in g.stream(MESSAGES, max_tokens=4, temperature=0.0))
+
+
+def test_credentials_in_the_url_and_an_api_key_are_refused_together() -> None:
+    """Both would be the Authorization header and the URL's wins, so the configured key would never be sent."""
+    both = LLMSettings(backend="openai", base_url="http://user:secret@127.0.0.1:9/v1", api_key="sk-configured")
+    with pytest.raises(ConfigError, match="only one") as told:
+        make_generator(both)
+    assert "secret" not in str(told.value) and "sk-configured" not in str(told.value)
+    # Either alone is fine: the URL's credentials, or the key.
+    for alone in (
+        LLMSettings(backend="openai", base_url="http://user:secret@127.0.0.1:9/v1"),
+        LLMSettings(backend="openai", base_url="http://127.0.0.1:9/v1", api_key="sk-configured"),
+    ):
+        assert isinstance(make_generator(alone), OpenAICompatGenerator)

@@ -118,3 +118,50 @@ def test_sources_of_a_relative_url_template_are_deleted_by_their_source(tmp_path
     deleted = ragline("delete", "--source", "docs/old/", "--yes", "--json", data_dir=data, cwd=tmp_path)
     assert deleted.returncode == 0, deleted.stderr
     assert json.loads(deleted.stdout) == {"prefix": "docs/old/", "documents": 2, "chunks": 2}
+
+
+def test_delete_is_scoped_to_a_tenant_or_says_all_tenants(tmp_path: Path) -> None:
+    """Tenants share an index and a prefix may hold several tenants' copies: a delete names whose it removes."""
+    data = tmp_path / "data"
+    for tenant in ("acme", "globex"):
+        (tmp_path / tenant).mkdir()
+        (tmp_path / tenant / "guide.md").write_text(f"# Guide\n\nThe {tenant} widget is blue.\n", encoding="utf-8")
+        ingest = ragline(
+            "ingest", str(tmp_path / tenant), "--tenant", tenant, "--url-template", "https://docs.x/{path}",
+            data_dir=data,
+        )  # fmt: skip
+        assert ingest.returncode == 0, ingest.stderr
+
+    unsaid = ragline("delete", "--source", "https://docs.x/", "--yes", data_dir=data)
+    assert unsaid.returncode == 2 and "2 tenant(s)" in unsaid.stderr and "--all-tenants" in unsaid.stderr
+    assert len(unsaid.stderr.strip().splitlines()) == 1
+
+    acme = ragline("delete", "--source", "https://docs.x/", "--tenant", "acme", "--yes", "--json", data_dir=data)
+    assert acme.returncode == 0, acme.stderr
+    assert json.loads(acme.stdout) | {"chunks": 0} == {
+        "prefix": "https://docs.x/",
+        "tenant": "acme",
+        "documents": 1,
+        "chunks": 0,
+    }
+    left = ragline("search", "widget", "--json", data_dir=data)
+    assert {h["text"].split()[1] for h in json.loads(left.stdout)["hits"]} == {"globex"}
+
+    rest = ragline("delete", "--source", "https://docs.x/", "--all-tenants", "--yes", "--json", data_dir=data)
+    assert rest.returncode == 0 and json.loads(rest.stdout)["documents"] == 1, rest.stderr
+
+
+def test_search_output_shows_control_characters_from_documents_as_escapes(tmp_path: Path) -> None:
+    """A hostile file name or heading must not drive the terminal that prints the results."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "\x1b[2J\x1b]0;owned\x07guide.md").write_text(
+        "# \x1b[31mWidgets\x1b[0m\n\nThe widget is calibrated with the blue lever.\n", encoding="utf-8"
+    )
+    data = tmp_path / "data"
+    assert ragline("ingest", str(docs), data_dir=data).returncode == 0
+    for command in (["search", "calibrate the widget"], ["ask", "How is the widget calibrated?"]):
+        shown = ragline(*command, data_dir=data)
+        assert shown.returncode == 0, shown.stderr
+        assert "blue lever" in shown.stdout
+        assert not any(c in shown.stdout for c in "\x1b\x07\x9b"), repr(shown.stdout)

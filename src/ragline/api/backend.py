@@ -23,7 +23,7 @@ from ragline.components import Components
 from ragline.config import Settings
 from ragline.embed.base import Embedder
 from ragline.errors import EmptyIndexError, RaglineError
-from ragline.ops.delete import DeleteReport, delete_sources
+from ragline.ops.delete import DeleteReport, Scope, delete_sources
 from ragline.ops.sources import SourceList, list_sources
 from ragline.records import Hit
 
@@ -79,8 +79,8 @@ class QueryBackend(Protocol):
     async def check_index(self) -> None:
         """Raise when the index cannot serve searches."""
 
-    async def delete_sources(self, prefix: str) -> DeleteReport:
-        """Delete every chunk whose source is under ``prefix`` from the index being served."""
+    async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
+        """Delete every chunk whose source is under ``prefix``, within ``scope``, from the index being served."""
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
         """The first ``limit`` sources of ``tenant``'s documents (every document's when None), sorted."""
@@ -132,9 +132,9 @@ class InProcessBackend:
     async def check_index(self) -> None:
         await anyio.to_thread.run_sync(_check_store, self.components)
 
-    async def delete_sources(self, prefix: str) -> DeleteReport:
+    async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
         store = self.components.store
-        return await anyio.to_thread.run_sync(delete_sources, store, prefix)
+        return await anyio.to_thread.run_sync(delete_sources, store, prefix, scope)
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
         return await anyio.to_thread.run_sync(list_sources, self.components.store, tenant, limit)

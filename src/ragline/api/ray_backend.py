@@ -26,7 +26,7 @@ from ragline.api.errors import NotSupportedError, ServiceUnavailableError
 from ragline.config import Settings
 from ragline.errors import RaglineError
 from ragline.observability.tracing import carrier
-from ragline.ops.delete import DeleteReport
+from ragline.ops.delete import DeleteReport, Scope
 from ragline.ops.sources import SourceList
 from ragline.records import Hit
 
@@ -47,7 +47,7 @@ class Retrieval(Protocol):
 
     async def check(self) -> int: ...
 
-    async def delete_sources(self, prefix: str) -> DeleteReport: ...
+    async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport: ...
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList: ...
 
@@ -70,8 +70,8 @@ class HandleRetrieval:
         count: int = await _with_retries(lambda: self.handle.check.remote())
         return count
 
-    async def delete_sources(self, prefix: str) -> DeleteReport:
-        report: DeleteReport = await _with_retries(lambda: self.handle.delete_sources.remote(prefix))
+    async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
+        report: DeleteReport = await _with_retries(lambda: self.handle.delete_sources.remote(prefix, scope))
         return report
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
@@ -150,7 +150,7 @@ class RayServeBackend:
     async def check_index(self) -> None:
         await self.retrieval.check()
 
-    async def delete_sources(self, prefix: str) -> DeleteReport:
+    async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
         if not self.shared_index:
             # Each retriever replica serves its own copy of a local index: a delete in one copy would
             # leave the others (and the index on disk) serving the chunks.
@@ -158,7 +158,7 @@ class RayServeBackend:
                 "the Ray Serve engine serves copies of a local index: run `ragline delete --source PREFIX` "
                 "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
             )
-        return await self.retrieval.delete_sources(prefix)
+        return await self.retrieval.delete_sources(prefix, scope)
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
         return await self.retrieval.sources(tenant, limit)

@@ -52,12 +52,17 @@ def delete(
     allow_none: Annotated[
         bool, typer.Option("--allow-none", help="Exit 0 when nothing matches (default: exit 1 and say so)")
     ] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Delete only this tenant's documents")] = None,
+    all_tenants: Annotated[
+        bool, typer.Option("--all-tenants", help="Delete every tenant's documents under the prefix")
+    ] = False,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Delete every chunk of the documents under a source prefix (a URL path, a file path, or a folder that
-    was ingested), from dense and BM25 search alike."""
-    from ragline.ops.delete import delete_sources, preview, source_prefix
+    was ingested), from dense and BM25 search alike. Where tenants' documents are under it, say whose:
+    --tenant T, or --all-tenants."""
+    from ragline.ops.delete import Scope, delete_sources, preview, source_prefix
     from ragline.ops.forget import forget_cached
 
     comp = components(data_dir)
@@ -66,10 +71,12 @@ def delete(
         if store.info() is None:
             raise EmptyIndexError(f"no index in {comp.settings.data_dir.resolve()}: nothing to delete")
         prefix = source_prefix(source, store)
-        plan = preview(store, prefix)
+        scope = Scope(tenant, all_tenants)
+        plan = preview(store, prefix, scope)
         if plan.chunks:
-            _confirm(f"Delete {plan.chunks} chunks of {plan.documents} documents under {prefix}?", yes)
-            report = delete_sources(store, prefix)
+            whose = f" of tenant {tenant}" if tenant is not None else ""
+            _confirm(f"Delete {plan.chunks} chunks of {plan.documents} documents{whose} under {prefix}?", yes)
+            report = delete_sources(store, prefix, scope)
         else:
             report = plan
         forgotten = forget_cached(comp.settings.data_dir, prefix) if forget else None

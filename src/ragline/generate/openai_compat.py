@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ragline.config import LLMSettings
 from ragline.errors import (
@@ -51,6 +52,12 @@ class OpenAICompatGenerator:
     def __init__(self, settings: LLMSettings) -> None:
         if not settings.base_url:
             raise ConfigError("llm.base_url is required for the openai backend")
+        if settings.api_key and urlsplit(settings.base_url).password is not None:
+            # Both would be the request's Authorization header, and the URL's wins: the key would never be sent.
+            raise ConfigError(
+                "llm.base_url carries a user and password and llm.api_key is set: a request can carry only one "
+                "of them; drop one"
+            )
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
         self.model = settings.model

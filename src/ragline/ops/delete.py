@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragline.errors import BadRequestError
 from ragline.store.base import Prefix, VectorStore
 
 log = logging.getLogger(__name__)
@@ -21,9 +22,50 @@ class DeleteReport:
     prefix: str
     documents: int  # documents (by their first chunk) under the prefix
     chunks: int  # points deleted, or that a dry run would delete
+    tenant: str | None = None  # the tenant the delete was confined to, if any
 
     def to_json(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "documents": self.documents, "chunks": self.chunks}
+        scope = {"tenant": self.tenant} if self.tenant is not None else {}
+        return {"prefix": self.prefix, **scope, "documents": self.documents, "chunks": self.chunks}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose documents a delete may touch: one tenant's, or every tenant's when said so. Without either, a
+    delete that would reach a tenant's documents is refused (tenants share an index)."""
+
+    tenant: str | None = None
+    all_tenants: bool = False
+
+    def conditions(self, store: VectorStore, prefix: str) -> dict[str, Any]:
+        """The tenant condition to add to a delete under ``prefix``; raise when the scope is unsaid and
+        tenants' documents are under it."""
+        if self.tenant is not None and self.all_tenants:
+            raise BadRequestError("name one tenant or all tenants, not both")
+        if self.tenant is not None:
+            if not self.tenant.strip():
+                raise BadRequestError("the tenant is empty")
+            return {"metadata.tenant": self.tenant}
+        if self.all_tenants:
+            return {}
+        tenants = _tenants_under(store, prefix)
+        if tenants:
+            raise BadRequestError(
+                f"documents of {len(tenants)} tenant(s) are under {prefix}: delete within one tenant "
+                "(--tenant, or tenant= on the API) or say all tenants (--all-tenants, or all_tenants=true)"
+            )
+        return {}
+
+
+def _tenants_under(store: VectorStore, prefix: str) -> set[str]:
+    """The tenants owning documents under ``prefix`` (by each document's first chunk)."""
+    found: set[str] = set()
+    for match in _matches(prefix):
+        for _, payload in store.points({**match, "chunk_index": 0}):
+            tenant = (payload.get("metadata") or {}).get("tenant")
+            if tenant is not None:
+                found.add(str(tenant))
+    return found
 
 
 def source_prefix(given: str, store: VectorStore | None = None) -> str:
@@ -43,27 +85,32 @@ def _matches(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"source": Prefix(prefix)}, {"origin": prefix.rstrip("/") or prefix}
 
 
-def preview(store: VectorStore, prefix: str) -> DeleteReport:
+def preview(store: VectorStore, prefix: str, scope: Scope | None = None) -> DeleteReport:
     """What ``delete_sources`` would delete, without deleting it."""
-    by_source, by_origin = _matches(prefix)
+    scope = scope or Scope()
+    extra = scope.conditions(store, prefix)
+    by_source, by_origin = ({**m, **extra} for m in _matches(prefix))
 
     def count(extra: dict[str, Any]) -> int:
         both = store.count({**by_source, **by_origin, **extra})
         return store.count({**by_source, **extra}) + store.count({**by_origin, **extra}) - both
 
     first = {"chunk_index": 0}  # a document is listed by its first chunk
-    return DeleteReport(prefix, count(first), count({}))
+    return DeleteReport(prefix, count(first), count({}), scope.tenant)
 
 
-def delete_sources(store: VectorStore, prefix: str) -> DeleteReport:
-    """Delete every point whose source is under ``prefix`` (dense and BM25 vectors alike), durably.
+def delete_sources(store: VectorStore, prefix: str, scope: Scope | None = None) -> DeleteReport:
+    """Delete every point whose source is under ``prefix`` (dense and BM25 vectors alike), durably, within
+    ``scope`` (see :class:`Scope`: unsaid, tenants' documents are refused).
 
     A later ingest of a folder that still holds the files adds them back: delete the files too, or
     ingest elsewhere.
     """
-    by_source, by_origin = _matches(prefix)
-    documents = preview(store, prefix).documents
+    scope = scope or Scope()
+    documents = preview(store, prefix, scope).documents
+    extra = scope.conditions(store, prefix)
+    by_source, by_origin = ({**m, **extra} for m in _matches(prefix))
     chunks = store.delete(by_source) + store.delete(by_origin)
     store.flush()
-    log.info("deleted %d chunks of %d documents under %s", chunks, documents, prefix)
-    return DeleteReport(prefix, documents, chunks)
+    log.info("deleted %d chunks of %d documents under %s (tenant %s)", chunks, documents, prefix, scope.tenant)
+    return DeleteReport(prefix, documents, chunks, scope.tenant)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from ragline.api.auth import Admin
 from ragline.api.routes import Service
 from ragline.api.schemas import ERROR_RESPONSES, ErrorOut
+from ragline.ops.delete import Scope
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin])
 
@@ -27,6 +28,12 @@ async def delete_sources(
     prefix: Annotated[
         str, Query(min_length=1, max_length=2000, description="A URL path or folder, e.g. https://docs.x/old/")
     ],
+    tenant: Annotated[
+        str | None, Query(min_length=1, max_length=500, description="Delete only this tenant's documents")
+    ] = None,
+    all_tenants: Annotated[
+        bool, Query(description="Delete every tenant's documents under the prefix (else name one, if any)")
+    ] = False,
 ) -> dict[str, object]:
-    report = await service.backend.delete_sources(prefix)
+    report = await service.backend.delete_sources(prefix, Scope(tenant, all_tenants))
     return report.to_json()
