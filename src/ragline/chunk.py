@@ -3,6 +3,9 @@
 Sizes are counted by a length function (the embedding model's tokens by default, or characters).
 A chunk never spans two sections, and keeps its character offsets in the document text.
 
+A document that would make more than ``max_chunks`` chunks is refused (a SourceError with the reason): one
+page of 100k links must not become thousands of chunks that outrank real pages by their number.
+
 The splitter measures each piece up to three times (to choose it, to merge it, to drop it from the overlap),
 so lengths are remembered for the document being split: a model's tokenizer is then run once per piece.
 """
@@ -14,6 +17,7 @@ from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from ragline.errors import SourceError
 from ragline.records import Chunk, Document
 
 LengthFunction = Callable[[str], int]
@@ -23,8 +27,9 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 class Chunker:
     """Splits documents into chunks of at most ``size`` units with ``overlap`` units shared."""
 
-    def __init__(self, size: int, overlap: int, length: LengthFunction = len) -> None:
+    def __init__(self, size: int, overlap: int, length: LengthFunction = len, max_chunks: int = 2000) -> None:
         self.size = size
+        self.max_chunks = max_chunks
         self.overlap = overlap if overlap < size else size // 4
         self.length = length
         self._lengths = threading.local()  # per thread: the lengths measured in the document being split
@@ -56,7 +61,10 @@ class Chunker:
         doc_id, doc_hash = doc.doc_id, doc.content_hash
         for section in doc.sections:
             prev_start, prev_end = -1, 0
-            for piece in self._splitter.split_text(section.text):
+            pieces = self._splitter.split_text(section.text)
+            if len(chunks) + len(pieces) > self.max_chunks:
+                raise SourceError(f"too many chunks: over max_chunks {self.max_chunks}")
+            for piece in pieces:
                 # Pieces come back in order: none starts before the previous start or ends before the
                 # previous end (overlap < size). A piece can be the previous one's tail, or grow it from
                 # the same start, when a split did not fit. Searching from there finds the right copy
@@ -88,6 +96,9 @@ class Chunker:
         return chunks
 
 
-def token_chunker(size: int, overlap: int, count_tokens: LengthFunction, max_tokens: int) -> Chunker:
+def token_chunker(
+    size: int, overlap: int, count_tokens: LengthFunction, max_tokens: int, max_chunks: int = 2000
+) -> Chunker:
     """A chunker sized in model tokens, never above what the model reads (minus room for titles)."""
-    return Chunker(size=min(size, max(16, max_tokens - 32)), overlap=overlap, length=count_tokens)
+    size = min(size, max(16, max_tokens - 32))
+    return Chunker(size=size, overlap=overlap, length=count_tokens, max_chunks=max_chunks)

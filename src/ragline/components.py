@@ -63,8 +63,8 @@ class Components:
 
         c = self.settings.chunk
         if c.unit == "chars":
-            return Chunker(size=c.size, overlap=c.overlap)
-        return token_chunker(c.size, c.overlap, self.embedder.count_tokens, self.embedder.max_tokens)
+            return Chunker(size=c.size, overlap=c.overlap, max_chunks=c.max_chunks)
+        return token_chunker(c.size, c.overlap, self.embedder.count_tokens, self.embedder.max_tokens, c.max_chunks)
 
     @cached_property
     def generator(self) -> Generator:

@@ -35,12 +35,18 @@ BUNDLED_LLM = "smollm2-135m-instruct"
 class ParseSettings(SettingsSection):
     html_selector: str | None = None  # CSS selector of the content; default: <main>/<article>
     url_template: str | None = None  # e.g. https://docs.ray.io/en/master/{path_noext}.html
+    # A document's bytes, counting the files it includes (literalinclude, include): over it, it is skipped.
     max_file_bytes: int = 20_000_000
+    # Markdown, reStructuredText and text files with a longer line are skipped (the parsers slow down on one).
+    max_line_chars: int = Field(default=100_000, ge=1)
     notebook_output_chars: int = 500  # notebook cell outputs are cut to this many characters
     # ``literalinclude`` and ``include`` in rst / MyST pages are read from the page's folder, from the folder
     # being ingested (a path starting with "/"), and from these folders, which mirror that tree (code kept apart
     # from the pages). Only files under those folders are read.
     include_paths: list[Path] = []
+    # A link in an ingested folder is read only when it stays inside the folder; True follows links wherever
+    # they lead (only for folders you trust: a link to /etc/passwd would be indexed).
+    follow_outside_links: bool = False
     # Replace e-mails, phone numbers, IP addresses and secrets with [EMAIL], [PHONE], [IP], [SECRET] in the
     # parsed text, before chunking and embedding (``ragline ingest --redact``); see ragline.privacy.
     redact: bool = False
@@ -51,6 +57,9 @@ class ChunkSettings(SettingsSection):
     unit: Literal["tokens", "chars"] = "tokens"
     size: int = Field(default=200, ge=16)  # in ``unit``; tokens fit MiniLM's 256-token window
     overlap: int = Field(default=30, ge=0)
+    # A document that would make more chunks is skipped: a page of links must not outrank real pages by bulk
+    # (the largest real document seen, the 530 KB Debian reference PDF, makes 1,101).
+    max_chunks: int = Field(default=2000, ge=1)
 
 
 class EmbeddingSettings(SettingsSection):

@@ -32,11 +32,12 @@ class Inputs:
         """Every file under the roots, in a stable order, with its origin and fallback source."""
         for root in self.roots:
             origin = str(root.resolve()) if root.is_dir() else None
-            for f in iter_files([root]):
+            for f in iter_files([root], follow_outside=parse.follow_outside_links):
                 if parse.url_template:
                     fallback = source_url(f.relpath, parse.url_template)
                 else:
-                    fallback = str(Path(f.path).resolve().as_posix())
+                    # The folder resolved, not a link's target: a link is reported under its own name.
+                    fallback = (Path(f.path).parent.resolve() / f.path.name).as_posix()
                 yield InputFile(f, origin, fallback)
 
 

@@ -146,13 +146,21 @@ def _index(
             report.skipped.append(Skipped(item.fallback_source, f"same URL as another document: {doc.source}"))
             tick("skipped", 1)
             continue
-        seen[doc.doc_id] = doc.source
+        seen[doc.doc_id] = doc.source  # one over a bound keeps its previous version, as a failed page does
+        change = state.change(doc.doc_id, doc.content_hash)
+        chunks = []
+        if change is not Change.UNCHANGED:  # unchanged documents cost no chunking and no embedding
+            try:
+                chunks = chunker.split(doc, origin=origin)
+            except SourceError as e:
+                report.skipped.append(Skipped(item.fallback_source, str(e)))
+                log.warning("skipped %s: %s", item.fallback_source, e)
+                tick("skipped", 1)
+                continue
         report.documents += 1
         add_counts(report.redacted, doc.redacted)
-        change = state.change(doc.doc_id, doc.content_hash)
         report.count(change)
-        if change is not Change.UNCHANGED:  # unchanged documents cost no chunking and no embedding
-            chunks = chunker.split(doc, origin=origin)
+        if change is not Change.UNCHANGED:
             report.chunks_written += writer.add(doc.doc_id, doc.content_hash, chunks)
             tick("chunks", len(chunks))
         tick("document", 1)

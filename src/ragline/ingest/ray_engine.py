@@ -265,9 +265,10 @@ class _Run:
         row = next(f for f in files if f["seq"] == winner.seq)
         try:
             doc = load_file(row, components.settings.parse, metadata)
+            chunks = components.chunker.split(doc, origin=row["origin"])
         except SourceError as e:  # the file changed under us; the next run settles it
             log.warning("could not re-read %s: %s", row["path"], e)
             return 0
         writer = IndexWriter(self.store, components.embedder)
-        writer.add(doc.doc_id, doc.content_hash, components.chunker.split(doc, origin=row["origin"]))
+        writer.add(doc.doc_id, doc.content_hash, chunks)
         return writer.flush()

@@ -53,6 +53,7 @@ def list_files(paths: Sequence[str | Path], parse: ParseSettings) -> tuple[list[
             "path": str(item.file.path),
             "root": str(item.file.root),
             "relpath": item.file.relpath,
+            "explicit": item.file.explicit,
             "origin": item.origin,
             "fallback": item.fallback,
         }
@@ -67,7 +68,9 @@ def list_files(paths: Sequence[str | Path], parse: ParseSettings) -> tuple[list[
 
 def load_file(row: Mapping[str, Any], parse: ParseSettings, metadata: Mapping[str, Any]) -> Document:
     """Read and parse one file row; every failure, a parser's crash included, is a SourceError."""
-    file = LocalFile(path=Path(row["path"]), root=Path(row["root"]), relpath=str(row["relpath"]))
+    file = LocalFile(
+        path=Path(row["path"]), root=Path(row["root"]), relpath=str(row["relpath"]), explicit=bool(row["explicit"])
+    )
     try:
         doc = load_document(file, parse)
     except SourceError:
@@ -191,6 +194,8 @@ def chunk_rows(parsed: dict[str, Any], *, settings: Settings) -> list[dict[str, 
     doc: Document = pickle.loads(parsed["doc"])
     try:
         chunks = chunker_for(settings).split(doc, origin=parsed["origin"])
+    except SourceError as e:  # over a bound (max_chunks): skipped with the reason
+        return [_row(DOC, {**parsed, "change": SKIPPED, "reason": str(e)})]
     except Exception as e:  # same rule as parsing: report the document, keep going
         return [_row(DOC, {**parsed, "change": SKIPPED, "reason": f"chunking failed: {type(e).__name__}: {e}"})]
     rows = [

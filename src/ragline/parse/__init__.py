@@ -19,6 +19,7 @@ from pathlib import PurePath, PurePosixPath
 from ragline.config import ParseSettings
 from ragline.errors import SourceError
 from ragline.parse import docx, pdf
+from ragline.parse.bounds import check_indentation, check_lines
 from ragline.parse.html import declared_charset, parse_html
 from ragline.parse.includes import IncludeResolver
 from ragline.parse.text import parse_text
@@ -52,10 +53,15 @@ class ParseContext:
     settings: ParseSettings
     path: str | None = None
     root: str | None = None  # the folder a local file was found under: ``/`` in its include paths
+    size: int = 0  # bytes of the document as read
 
     def includes(self) -> IncludeResolver | None:
-        """Reads the files a local document includes (``literalinclude``, ``include``); None for other sources."""
-        return IncludeResolver.for_document(self.path, self.root, self.settings.include_paths)
+        """Reads the files a local document includes (``literalinclude``, ``include``); None for other sources.
+
+        The document and all it includes are bounded together by ``max_file_bytes``."""
+        return IncludeResolver.for_document(
+            self.path, self.root, self.settings.include_paths, size=self.size, max_expanded=self.settings.max_file_bytes
+        )
 
     @property
     def name(self) -> str | None:
@@ -106,6 +112,8 @@ def _html(text: str, ctx: ParseContext) -> Document:
 def _markdown(text: str, ctx: ParseContext) -> Document:
     from ragline.parse.markdown import parse_markdown
 
+    check_lines(text, ctx.settings.max_line_chars)
+
     mdx = (ctx.path or ctx.source).lower().endswith(".mdx")
     return parse_markdown(
         text, source=ctx.source, mdx=mdx, fallback_title=ctx.name, path=ctx.path, includes=ctx.includes()
@@ -115,6 +123,8 @@ def _markdown(text: str, ctx: ParseContext) -> Document:
 def _rst(text: str, ctx: ParseContext) -> Document:
     from ragline.parse.rst import parse_rst
 
+    check_lines(text, ctx.settings.max_line_chars)
+    check_indentation(text)
     return parse_rst(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path, includes=ctx.includes())
 
 
@@ -132,6 +142,7 @@ def _notebook(text: str, ctx: ParseContext) -> Document:
 
 def _text(text: str, ctx: ParseContext) -> Document:
     # .txt files in a Sphinx tree are often reStructuredText (Sphinx accepts them as sources).
+    check_lines(text, ctx.settings.max_line_chars)
     if looks_like_rst(text):
         return _rst(text, ctx)
     return parse_text(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path)
@@ -241,7 +252,7 @@ def parse_bytes(
     if len(data) > settings.max_file_bytes:  # sources check first; this keeps every caller bounded
         raise SourceError(f"too big: {len(data)} bytes > max_file_bytes {settings.max_file_bytes}")
     try:
-        doc = parser.read(data, ParseContext(source=source, settings=settings, path=path, root=root))
+        doc = parser.read(data, ParseContext(source=source, settings=settings, path=path, root=root, size=len(data)))
     except SourceError:
         raise
     except Exception as exc:  # one bad document must not abort an ingest

@@ -7,6 +7,9 @@ when it starts with ``/``, against the source folder. ``IncludeResolver`` does t
 files under those folders, never above them and never hidden ones (``.env``, ``.git/``), and each read is bounded
 in size and count. Whatever cannot be
 read (missing, outside, binary, too big, not UTF-8) resolves to None: the directive shows nothing, as before.
+The document's expanded size (its own bytes plus every file it includes, each time it includes it) is bounded
+too: past ``max_expanded`` the whole document is refused (a SourceError), since what it shows is no longer
+what its author wrote.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ragline.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +42,28 @@ class IncludeResolver:
     extra_roots: tuple[Path, ...] = ()
     max_bytes: int = MAX_INCLUDE_BYTES
     max_reads: int = MAX_INCLUDES_PER_DOCUMENT
+    max_expanded: int = 0  # bytes of the document and all it includes; 0: no bound
+    expanded: int = 0  # the document's own bytes, then each included file's added
     reads: int = field(default=0, init=False)
 
     @classmethod
     def for_document(
-        cls, path: str | Path | None, root: str | Path | None, extra_roots: tuple[Path, ...] | list[Path] = ()
+        cls,
+        path: str | Path | None,
+        root: str | Path | None,
+        extra_roots: tuple[Path, ...] | list[Path] = (),
+        *,
+        size: int = 0,
+        max_expanded: int = 0,
     ) -> IncludeResolver | None:
-        """A resolver for a file found under ``root``; None when the document is not a local file."""
+        """A resolver for a file of ``size`` bytes found under ``root``; None when the document is not a local file."""
         if not path:
             return None
         # Resolved once here (symlinks followed), so that every lookup compares resolved paths without I/O.
         document = Path(path).resolve()
         base = Path(root).resolve() if root else document.parent
-        return cls(document=document, root=base, extra_roots=tuple(Path(p).resolve() for p in extra_roots))
+        extra = tuple(Path(p).resolve() for p in extra_roots)
+        return cls(document=document, root=base, extra_roots=extra, max_expanded=max_expanded, expanded=size)
 
     def locate(self, target: str) -> Path | None:
         """The file an include path names, within the source folder or a mirror of it; None if none."""
@@ -71,7 +85,9 @@ class IncludeResolver:
         return None
 
     def read(self, target: str) -> tuple[Path, str] | None:
-        """The located file and its text, or None (not found, binary, too big, not UTF-8, too many reads)."""
+        """The located file and its text, or None (not found, binary, too big, not UTF-8, too many reads).
+
+        Raises SourceError when the file would take the document past ``max_expanded``."""
         if self.reads >= self.max_reads:
             return None
         path = self.locate(target)
@@ -79,10 +95,13 @@ class IncludeResolver:
             return None
         self.reads += 1
         try:
-            if path.stat().st_size > self.max_bytes:
+            size = path.stat().st_size
+            if size > self.max_bytes:
                 log.info("include %s skipped: over %d bytes", path, self.max_bytes)
                 return None
-            data = path.read_bytes()
+            self._expand(size)
+            with path.open("rb") as handle:
+                data = handle.read(self.max_bytes)  # the file may have grown since stat()
         except OSError:
             return None
         if b"\x00" in data[:8192]:
@@ -91,6 +110,11 @@ class IncludeResolver:
             return path, data.decode("utf-8-sig")
         except UnicodeDecodeError:
             return None
+
+    def _expand(self, size: int) -> None:
+        self.expanded += size
+        if self.max_expanded and self.expanded > self.max_expanded:
+            raise SourceError(f"too big: over max_file_bytes {self.max_expanded} with the files it includes")
 
     def literal(self, target: str, options: Mapping[str, str]) -> str | None:
         """The code a ``literalinclude`` shows, its Sphinx options applied; None when nothing is shown."""

@@ -17,6 +17,7 @@ from docutils import nodes
 from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 
+from ragline.errors import SourceError
 from ragline.parse.anchors import AnchorRegistry, sphinx_id
 from ragline.parse.drafts import Draft, Origin, preamble, title_for, to_document
 from ragline.parse.includes import IncludeResolver
@@ -216,6 +217,8 @@ def _drafts_from_plain_text(text: str) -> list[Draft]:
 def _drafts(text: str, includes: IncludeResolver | None = None) -> list[Draft]:
     try:
         return _drafts_from_doctree(_doctree(text, includes))
+    except SourceError:  # a bound was passed (the includes' expanded size): the document is refused
+        raise
     except (Exception, SystemExit):  # docutils on hostile input: keep the text, lose the markup
         return _drafts_from_plain_text(text)
 

@@ -11,6 +11,7 @@ asked for conditionally (If-None-Match / If-Modified-Since), so unchanged pages 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -279,7 +280,8 @@ class _Run:
         host = host_of(self.start)
         pending = deque(policy.sitemaps or [f"{host}/sitemap.xml"])
         seen: set[str] = set()
-        while pending and len(seen) < MAX_SITEMAPS:
+        # URLs taken from sitemaps are bounded by max_pages, however many files list however many URLs.
+        while pending and len(seen) < MAX_SITEMAPS and self._sitemap_room() > 0:
             try:
                 url = normalize_url(pending.popleft())
             except ValueError:
@@ -291,11 +293,22 @@ class _Run:
             if resp.status != 200 or resp.error is not None:
                 log.info("no sitemap at %s: %s", url, resp.error or f"HTTP {resp.status}")
                 continue
-            sitemap = parse_sitemap(resp.body, MAX_SITEMAP_BYTES)
+            sitemap = parse_sitemap(
+                resp.body, MAX_SITEMAP_BYTES, max_pages=self._sitemap_room(), max_sitemaps=MAX_SITEMAPS, keep=self._fits
+            )
             pending.extend(sitemap.sitemaps)
             self.report.sitemap_urls += len(sitemap.pages)
             for page in sitemap.pages:
                 self._offer(page, 1)
+
+    def _sitemap_room(self) -> int:
+        return self.s.max_pages - max(len(self.claimed), self.report.sitemap_urls)
+
+    def _fits(self, url: str) -> bool:
+        """Whether a sitemap's URL is one the crawl could request (in scope, a document)."""
+        with contextlib.suppress(ValueError):
+            return self.scope.contains(target := normalize_url(url)) and worth_fetching(target)
+        return False
 
 
 def _run_sync(coro: Any) -> Any:

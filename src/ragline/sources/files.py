@@ -1,7 +1,9 @@
 """Local files and folders -> Documents, with public URLs built from a template.
 
 A folder is listed in sorted relative-path order, skipping hidden entries; files no parser handles are skipped
-silently, unless they were named explicitly, in which case loading them reports why.
+silently, unless they were named explicitly, in which case loading them reports why. Only regular files inside the
+folder are read: a link (to a file or a folder) is followed only when it stays inside the folder, unless
+``follow_outside_links`` is set; one that leads out is listed, and loading it reports why it was skipped.
 """
 
 from __future__ import annotations
@@ -30,40 +32,75 @@ class LocalFile:
     path: Path
     root: Path
     relpath: str
+    explicit: bool = False  # named on its own: read where it leads, as asked
 
 
 def _skipped(name: str) -> bool:
     return name.startswith(".") or name in SKIPPED_DIRS
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+def outside_reason(path: Path, root: Path) -> str | None:
+    """Why ``path`` (found under ``root``) must not be read: it leads outside ``root`` or to a hidden file."""
+    try:
+        relative = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return "outside the folder: a link leading out of it"
+    except (OSError, RuntimeError):  # a link loop
+        return "unreadable: a link that cannot be resolved"
+    if any(part.startswith(".") for part in relative.parts):
+        return "outside the folder: a link to a hidden file"
+    return None
+
+
+def _walk(root: Path, follow_outside: bool) -> Iterator[Path]:
+    """Files a parser reads under ``root``, and the folder links that lead out of it (to be reported).
+
+    A folder link that stays inside is not walked: its files are listed under their real path. With
+    ``follow_outside`` every folder link is walked, each real folder once (a link back up ends there)."""
+    visited = {root.resolve()}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_outside):
+        kept = []
+        for name in sorted(d for d in dirnames if not _skipped(d)):
+            sub = Path(dirpath) / name
+            if sub.is_symlink() and not follow_outside:
+                if outside_reason(sub, root) is not None:
+                    yield sub
+                continue
+            real = sub.resolve()
+            if real not in visited:  # a link back up, or a second way to the same folder
+                visited.add(real)
+                kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if not name.startswith(".") and kind_for(name) is not None:
                 yield Path(dirpath) / name
 
 
-def iter_files(paths: Sequence[Path]) -> Iterator[LocalFile]:
+def iter_files(paths: Sequence[Path], *, follow_outside: bool = False) -> Iterator[LocalFile]:
     """Files to ingest under ``paths`` (files or folders), each once, in a stable order.
 
     A file named explicitly is always yielded, even with an unknown extension or when missing,
-    so that ``load_document`` reports it instead of it vanishing without a word.
+    so that ``load_document`` reports it instead of it vanishing without a word. So is a link that
+    leads out of its folder (unless ``follow_outside``): ``load_document`` refuses it with the reason.
     """
     seen: set[Path] = set()
     for arg in paths:
         given = Path(arg).absolute()
-        if given.is_dir():
+        explicit = not given.is_dir()
+        if not explicit:
             root = given
-            found = sorted(_walk(given), key=lambda p: p.relative_to(root).as_posix())
+            found = sorted(_walk(given, follow_outside), key=lambda p: p.relative_to(root).as_posix())
         else:
             root, found = given.parent, [given]
         for path in found:
-            key = path.resolve()
+            try:
+                key = path.resolve()
+            except (OSError, RuntimeError):
+                key = path
             if key in seen:
                 continue
             seen.add(key)
-            yield LocalFile(path=path, root=root, relpath=path.relative_to(root).as_posix())
+            yield LocalFile(path=path, root=root, relpath=path.relative_to(root).as_posix(), explicit=explicit)
 
 
 def source_url(relpath: str, url_template: str) -> str:
@@ -113,6 +150,11 @@ def _read(path: Path, limit: int) -> bytes:
 
 def load_document(file: LocalFile, settings: ParseSettings) -> Document:
     """Read and parse one local file; every problem is a SourceError with a short reason."""
+    if not file.explicit and not settings.follow_outside_links:
+        # Checked again here, at read time: the folder may have changed since it was listed.
+        reason = outside_reason(file.path, file.root)
+        if reason is not None:
+            raise SourceError(reason)
     kind = kind_for(file.path)
     if kind is None:
         raise SourceError(f"unsupported file type {file.path.suffix or '(no extension)'!r}")

@@ -13,8 +13,9 @@ import gzip
 import logging
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 from xml.etree import ElementTree
 
 from protego import Protego
@@ -182,8 +183,19 @@ def _local(tag: object) -> str:
     return str(tag).rsplit("}", 1)[-1].lower()
 
 
-def parse_sitemap(data: bytes, max_bytes: int) -> Sitemap:
-    """Parse sitemap XML (gzip-compressed or not); broken XML yields an empty sitemap and a warning."""
+def parse_sitemap(
+    data: bytes,
+    max_bytes: int,
+    *,
+    max_pages: int = 0,
+    max_sitemaps: int = 0,
+    keep: Callable[[str], bool] | None = None,
+) -> Sitemap:
+    """Parse sitemap XML (gzip-compressed or not); broken XML yields an empty sitemap and a warning.
+
+    Read as a stream: at most ``max_pages`` page URLs that ``keep`` accepts and ``max_sitemaps`` further sitemaps
+    are taken (0: all), and the parse stops there, so a sitemap of 800k URLs costs no more than the few it gives.
+    """
     if data[:2] == b"\x1f\x8b":
         try:
             # Bounded decompression: a small gzip can expand without limit.
@@ -191,15 +203,38 @@ def parse_sitemap(data: bytes, max_bytes: int) -> Sitemap:
         except (zlib.error, gzip.BadGzipFile) as exc:
             log.warning("sitemap: bad gzip: %s", exc)
             return Sitemap()
+    out = Sitemap()
     try:
-        root = ElementTree.fromstring(data)
+        for index, url in _locs(data):
+            target, limit = (out.sitemaps, max_sitemaps) if index else (out.pages, max_pages)
+            if index or keep is None or keep(url):
+                target.append(url)
+                if limit and len(target) >= limit:  # a sitemap is either an index or a list of pages
+                    break
     except ElementTree.ParseError as exc:
         log.warning("sitemap: invalid XML: %s", exc)
         return Sitemap()
-    out = Sitemap()
-    target = out.sitemaps if _local(root.tag) == "sitemapindex" else out.pages
-    for entry in root:
-        for child in entry:
-            if _local(child.tag) == "loc" and child.text and child.text.strip():
-                target.append(child.text.strip())
     return out
+
+
+def _locs(data: bytes) -> Iterator[tuple[bool, str]]:
+    """(in a sitemap index?, URL) for each ``<loc>`` of an entry, in order; elements are dropped once read."""
+    parser = ElementTree.XMLPullParser(events=("start", "end"))  # type: ignore[var-annotated]
+    depth, index = 0, False
+    root: ElementTree.Element | None = None
+    step = 1 << 16
+    for at in range(0, len(data), step):
+        parser.feed(data[at : at + step])
+        # Only start and end events were asked for: each comes with its element.
+        for event, elem in cast(Iterator[tuple[str, ElementTree.Element]], parser.read_events()):
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root, index = elem, _local(elem.tag) == "sitemapindex"
+                continue
+            depth -= 1
+            if depth == 2 and _local(elem.tag) == "loc" and elem.text and elem.text.strip():
+                yield index, elem.text.strip()
+            elif depth == 1 and root is not None:
+                root.clear()  # the entry is read: keep no tree of a large sitemap
+    parser.close()

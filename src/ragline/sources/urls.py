@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from ragline.parse.html import cap_depth
 from ragline.sources.robots import robots_tag
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -146,9 +147,11 @@ def extract_links(html: bytes | str, page_url: str, token: str = "") -> PageLink
     """Absolute http(s) links of a page (``<base href>`` honoured, fragments dropped, in document order, once).
 
     ``<meta name=robots>`` applies, and so does a meta named after the crawler's product token ``token``.
+    Tags nested deeper than the parser's depth cap are dropped first, as the parser does: the tree builder is
+    quadratic in nesting, and a page of 200,000 nested ``<div>`` would stall the crawl.
     """
     text = html.decode("utf-8", errors="replace") if isinstance(html, bytes) else html
-    tree = LexborHTMLParser(text)
+    tree = LexborHTMLParser(cap_depth(text))
     names = {"robots", token} - {""}
     metas = [m for m in tree.css("meta[name][content]") if (m.attributes.get("name") or "").lower() in names]
     wish = robots_tag([m.attributes.get("content") or "" for m in metas], token)
