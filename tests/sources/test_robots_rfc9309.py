@@ -125,6 +125,19 @@ def test_a_robots_txt_redirected_to_another_host_is_followed(tmp_path: Path) -> 
     assert "/docs/a" in paths and "/docs/b" not in paths and report.pages == 2, report.failures
 
 
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "/robots.txt", "javascript:alert(1)"], ids=["file", "loop", "javascript"]
+)
+def test_a_robots_txt_whose_redirect_cannot_be_followed_forbids_everything(tmp_path: Path, location: str) -> None:
+    """A redirect out of HTTP and a redirect loop are the same outcome: the rules could not be read."""
+    routes = {"/robots.txt": Reply(301, headers={"Location": location}), **_pages("/docs/a")}
+    with SiteServer(routes) as site:  # type: ignore[arg-type]
+        report = crawl(f"{site.base}/docs/", tmp_path, FAST)
+        paths = site.paths()
+    assert report.pages == 0 and all(p == "/robots.txt" for p in paths), paths
+    assert report.failures and report.failures[0].reason.startswith("robots.txt unreachable")
+
+
 def test_a_throttled_robots_txt_forbids_everything(tmp_path: Path) -> None:
     routes = {"/robots.txt": Reply(429, "slow down", headers={**TEXT, "Retry-After": "0"}), **_pages("/docs/a")}
     with SiteServer(routes) as site:  # type: ignore[arg-type]
@@ -294,3 +307,17 @@ def test_a_binary_document_is_stored_byte_for_byte_under_its_kind(tmp_path: Path
     entries = {e.url.removeprefix(site.base): e for e in read_manifest(tmp_path)}
     for path in ("/docs/manual", "/docs/guide.pdf"):
         assert entries[path].kind == kind and (tmp_path / entries[path].file).read_bytes() == body
+
+
+def test_a_page_redirecting_to_an_unusable_url_fails_alone(tmp_path: Path) -> None:
+    """httpx reads a redirect's Location even when not following it: a hostile one must not end the crawl."""
+    routes = {
+        "/robots.txt": Reply(404, "", headers=TEXT),
+        "/docs/": Reply(body=html("Home", "/docs/bad", "/docs/good")),
+        "/docs/bad": Reply(301, headers={"Location": "javascript:alert(1)"}),
+        "/docs/good": Reply(body=html("Good")),
+    }
+    with SiteServer(routes) as site:  # type: ignore[arg-type]
+        report = crawl(f"{site.base}/docs/", tmp_path, FAST)
+    assert report.pages == 2
+    assert [f.url.removeprefix(site.base) for f in report.failures] == ["/docs/bad"]

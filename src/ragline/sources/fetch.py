@@ -105,6 +105,8 @@ class Fetcher:
                 reason, status, wait = f"connection failed: {exc or type(exc).__name__}", None, None
             except Refused as exc:
                 return Response(status=200, error=str(exc))
+            except httpx.InvalidURL as exc:  # httpx reads a redirect's Location even when not following it
+                return Response(None, error=f"an unusable redirect: {exc}")
             else:
                 if resp.status is None or (resp.status != 429 and resp.status < 500):
                     return resp
@@ -206,10 +208,12 @@ class Fetcher:
         if not self.s.robots:
             return RobotsPolicy.allow_all()
         resp = await self.get(f"{host}/robots.txt", MAX_ROBOTS_BYTES, robots=True)
+        # A redirect that cannot be followed (to file:, to a bad URL, round and round) is one outcome: the file
+        # could not be read, so nothing is allowed, whatever status the last hop had.
         if resp.status == 200 and resp.error is None:
             text = resp.body.decode("utf-8", errors="replace")
             policy = RobotsPolicy.parse(text, self.s.user_agent, truncated=resp.truncated)
-        elif resp.status is not None and resp.status != 200:
+        elif resp.status is not None and not (resp.error and resp.status in REDIRECTS):
             policy = RobotsPolicy.for_status(resp.status)
         else:
             policy = RobotsPolicy.blocked(f"robots.txt unreachable: {resp.error}")
