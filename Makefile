@@ -13,7 +13,7 @@ RUN_DATA := .ragline
 EXAMPLE_QUESTION := How do I use a Qdrant server instead of the embedded engine?
 SERVE_PORT ?= 8000
 
-.PHONY: install run test lint typecheck clean browser
+.PHONY: install run test test-fast lint typecheck clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The plumbing alone: no language model, server or Ray (README's "Tests" gives both lanes' times).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests bench

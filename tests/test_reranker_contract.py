@@ -1,14 +1,13 @@
-"""What every reranker stage must do, run for each stage of the registry with the bundled embedder."""
+"""What every reranker stage must do, run for each stage of the registry over the hash embedder (plumbing: the
+stages with the bundled model are in test_rerank.py's slow tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
+from fakes import HashEmbedder
 
-from ragline.config import EmbeddingSettings, RetrievalSettings
-from ragline.embed import Embedder, make_embedder
+from ragline.config import RetrievalSettings
+from ragline.embed import Embedder
 from ragline.records import Chunk, Hit
 from ragline.rerank import RERANKERS, Reranker, make_rerankers
 
@@ -32,11 +31,8 @@ def _hits() -> list[Hit]:
 
 
 @pytest.fixture(scope="module")
-def embedder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedder]:
-    cache: Path = tmp_path_factory.mktemp("cache")
-    e = make_embedder(EmbeddingSettings(cache_dir=cache, threads=1))
-    e.warm_up()
-    yield e
+def embedder() -> Embedder:
+    return HashEmbedder()
 
 
 @pytest.fixture(params=STAGES)

@@ -17,6 +17,8 @@ from ragline.answer.check import markers
 from ragline.components import Components
 from ragline.config import load_settings
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 # The example `make run` prints (the Makefile's EXAMPLE_QUESTION).
 EXAMPLE = "How do I use a Qdrant server instead of the embedded engine?"

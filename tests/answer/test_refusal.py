@@ -3,39 +3,18 @@ shown as it is when the documentation has nothing close, followed by the closest
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Any
+
+from fakes import ScriptedGenerator
 
 from ragline.agent import HEDGE, Agent
 from ragline.config import AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
-from ragline.generate.base import Delta
 from ragline.generate.prompt import ANSWER_PROMPT, REFUSAL
 from ragline.records import Hit, Usage
 
 from .conftest import hit
 from .test_evidence import QDRANT
-
-
-class _Refusing:
-    """Always says the documentation does not answer; remembers the prompt it was given."""
-
-    name = "refusing"
-    context_window = 4096
-    capable = True
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def warm_up(self) -> None:
-        pass
-
-    def stream(self, messages: Sequence[Any], **_: Any) -> Iterator[Delta]:
-        self.prompts.append(messages[0]["content"])
-        yield Delta(text=REFUSAL, usage=Usage(prompt_tokens=100, completion_tokens=9))
 
 
 class _Given:
@@ -46,8 +25,9 @@ class _Given:
         return self.hits
 
 
-def _agent(embedder: Embedder) -> tuple[Agent, _Refusing]:
-    model = _Refusing()
+def _agent(embedder: Embedder) -> tuple[Agent, ScriptedGenerator]:
+    # A capable model that always says the documentation does not answer.
+    model = ScriptedGenerator(REFUSAL, usage=Usage(prompt_tokens=100, completion_tokens=9))
     settings = LLMSettings(model_path="/models/capable.gguf")
     return Agent(_Given([hit(QDRANT)]), model, settings, AnswerSettings(), embedder), model  # type: ignore[arg-type]
 
@@ -55,7 +35,8 @@ def _agent(embedder: Embedder) -> tuple[Agent, _Refusing]:
 def test_a_refusal_over_close_passages_shows_them(embedder: Embedder) -> None:
     agent, model = _agent(embedder)
     answer = agent.ask("How do I use a Qdrant server instead of the embedded engine?")
-    assert model.prompts == [ANSWER_PROMPT]  # a capable model reads the sections prompt, in auto mode
+    # a capable model reads the sections prompt, in auto mode
+    assert [sent[0]["content"] for sent in model.sent] == [ANSWER_PROMPT]
     assert answer.answer.startswith(HEDGE) and "RAGLINE_QDRANT_URL" in answer.answer
     assert answer.mode == "extractive" and "no answer" in (answer.fallback or "")
     assert answer.usage.completion_tokens == 9  # the model was asked

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from fakes import ScriptedGenerator
 
 from ragline.agent import Agent
 from ragline.answer.evidence import Evidence, EvidenceBlock, Unit
 from ragline.config import LLMSettings
-from ragline.generate.base import Delta
 from ragline.records import Chunk, Hit, Usage
 
 TEXT = "Turn the blue lever three times clockwise."
-
-
-class _Looping:
-    """Says one sentence again and again; reports usage only at the end, as streaming servers do."""
-
-    name = "looping"
-    context_window = 4096
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def count_prompt_tokens(self, messages: Sequence[Any]) -> int:
-        return sum(len(m["content"].split()) for m in messages) + 3
-
-    def stream(self, messages: Sequence[Any], **_: Any) -> Iterator[Delta]:
-        for _i in range(20):
-            yield Delta(text=TEXT + " ")
-        yield Delta(text="", usage=Usage(prompt_tokens=999, completion_tokens=999))
 
 
 def test_an_answer_stopped_by_the_guard_counts_its_tokens() -> None:
@@ -38,7 +18,9 @@ def test_an_answer_stopped_by_the_guard_counts_its_tokens() -> None:
         anchor="calibrating", text=TEXT, start=0, end=len(TEXT), index=0,
     )  # fmt: skip
     evidence = Evidence("How do I calibrate it?", [EvidenceBlock(Hit(chunk, 0.9), [Unit(TEXT, False, 0)])])
-    agent = Agent(None, _Looping(), LLMSettings())  # type: ignore[arg-type]
+    # Says one sentence again and again; reports usage only at the end, as streaming servers do.
+    looping = ScriptedGenerator([TEXT + " "] * 20, usage=Usage(prompt_tokens=999, completion_tokens=999))
+    agent = Agent(None, looping, LLMSettings())  # type: ignore[arg-type]
     *_, generated = agent._generate("How do I calibrate it?", [], evidence, 64, 0.0, live=False)
     assert generated.text.count("blue lever") == 1  # the guard stopped the loop at the repeat
     usage = generated.usage

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
+from fakes import ScriptedGenerator
 from fastapi.testclient import TestClient
 
 from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Query, Retrieved, Token
@@ -141,14 +142,8 @@ def test_5xx_messages_never_show_internal_details() -> None:
 
 
 def test_history_keeps_the_latest_turns_that_fit() -> None:
-    class Counter:
-        name, context_window = "count", 100
-
-        def count_tokens(self, text: str) -> int:
-            return len(text.split())
-
     turns = [{"role": "user", "content": "word " * 8}, {"role": "assistant", "content": "word " * 8}] * 3
-    kept, used = fit_history(turns, Counter())  # type: ignore[arg-type]
+    kept, used = fit_history(turns, ScriptedGenerator(context_window=100))
     assert kept == turns[-2:] and used == 24  # 25 tokens of history at most: two turns of 8 + 4
 
 

@@ -64,6 +64,7 @@ def test_options_refuse_nonsense() -> None:
         AdaptOptions(held_out=0.9)
 
 
+@pytest.mark.slow  # adapt() imports torch and sentence-transformers before it checks
 def test_too_few_pairs_for_one_batch_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="one batch"):
         adapt("unused", [("q", "d")] * 3, tmp_path / "m", AdaptOptions(batch_size=8))

@@ -1,7 +1,7 @@
 """The in-process writer in the background: a batch is embedded while the one before it is written, writes keep
 their order and every chunk lands; a failed write stops the writing. The store is the embedded Qdrant engine;
-the embedder is a small stand-in (this is the writer's plumbing; tests/ingest/test_faults.py and the end-to-end
-tests run it with the real model)."""
+the embedder is the hash embedder of tests/fakes.py (this is the writer's plumbing; tests/ingest/test_faults.py
+and the end-to-end tests run it with the real model)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import HashEmbedder
 
 from ragline.index import IndexWriter
 from ragline.records import Chunk
@@ -39,12 +40,11 @@ def _doc(n: int, chunks: int) -> list[Chunk]:
     ]
 
 
-class _Embedder:
-    name = "stand-in"
-    dimension = DIM
-    max_tokens = 256
+class _Embedder(HashEmbedder):
+    """The hash embedder, noting each call's documents and when it was warmed up."""
 
     def __init__(self) -> None:
+        super().__init__(DIM)
         self.calls: list[set[str]] = []  # the doc ids of each call
         self.called = [threading.Event() for _ in range(8)]
         self.warmed_before: int | None = None
@@ -52,18 +52,10 @@ class _Embedder:
     def warm_up(self) -> None:
         self.warmed_before = len(self.calls)  # how many embedding calls came before the warm-up
 
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         self.calls.append({t.split()[1] for t in texts})
         self.called[len(self.calls) - 1].set()
-        rng = np.random.default_rng(len(self.calls))
-        v = rng.normal(size=(len(texts), DIM)).astype(np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        return super().embed_documents(texts)
 
 
 class _Store(EdgeStore):
