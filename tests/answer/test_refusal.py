@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ragline.agent import HEDGE, Agent
+from ragline.agent import Agent
+from ragline.answer.answerer import HEDGE
 from ragline.config import AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
 from ragline.generate.base import Delta

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ragline.agent import Agent
+from ragline.answer.answerer import Answerer
 from ragline.answer.evidence import Evidence, EvidenceBlock, Unit
 from ragline.config import LLMSettings
-from ragline.generate.base import Delta
+from ragline.generate.base import Delta, Generation
 from ragline.records import Chunk, Hit, Usage
 
 TEXT = "Turn the blue lever three times clockwise."
@@ -31,6 +31,15 @@ class _Looping:
             yield Delta(text=TEXT + " ")
         yield Delta(text="", usage=Usage(prompt_tokens=999, completion_tokens=999))
 
+    def generate(self, messages: Sequence[Any], **_: Any) -> Generation:
+        return Generation(TEXT * 20, Usage(prompt_tokens=999, completion_tokens=999))
+
+    def warm_up(self) -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
 
 def test_an_answer_stopped_by_the_guard_counts_its_tokens() -> None:
     chunk = Chunk(
@@ -38,8 +47,8 @@ def test_an_answer_stopped_by_the_guard_counts_its_tokens() -> None:
         anchor="calibrating", text=TEXT, start=0, end=len(TEXT), index=0,
     )  # fmt: skip
     evidence = Evidence("How do I calibrate it?", [EvidenceBlock(Hit(chunk, 0.9), [Unit(TEXT, False, 0)])])
-    agent = Agent(None, _Looping(), LLMSettings())  # type: ignore[arg-type]
-    *_, generated = agent._generate("How do I calibrate it?", [], evidence, 64, 0.0, live=False)
+    answerer = Answerer(_Looping(), LLMSettings())
+    *_, generated = answerer.generate("How do I calibrate it?", [], evidence, 64, 0.0, live=False)
     assert generated.text.count("blue lever") == 1  # the guard stopped the loop at the repeat
     usage = generated.usage
     assert usage.completion_tokens == 2 * len(TEXT.split())  # what the model wrote up to the stop
