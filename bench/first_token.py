@@ -42,11 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median, need_corpora, table, write_json
 from serve import bench_settings, ray_docs_index, ray_serve
 
-from ragline.agent import Agent, Query, Token
+from ragline.agent import Agent
 from ragline.components import Components
 from ragline.generate import make_generator
 from ragline.generate.base import Generator
 from ragline.ray_local import free_port
+from ragline.records import Query, Token
 
 Setting = tuple[str, int, str, str]  # mode, evidence blocks, prompt cache, attention
 

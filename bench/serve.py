@@ -48,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import need_corpora, percentile, table, write_json
 
-from ragline.api.settings import GeneratorDeployment, IngressDeployment, RetrieverDeployment, ServeSettings
+from ragline.api.settings import GeneratorSettings, IngressSettings, RetrieverSettings, ServeSettings
 from ragline.components import Components
 from ragline.config import Settings, load_settings
 from ragline.ingest.local import ingest
@@ -122,9 +122,9 @@ def bench_settings(data_dir: Path, args: argparse.Namespace) -> Settings:
         max_k=10,
         request_timeout=600,
         max_concurrent_answers=64,
-        ingress=IngressDeployment(num_replicas=1, max_ongoing_requests=256),
-        retriever=RetrieverDeployment(num_replicas=args.retriever_replicas, num_cpus=0.5, max_ongoing_requests=64),
-        generator=GeneratorDeployment(num_replicas=1, num_cpus=1, max_ongoing_requests=4),
+        ingress=IngressSettings(num_replicas=1, max_ongoing_requests=256),
+        retriever=RetrieverSettings(num_replicas=args.retriever_replicas, num_cpus=0.5, max_ongoing_requests=64),
+        generator=GeneratorSettings(num_replicas=1, num_cpus=1, max_ongoing_requests=4),
     )
     return s
 
@@ -223,7 +223,7 @@ def in_process(settings: Settings, call: Callable[[Components, str], Any], quest
 @contextmanager
 def private_components(settings: Settings) -> Iterator[Components]:
     """The in-process retriever on its own copy of the index, open beside a server that holds the original."""
-    from ragline.store.private_copy import private_index
+    from ragline.serving.replica_copy import private_index
 
     copied, root = private_index(settings)
     comp = Components(copied)
@@ -403,8 +403,8 @@ def uvicorn_serve(data_dir: Path, args: argparse.Namespace, **settings: str) -> 
 
 @contextmanager
 def ray_serve(settings: Settings) -> Iterator[str]:
-    from ragline import serve
     from ragline.ray_local import stop_local_ray
+    from ragline.serving import app as serve
 
     started = time.perf_counter()
     try:

@@ -7,8 +7,9 @@ import os
 import pytest
 
 from ragline import ray_local
+from ragline.serving import data_plane
 
-SERVE_VARS = (*ray_local._FAST_PATH, *ray_local._HAPROXY_PORTS)
+SERVE_VARS = (*data_plane._FAST_PATH, *data_plane._HAPROXY_PORTS)
 
 
 @pytest.fixture(autouse=True)
@@ -18,30 +19,30 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_fast_path_turns_on_serves_throughput_mode_with_a_short_drain() -> None:
-    ray_local.set_serve_data_plane(True, 2.5)
+    data_plane.set_serve_data_plane(True, 2.5)
     assert os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
     assert os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] == "2.5"
     assert os.environ["RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE"] == "1"
 
 
 def test_with_haproxy_its_side_listeners_get_free_ports(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ray_local, "haproxy_available", lambda: True)
-    ray_local.set_serve_data_plane(True, 2)
+    monkeypatch.setattr(data_plane, "haproxy_available", lambda: True)
+    data_plane.set_serve_data_plane(True, 2)
     assert os.environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
-    ports = [int(os.environ[name]) for name in ray_local._HAPROXY_PORTS]
+    ports = [int(os.environ[name]) for name in data_plane._HAPROXY_PORTS]
     assert len(set(ports)) == 2 and all(1024 < p < 65536 for p in ports)
 
 
 def test_without_haproxy_serves_python_proxy_keeps_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ray_local, "haproxy_available", lambda: False)
-    ray_local.set_serve_data_plane(True, 2)
+    monkeypatch.setattr(data_plane, "haproxy_available", lambda: False)
+    data_plane.set_serve_data_plane(True, 2)
     assert "RAY_SERVE_ENABLE_HA_PROXY" not in os.environ
     assert os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
 
 
 def test_the_classic_path_clears_what_an_earlier_start_set() -> None:
-    ray_local.set_serve_data_plane(True, 2)
-    ray_local.set_serve_data_plane(False, 2)
+    data_plane.set_serve_data_plane(True, 2)
+    data_plane.set_serve_data_plane(False, 2)
     assert not [name for name in SERVE_VARS if name in os.environ]
 
 
@@ -50,7 +51,7 @@ def test_haproxys_statistics_and_metrics_listeners_bind_loopback(monkeypatch: py
     monkeypatch.setattr(haproxy, "HAPROXY_CONFIG_TEMPLATE", haproxy.HAPROXY_CONFIG_TEMPLATE)
     before = [line.strip() for line in haproxy.HAPROXY_CONFIG_TEMPLATE.splitlines() if "bind " in line]
     assert any(line.startswith(("bind :", "bind *:")) for line in before), "the template changed: review the patch"
-    ray_local._haproxy_on_loopback()
+    data_plane._haproxy_on_loopback()
     after = [line.strip() for line in haproxy.HAPROXY_CONFIG_TEMPLATE.splitlines() if "bind " in line]
     assert len(after) == len(before)
     assert not [line for line in after if line.startswith(("bind :", "bind *:"))], after

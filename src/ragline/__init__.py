@@ -25,13 +25,12 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from typing import Any
 
-    from ragline.agent import Done, Query, Retrieved, Token
     from ragline.config import Settings, load_settings
     from ragline.errors import RaglineError
     from ragline.index import IndexReport
     from ragline.library import Ragline, open
     from ragline.ops.delete import DeleteReport
-    from ragline.records import Answer, Chunk, Citation, Hit
+    from ragline.records import Answer, Chunk, Citation, Done, Hit, Query, Retrieved, Token
 
 # name -> the module that defines it
 _LAZY = {
@@ -46,10 +45,10 @@ _LAZY = {
     "Hit": "ragline.records",
     "IndexReport": "ragline.index",
     "DeleteReport": "ragline.ops.delete",
-    "Query": "ragline.agent",
-    "Token": "ragline.agent",
-    "Retrieved": "ragline.agent",
-    "Done": "ragline.agent",
+    "Query": "ragline.records",
+    "Token": "ragline.records",
+    "Retrieved": "ragline.records",
+    "Done": "ragline.records",
 }
 
 __all__ = [  # noqa: RUF022  # grouped: the facade, settings, records, events

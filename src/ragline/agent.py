@@ -1,114 +1,28 @@
-"""The query path: standalone question -> retrieve -> evidence -> answer (extractive, or generated and checked).
+"""The query path, one stage after another: retrieve (the question made standalone, then searched), then answer.
 
-Every answer says how it was made (``mode``), whether it passed the grounding check (``grounded``) and, when a
-generated answer was replaced by the extractive one, why (``fallback``).
+``stream`` is ``retrieve`` then ``answer``; a Serve generator replica calls ``answer`` alone, with the hits a
+retriever replica found (ragline.serving).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any
 
-from ragline.answer.check import Check, Checker, add_citations
-from ragline.answer.compose import NO_EVIDENCE, compose
-from ragline.answer.conversation import Narrowed, fit_history, standalone_question
-from ragline.answer.evidence import Evidence, Selector
-from ragline.answer.repetition import RepetitionGuard
-from ragline.config import BUNDLED_LLM, AnswerSettings, LLMSettings
+from ragline.answer.answerer import Answerer
+from ragline.answer.conversation import fit_history
+from ragline.config import AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
-from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError, RaglineError
-from ragline.generate.base import Generator, Message
-from ragline.generate.prompt import ANSWER_PROMPT, DEFAULT_MARGIN, EVIDENCE_PROMPT, build_messages
-from ragline.observability.tracing import traced
-from ragline.records import Answer, Citation, Hit, Usage
+from ragline.generate.base import Generator
+from ragline.records import Answer, Done, Event, Hit, Query
 from ragline.retrieve import Retriever
 
-log = logging.getLogger(__name__)
 
-Mode = Literal["auto", "extractive", "generative"]
-MODES: tuple[str, ...] = ("auto", "extractive", "generative")
+class Agent(Answerer):
+    """The answer stage (ragline.answer.answerer) with the retriever in front of it."""
 
-
-@dataclass(frozen=True, slots=True)
-class AnswerOptions:
-    """What one request may choose about its answer: the mode, the most tokens the answer may have (the
-    model's, or the extract's, which is cut to them) and the model's sampling temperature."""
-
-    mode: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-
-
-DEFAULT_OPTIONS = AnswerOptions()
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One question as every layer passes it: from a route or the command line to the backend, to a Serve
-    replica, to the agent."""
-
-    question: str
-    k: int | None = None
-    filters: Mapping[str, Any] | None = None
-    tenant: str | None = None  # when set, only this tenant's chunks are searched
-    history: Sequence[Message] = ()  # earlier chat turns (role/content), oldest first
-    options: AnswerOptions = DEFAULT_OPTIONS
-    search_query: str | None = None  # the question made standalone for retrieval, when a caller made it
-
-    @classmethod
-    def of(cls, question: str, *, mode: str | None = None, max_tokens: int | None = None, **fields: Any) -> Query:
-        """A Query from keyword fields, with the answer options given flat (``mode``, ``max_tokens``)."""
-        history = fields.pop("history", None) or ()
-        return cls(question, history=tuple(history), options=AnswerOptions(mode, max_tokens), **fields)
-
-
-@dataclass(slots=True)
-class Token:
-    """A piece of the answer as the model produces it."""
-
-    text: str
-
-
-@dataclass(slots=True)
-class Retrieved:
-    """The blocks the answer will cite, known before the first token."""
-
-    citations: list[Citation]
-
-
-@dataclass(slots=True)
-class Done:
-    answer: Answer
-
-
-Event = Token | Retrieved | Done
-
-
-def default_mode(llm: LLMSettings) -> Mode:
-    """Extractive with the bundled model (it rarely writes an answer that passes the check), auto otherwise."""
-    bundled = llm.backend == "llama-cpp" and not llm.model_path and llm.model == BUNDLED_LLM
-    return "extractive" if bundled else "auto"
-
-
-def condenses_with_model(llm: LLMSettings, answer: AnswerSettings) -> bool:
-    if answer.condense == "auto":
-        return default_mode(llm) != "extractive"
-    return answer.condense == "llm"
-
-
-@dataclass(slots=True)
-class _Generated:
-    text: str
-    usage: Usage
-    finish_reason: str
-    first: float | None
-
-
-class Agent:
     def __init__(
         self,
         retriever: Retriever,
@@ -117,26 +31,28 @@ class Agent:
         answer: AnswerSettings | None = None,
         embedder: Embedder | None = None,
     ) -> None:
+        super().__init__(generator, settings, answer, embedder if embedder is not None else retriever.embedder)
         self.retriever = retriever
-        self.generator = generator
-        self.settings = settings
-        self.answer_settings = answer or AnswerSettings()
-        self.embedder = embedder if embedder is not None else getattr(retriever, "embedder", None)
 
     def warm_up(self) -> None:
         self.retriever.warm_up()
         self.generator.warm_up()
 
-    def resolve_mode(self, mode: str | None) -> Mode:
-        chosen = mode or self.answer_settings.mode or default_mode(self.settings)
-        if chosen not in MODES:
-            raise ValueError(f"unknown answer mode {chosen!r}")
-        return chosen  # type: ignore[return-value]
+    def retrieve(self, query: Query) -> tuple[str, list[Hit]]:
+        """(what was searched for, the hits): ``query.search_query`` when a caller made it, else the question
+        made standalone from the turns of ``query.history`` the model will see."""
+        searched = query.search_query
+        if not searched:
+            turns = fit_history(query.history, self.generator)[0] if query.history else []
+            searched = self.search_query(query.question, turns) if turns else query.question
+        hits = self.retriever.search(searched, query.k, filters=query.filters, tenant=query.tenant)
+        return searched, hits
 
-    def search_query(self, question: str, history: Sequence[Message]) -> str:
-        """``question`` made standalone from the conversation, for retrieval."""
-        capable = condenses_with_model(self.settings, self.answer_settings)
-        return standalone_question(question, history, self.generator if capable else None)
+    def stream(self, query: Query) -> Iterator[Event]:
+        """Retrieve, then stream the answer: Retrieved, Token..., Done."""
+        started = time.perf_counter()
+        searched, hits = self.retrieve(query)
+        yield from self.answer(dataclasses.replace(query, search_query=searched), hits, started=started)
 
     def ask(self, query: Query | str, **fields: Any) -> Answer:
         """The whole answer to ``query`` (a Query, or a question with Query.of's keyword fields)."""
@@ -144,245 +60,3 @@ class Agent:
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without an answer")  # pragma: no cover
-
-    def stream(self, query: Query) -> Iterator[Event]:
-        """Retrieve, then stream the answer: Retrieved, Token..., Done.
-
-        ``query.history`` holds earlier chat turns: retrieval searches for the question made standalone from
-        them (or for ``query.search_query`` when the caller made it), and the model sees the most recent turns
-        that fit in a share of its window before the question.
-        """
-        kept, reserved = fit_history(query.history, self.generator) if query.history else ([], 0)
-        if not reserved:
-            return self._stream(query, kept)
-        model = Narrowed(self.generator, reserved)
-        return Agent(self.retriever, model, self.settings, self.answer_settings, self.embedder)._stream(query, kept)
-
-    def _stream(self, q: Query, turns: list[Message]) -> Iterator[Event]:
-        """The path for the turns that fit (``turns``), with a generator whose window leaves room for them."""
-        question, mode, max_tokens = q.question, q.options.mode, q.options.max_tokens
-        chosen = self.resolve_mode(mode)
-        t0 = time.perf_counter()
-        query = q.search_query or (self.search_query(question, turns) if turns else question)
-        hits = self.retriever.search(query, q.k, filters=q.filters, tenant=q.tenant)
-        t1 = time.perf_counter()
-        evidence = self.select(query, hits)
-        citations = [Citation(n, b.hit) for n, b in enumerate(evidence.blocks, start=1)]
-        yield Retrieved(citations)
-        timings = {"retrieve": t1 - t0}
-
-        def done(text: str, made: str, check: Check, **fields: Any) -> Done:
-            t = time.perf_counter()
-            timings.update(total=t - t0)
-            timings.setdefault("first_token", t - t0)
-            answer = Answer(
-                question=question,
-                answer=text,
-                citations=citations,
-                llm=fields.pop("llm", "none (extractive)"),
-                timings=timings,
-                usage=fields.pop("usage", Usage()),
-                mode=made,
-                grounded=check.passed,
-                check=check.to_json(),
-                search_query=query if query != question else None,
-                **fields,
-            )
-            return Done(answer)
-
-        if chosen == "extractive" or not evidence.blocks:
-            text, check, finish = self.extract(evidence, max_tokens)
-            for piece in _paragraphs(text):
-                yield Token(piece)
-            timings["generate"] = 0.0
-            yield done(text, "extractive", check, finish_reason=finish)
-            return
-
-        live = chosen == "generative"
-        budget = max_tokens or self.settings.max_tokens
-        window = self.generator.context_window
-        if max_tokens is not None and max_tokens >= window:
-            raise BadRequestError(
-                f"max_tokens ({max_tokens}) leaves no room for the question: the model reads {window} tokens "
-                "at once, prompt and answer together (none are reserved for the answer in extractive mode)"
-            )
-        gen_started = time.perf_counter()
-        try:
-            generated: _Generated | None = None
-            temperature = self.settings.temperature if q.options.temperature is None else q.options.temperature
-            for item in self._generate(question, turns, evidence, budget, temperature, live):
-                if isinstance(item, Token):
-                    yield item
-                else:
-                    generated = item
-            assert generated is not None
-        except (LLMUnavailableError, LLMTimeoutError) as e:
-            if live:
-                raise
-            log.warning("the language model failed, answering extractively: %s", e)
-            text, check, finish = self.extract(evidence, max_tokens)
-            yield Token(text)
-            timings["generate"] = time.perf_counter() - gen_started
-            # The reason names no endpoint: answers reach clients, the URL and its credentials must not.
-            reason = f"the language model is unavailable ({type(e).__name__})"
-            yield done(text, "extractive", check, fallback=reason, finish_reason=finish)
-            return
-        timings["generate"] = time.perf_counter() - gen_started
-        if generated.first is not None and live:
-            timings["first_token"] = generated.first - t0
-        if self.reads_sections() and not live:  # a live answer was shown as written
-            generated.text = add_citations(
-                generated.text, evidence, self.embedder, self.answer_settings.support_threshold
-            )
-        check = self.check(generated.text, evidence, written=True)
-        model = {"llm": self.generator.name, "usage": generated.usage, "finish_reason": generated.finish_reason}
-        if check.refused and not live:
-            # Small models refuse questions the sections do answer: the closest passages follow the refusal,
-            # so a reader still sees what the documentation says (docs/answers.md measures it).
-            text, extract_check, finish = self.extract(evidence, max_tokens)
-            if text != NO_EVIDENCE:
-                text = hedged(text)
-                yield Token(text)
-                reason = "the model found no answer in the sections; the closest passages are shown"
-                yield done(text, "extractive", extract_check, fallback=reason, **{**model, "finish_reason": finish})
-                return
-        if check.passed or live:
-            if not live:
-                yield Token(generated.text)
-            yield done(generated.text, "generative", check, **model)
-            return
-        text, fallback_check, finish = self.extract(evidence, max_tokens)
-        yield Token(text)
-        reason = f"the generated answer did not pass the grounding check: {check.reason}"
-        yield done(text, "extractive", fallback_check, fallback=reason, **{**model, "finish_reason": finish})
-
-    # -- the steps ---------------------------------------------------------------------------------------
-
-    def select(self, question: str, hits: Sequence[Hit]) -> Evidence:
-        s = self.answer_settings
-        selector = Selector(self.embedder, max_blocks=s.evidence_blocks, units_per_block=s.evidence_units)
-        return selector(question, hits)
-
-    def reads_sections(self) -> bool:
-        """Whether the model reads whole sections (a capable model) or compact evidence (a tiny one)."""
-        chosen = self.answer_settings.prompt
-        if chosen == "auto":
-            return bool(getattr(self.generator, "capable", True))
-        return chosen == "sections"
-
-    def check(self, text: str, evidence: Evidence, *, written: bool = False) -> Check:
-        """The grounding check; a capable model's answer (``written``) is held to what matters: no invented
-        names, most sentences supported by some block, a refusal taken as one."""
-        lenient = written and self.reads_sections()
-        return Checker(self.embedder, self.answer_settings.support_threshold, lenient=lenient)(text, evidence)
-
-    def extract(self, evidence: Evidence, max_tokens: int | None = None) -> tuple[str, Check, str]:
-        """The extractive answer, its check, and its finish reason: "length" when cut to ``max_tokens``."""
-        s = self.answer_settings
-        text = compose(evidence, min_evidence=s.min_evidence, max_sentences=s.max_sentences)
-        finish = "stop"
-        if max_tokens is not None and self._count_tokens(text) > max_tokens:
-            text, finish = _cut_to_tokens(text, max_tokens, self._count_tokens), "length"
-        return text, self.check(text, evidence), finish
-
-    def _count_tokens(self, text: str) -> int:
-        try:
-            return self.generator.count_tokens(text)
-        except RaglineError:  # no model to count with (extractive answers need none): about 3 characters each
-            return (len(text) + 2) // 3
-
-    def _generate(
-        self,
-        question: str,
-        history: list[Message],
-        evidence: Evidence,
-        max_tokens: int,
-        temperature: float,
-        live: bool,
-    ) -> Iterator[Token | _Generated]:
-        """The model's answer from the evidence; Tokens as sentences complete when ``live``."""
-        window = self.generator.context_window
-        if self.reads_sections():
-            # Whole sections, within the prompt budget (blocks past it are left out, the first one cut to fit).
-            blocks, system = [b.hit for b in evidence.blocks], ANSWER_PROMPT
-            window = min(window, self.answer_settings.context_tokens + max_tokens + DEFAULT_MARGIN)
-        else:
-            blocks = [Hit(dataclasses.replace(b.hit.chunk, text=b.text()), b.hit.score) for b in evidence.blocks]
-            system = EVIDENCE_PROMPT
-        messages, _used = build_messages(
-            question,
-            blocks,
-            count_tokens=self.generator.count_tokens,
-            context_window=window,
-            max_answer_tokens=max_tokens,
-            system=system,
-            urls=False,
-        )
-        if history:
-            messages = [messages[0], *history, *messages[1:]]
-        guard = RepetitionGuard()
-        parts: list[str] = []
-        written: list[str] = []  # everything the model wrote, what the guard held back included
-        usage = Usage()
-        first: float | None = None
-        stream = self.generator.stream(messages, max_tokens=max_tokens, temperature=temperature)
-        try:
-            for delta in traced("generate", stream, model=self.generator.name):
-                if delta.usage is not None:
-                    usage = delta.usage
-                written.append(delta.text or "")
-                for piece in guard.feed(delta.text) if delta.text else ():
-                    first = first or time.perf_counter()
-                    parts.append(piece)
-                    if live:
-                        yield Token(piece)
-                if guard.stopped:
-                    break
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
-        for piece in guard.flush():
-            first = first or time.perf_counter()
-            parts.append(piece)
-            if live:
-                yield Token(piece)
-        if usage.completion_tokens == 0 and any(written):  # stopped before the model reported its usage
-            usage = self._counted_usage(messages, "".join(written))
-        cut = not guard.stopped and usage.completion_tokens >= max_tokens
-        yield _Generated("".join(parts).strip(), usage, "length" if cut else "stop", first)
-
-    def _counted_usage(self, messages: list[Message], written: str) -> Usage:
-        """The usage of a stream the guard stopped early, counted with the model's own tokenizer."""
-        count_prompt = getattr(self.generator, "count_prompt_tokens", None)
-        if callable(count_prompt):
-            prompt = int(count_prompt(messages))
-        else:
-            prompt = sum(self._count_tokens(m["content"]) for m in messages)
-        return Usage(prompt_tokens=prompt, completion_tokens=self._count_tokens(written))
-
-
-HEDGE = "The documentation provided does not answer this question directly. The closest passages:"
-
-
-def hedged(extract: str) -> str:
-    """An extractive answer shown after a model's refusal: said to be the closest passages, not the answer."""
-    return f"{HEDGE}\n\n{extract}"
-
-
-def _cut_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
-    """The longest run of ``text``'s first words that holds at most ``max_tokens`` tokens."""
-    words = text.split(" ")
-    low, high = 0, len(words)  # the first ``low`` words fit; ``high`` words do not
-    while high - low > 1:
-        mid = (low + high) // 2
-        if count(" ".join(words[:mid])) <= max_tokens:
-            low = mid
-        else:
-            high = mid
-    return " ".join(words[:low]).rstrip()
-
-
-def _paragraphs(text: str) -> list[str]:
-    pieces = text.split("\n\n")
-    return [p + ("\n\n" if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)]

@@ -26,6 +26,7 @@ from ragline.api.settings import ServeSettings
 from ragline.errors import ConfigError
 from ragline.layout import DataLayout
 from ragline.observability.settings import ObservabilitySettings
+from ragline.records import Mode
 from ragline.settings_base import SettingsSection
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -217,7 +218,7 @@ class AnswerSettings(SettingsSection):
     # from the evidence, checked and flagged; auto: the model writes, and an answer that fails the grounding
     # check (or a model that is down) gives the extractive answer instead. None: extractive with the bundled
     # model (it does not write grounded answers often enough, bench/answers.py), auto with any other model.
-    mode: Literal["auto", "extractive", "generative"] | None = None
+    mode: Mode | None = None
     max_sentences: int = Field(default=3, ge=1, le=20)  # extractive: prose sentences in an answer
     evidence_blocks: int = Field(default=4, ge=1, le=20)  # blocks the evidence (and the citations) keep
     evidence_units: int = Field(default=4, ge=1, le=50)  # sentences or code runs kept per block

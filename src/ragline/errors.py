@@ -93,4 +93,9 @@ class LLMTimeoutError(
 
 
 class BadRequestError(RaglineError, exit_code=2, http_status=422, kind="invalid_request", public=None):
-    """A request that cannot be served as asked (empty query, k out of range...)."""
+    """A request that cannot be served as asked (empty query, k out of range...); ``param`` names the request
+    field at fault when there is one (OpenAI's errors carry it)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param

@@ -17,13 +17,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 if TYPE_CHECKING:
-    from ragline.agent import Event
     from ragline.components import Components
     from ragline.config import Settings
     from ragline.generate.base import Message
     from ragline.index import IndexReport
     from ragline.ops.delete import DeleteReport
-    from ragline.records import Answer, Hit
+    from ragline.records import Answer, Event, Hit
 
 __all__ = ["AskOptions", "Ragline", "SearchOptions", "open"]
 
@@ -184,7 +183,7 @@ class Ragline:
     def ask(self, question: str, k: int | None = None, **options: Unpack[AskOptions]) -> Answer:
         """The answer with its citations, like ``ragline ask``; ``filters``, ``tenant``, ``history``, ``mode``
         and ``max_tokens`` shape it (``AskOptions``)."""
-        from ragline.agent import Done
+        from ragline.records import Done
 
         for event in self.stream(question, k, **options):
             if isinstance(event, Done):
@@ -194,12 +193,10 @@ class Ragline:
     def stream(self, question: str, k: int | None = None, **options: Unpack[AskOptions]) -> Iterator[Event]:
         """The answer as it is made: ``Retrieved`` (the citations), ``Token``... (pieces of text), then
         ``Done`` (the whole ``Answer``). Takes what ``ask`` takes."""
-        from ragline.agent import MODES, Query
-        from ragline.errors import BadRequestError
+        from ragline.limits import check_mode
+        from ragline.records import Query
 
-        mode = options.get("mode")
-        if mode is not None and mode not in MODES:
-            raise BadRequestError(f"mode {mode!r}: auto, extractive or generative")
+        check_mode(options.get("mode"))
         query = Query.of(question, k=k, **options)
         self._open_for_reading()
         return self._components.agent.stream(query)

@@ -1,19 +1,29 @@
 """Typed records that flow through the pipeline, each keeping its provenance.
 
 Document -> Section -> Chunk -> Hit -> Answer. Offsets are character offsets into
-``Document.text``, which is the sections' texts joined by blank lines.
+``Document.text``, which is the sections' texts joined by blank lines. A question travels as a ``Query``
+and its answer comes back as events: ``Retrieved``, ``Token``..., ``Done``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 SECTION_SEPARATOR = "\n\n"
 # Fixed namespace so point ids are the same on every machine and every run.
 _POINT_NAMESPACE = uuid.UUID("6f1d3c52-8a4e-4f0b-9d57-2b7e1c9a0e41")
+
+
+Message = dict[str, str]  # a chat turn: {"role": "system" | "user" | "assistant", "content": "..."}
+
+# How an answer is made. extractive: the documentation's own sentences, cited, no model; generative: the model's
+# answer, checked and flagged; auto: the model's answer when it passes the grounding check, the extractive otherwise.
+Mode = Literal["auto", "extractive", "generative"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 def content_hash(text: str) -> str:
@@ -265,3 +275,61 @@ class Answer:
             "search_query": self.search_query,
             "finish_reason": self.finish_reason,
         }
+
+
+# -- a question and its answer's events ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOptions:
+    """What one request may choose about its answer: the mode, the most tokens the answer may have (the
+    model's, or the extract's, which is cut to them) and the model's sampling temperature."""
+
+    mode: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+DEFAULT_OPTIONS = AnswerOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question as every layer passes it: from a route or the command line to the backend, to a Serve
+    replica, to the agent."""
+
+    question: str
+    k: int | None = None
+    filters: Mapping[str, Any] | None = None
+    tenant: str | None = None  # when set, only this tenant's chunks are searched
+    history: Sequence[Message] = ()  # earlier chat turns (role/content), oldest first
+    options: AnswerOptions = DEFAULT_OPTIONS
+    search_query: str | None = None  # the question made standalone for retrieval, when a caller made it
+
+    @classmethod
+    def of(cls, question: str, *, mode: str | None = None, max_tokens: int | None = None, **fields: Any) -> Query:
+        """A Query from keyword fields, with the answer options given flat (``mode``, ``max_tokens``)."""
+        history = fields.pop("history", None) or ()
+        return cls(question, history=tuple(history), options=AnswerOptions(mode, max_tokens), **fields)
+
+
+@dataclass(slots=True)
+class Token:
+    """A piece of the answer as the model produces it."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class Retrieved:
+    """The blocks the answer will cite, known before the first token."""
+
+    citations: list[Citation]
+
+
+@dataclass(slots=True)
+class Done:
+    answer: Answer
+
+
+Event = Token | Retrieved | Done

@@ -18,15 +18,15 @@ import numpy as np
 from ragline.config import RetrievalSettings
 from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError
+from ragline.limits import check_k
 from ragline.observability.tracing import span
 from ragline.records import Chunk, Hit
 from ragline.rerank import Reranker, auto_stages, make_rerankers
 from ragline.shaping import join_chunks, merge_adjacent, shape
-from ragline.store.base import Fusion, Prefix, VectorStore
+from ragline.store.base import Fusion, Prefix, VectorStore, scoped
 
 log = logging.getLogger(__name__)
 
-MAX_K = 100
 MAX_DEPTH = 1000  # rankings for evaluation go deeper than any prompt
 _SPARE = 10  # extra candidates fetched so that shaping can drop some and still fill k
 
@@ -127,8 +127,7 @@ class Retriever:
         With ``merge_adjacent``, chunks of one section that touch come back as one hit (a block), and
         k counts blocks: the next-ranked chunks fill the places merging freed."""
         k = self.settings.k if k is None else k
-        if not 1 <= k <= MAX_K:
-            raise BadRequestError(f"k must be between 1 and {MAX_K}, got {k}")
+        check_k(k)
         if not self.settings.merge_adjacent:
             return self.rank(query, k, filters=filters, score_threshold=score_threshold, tenant=tenant)
         ranked = self.rank(
@@ -147,9 +146,7 @@ class Retriever:
     ) -> list[Hit]:
         """The first blocks with the next chunks of their page joined on (``retrieval.extend_next`` says how
         many onto each): a section's introduction often ranks first while its example sits in the chunk after."""
-        conditions = normalise_filters(filters)
-        if tenant is not None:
-            conditions["metadata.tenant"] = tenant
+        conditions = scoped(normalise_filters(filters), tenant)
         out = list(blocks)
         for i, count in enumerate(self.settings.extend_next[: len(out)]):
             for _ in range(count):
@@ -183,9 +180,7 @@ class Retriever:
         if not 1 <= depth <= MAX_DEPTH:
             raise BadRequestError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
         s = self.settings
-        conditions = normalise_filters(filters)
-        if tenant is not None:
-            conditions["metadata.tenant"] = tenant
+        conditions = scoped(normalise_filters(filters), tenant)
         vector = None
         if s.mode != "bm25" or self.rerankers:
             with span("embed"):

@@ -7,7 +7,8 @@ from typing import Any
 
 from fakes import ScriptedGenerator
 
-from ragline.agent import HEDGE, Agent
+from ragline.agent import Agent
+from ragline.answer.answerer import HEDGE
 from ragline.config import AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
 from ragline.generate.prompt import ANSWER_PROMPT, REFUSAL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fakes import ScriptedGenerator
 
-from ragline.agent import Agent
+from ragline.answer.answerer import Answerer
 from ragline.answer.evidence import Evidence, EvidenceBlock, Unit
 from ragline.config import LLMSettings
 from ragline.records import Chunk, Hit, Usage
@@ -20,8 +20,8 @@ def test_an_answer_stopped_by_the_guard_counts_its_tokens() -> None:
     evidence = Evidence("How do I calibrate it?", [EvidenceBlock(Hit(chunk, 0.9), [Unit(TEXT, False, 0)])])
     # Says one sentence again and again; reports usage only at the end, as streaming servers do.
     looping = ScriptedGenerator([TEXT + " "] * 20, usage=Usage(prompt_tokens=999, completion_tokens=999))
-    agent = Agent(None, looping, LLMSettings())  # type: ignore[arg-type]
-    *_, generated = agent._generate("How do I calibrate it?", [], evidence, 64, 0.0, live=False)
+    answerer = Answerer(looping, LLMSettings())
+    *_, generated = answerer.generate("How do I calibrate it?", [], evidence, 64, 0.0, live=False)
     assert generated.text.count("blue lever") == 1  # the guard stopped the loop at the repeat
     usage = generated.usage
     assert usage.completion_tokens == 2 * len(TEXT.split())  # what the model wrote up to the stop

@@ -24,8 +24,8 @@ from .helpers import app_settings, auth
 def serving_on_ray(index_dir: Path, llm: LlamaServer, **serve: Any) -> Iterator[str]:
     """The app on Ray Serve on 127.0.0.1 over the two-tenant index, answering through the test llama.cpp
     server; ``serve`` are ServeSettings fields. Yields the base URL; stops Serve and Ray after."""
-    from ragline import serve as ray_serve
     from ragline.ray_local import stop_local_ray
+    from ragline.serving import app as ray_serve
 
     settings = app_settings(
         index_dir,

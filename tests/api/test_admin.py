@@ -90,7 +90,7 @@ def test_admin_routes_are_off_without_admin_keys(index_dir: Path, client: httpx.
 
 
 def test_ray_serve_refuses_to_delete_from_replica_copies() -> None:
-    from ragline.api.ray_backend import RayServeBackend
+    from ragline.serving.backend import RayServeBackend
 
     backend = RayServeBackend(None, None, shared_index=False)  # type: ignore[arg-type]
     with pytest.raises(NotSupportedError, match="ragline delete"):

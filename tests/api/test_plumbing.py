@@ -13,16 +13,28 @@ import pytest
 from fakes import ScriptedGenerator
 from fastapi.testclient import TestClient
 
-from ragline.agent import DEFAULT_OPTIONS, AnswerOptions, Done, Event, Query, Retrieved, Token
 from ragline.answer.conversation import fit_history
 from ragline.api.app import create_app
 from ragline.api.auth import tenant_for_key
 from ragline.api.backend import Served
 from ragline.api.errors import UnauthorizedError, describe
-from ragline.api.settings import DeploymentSettings, GeneratorDeployment, RetrieverDeployment, ServeSettings
+from ragline.api.settings import DeploymentSettings, GeneratorSettings, RetrieverSettings, ServeSettings
 from ragline.config import load_settings
 from ragline.errors import GenerationError, LLMTimeoutError, LLMUnavailableError, StoreError
-from ragline.records import Answer, Chunk, Citation, Hit, Usage
+from ragline.records import (
+    DEFAULT_OPTIONS,
+    Answer,
+    AnswerOptions,
+    Chunk,
+    Citation,
+    Done,
+    Event,
+    Hit,
+    Query,
+    Retrieved,
+    Token,
+    Usage,
+)
 
 from .contract import sse_events
 
@@ -99,8 +111,8 @@ def test_deployment_options_fixed_or_autoscaled() -> None:
         "logging_config": {"encoding": "JSON", "enable_access_log": True},
     }
     # the retriever's calls are logged by the ingress's access line; the generator's are few and long
-    assert RetrieverDeployment().options()["logging_config"]["enable_access_log"] is False
-    assert GeneratorDeployment().options()["logging_config"]["enable_access_log"] is True
+    assert RetrieverSettings().options()["logging_config"]["enable_access_log"] is False
+    assert GeneratorSettings().options()["logging_config"]["enable_access_log"] is True
     auto = DeploymentSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=3).options()["autoscaling_config"]
     assert (auto["min_replicas"], auto["max_replicas"], auto["target_ongoing_requests"]) == (1, 4, 3)
     with pytest.raises(ValueError, match="above max_replicas"):
@@ -108,16 +120,16 @@ def test_deployment_options_fixed_or_autoscaled() -> None:
 
 
 def test_retrieval_in_the_ingress_sizes_the_ingress_as_the_retriever() -> None:
-    from ragline.serve import ingress_options
+    from ragline.serving.app import ingress_options
 
-    inside = ServeSettings(retriever=RetrieverDeployment(num_replicas=3, num_cpus=0.75))
+    inside = ServeSettings(retriever=RetrieverSettings(num_replicas=3, num_cpus=0.75))
     assert inside.retriever.placement == "ingress"  # the default
     options = ingress_options(inside)
     assert options["num_replicas"] == 3 and options["ray_actor_options"] == {"num_cpus": 0.75}
     # still takes requests and logs them as the ingress
     assert options["max_ongoing_requests"] == inside.ingress.max_ongoing_requests
     assert options["logging_config"]["enable_access_log"] is True
-    apart = ServeSettings(retriever=RetrieverDeployment(num_replicas=3, placement="deployment"))
+    apart = ServeSettings(retriever=RetrieverSettings(num_replicas=3, placement="deployment"))
     assert ingress_options(apart) == apart.ingress.options()
 
 

@@ -20,7 +20,7 @@ import openai
 import pytest
 from llm_server import LlamaServer
 
-from ragline.api.settings import GeneratorDeployment, IngressDeployment, RetrieverDeployment
+from ragline.api.settings import GeneratorSettings, IngressSettings, RetrieverSettings
 
 from .contract import FLUX, ServingContract, sse_events
 from .helpers import auth, listening_sockets
@@ -40,10 +40,10 @@ def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
     with serving_on_ray(
         index_dir,
         llm,
-        ingress=IngressDeployment(num_replicas=1),
+        ingress=IngressSettings(num_replicas=1),
         # Serve's access lines in the retriever (off by default) let a test see the request id arrive there
-        retriever=RetrieverDeployment(num_replicas=2, num_cpus=0.5, access_log=True, placement="deployment"),
-        generator=GeneratorDeployment(num_replicas=1, num_cpus=0.5),
+        retriever=RetrieverSettings(num_replicas=2, num_cpus=0.5, access_log=True, placement="deployment"),
+        generator=GeneratorSettings(num_replicas=1, num_cpus=0.5),
         # Generous: the shutdown test's answer must finish within it, however busy the machine.
         graceful_shutdown_timeout=120,
     ) as url:
@@ -158,7 +158,7 @@ def test_concurrent_answers_all_complete(base_url: str) -> None:
     on the loop), so answer is an async generator that steps the model in a thread."""
     import inspect
 
-    from ragline.serve import GeneratorDeployment as Deployment
+    from ragline.serving.deployments import GeneratorDeployment as Deployment
 
     assert inspect.isasyncgenfunction(Deployment.func_or_class.answer)
 
@@ -224,7 +224,7 @@ def test_a_killed_replica_is_replaced_and_the_service_keeps_answering(base_url: 
 
 def test_shutdown_finishes_the_requests_in_flight(base_url: str) -> None:
     """Last in the module: stops the app the way `ragline serve` does on SIGTERM."""
-    from ragline import serve as ray_serve
+    from ragline.serving import app as ray_serve
 
     responses: list[httpx.Response] = []
 

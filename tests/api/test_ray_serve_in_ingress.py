@@ -16,7 +16,7 @@ import httpx
 import pytest
 from llm_server import LlamaServer
 
-from ragline.api.settings import GeneratorDeployment, RetrieverDeployment
+from ragline.api.settings import GeneratorSettings, RetrieverSettings
 
 from .contract import FLUX, ServingContract
 from .helpers import SITE, auth, listening_sockets
@@ -32,9 +32,9 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def base_url(index_dir: Path, llm: LlamaServer) -> Iterator[str]:
-    retriever = RetrieverDeployment(num_replicas=1, num_cpus=0.5)
+    retriever = RetrieverSettings(num_replicas=1, num_cpus=0.5)
     assert retriever.placement == "ingress"  # the default
-    generator = GeneratorDeployment(num_replicas=1, num_cpus=0.5)
+    generator = GeneratorSettings(num_replicas=1, num_cpus=0.5)
     with serving_on_ray(index_dir, llm, retriever=retriever, generator=generator) as url:
         yield url
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from ragline.answer.evidence import terms
 from ragline.errors import RaglineError
-from ragline.generate.base import Delta, Generation, Generator, Message
+from ragline.generate.base import Generator, Message
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +89,3 @@ def fit_history(history: Sequence[Message], generator: Generator) -> tuple[list[
         kept.append(message)
         used += cost
     return kept[::-1], used
-
-
-class Narrowed:
-    """A generator whose context window leaves room for history the prompt builder does not count."""
-
-    def __init__(self, inner: Generator, reserved: int) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.context_window = inner.context_window - reserved
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def generate(self, messages: list[Message], *, max_tokens: int, temperature: float) -> Generation:
-        return self.inner.generate(messages, max_tokens=max_tokens, temperature=temperature)
-
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float) -> Iterator[Delta]:
-        return self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature)
-
-    def check(self) -> None:
-        self.inner.check()

@@ -1,7 +1,7 @@
 """What the HTTP app needs from the query path (a QueryBackend), and the in-process implementation.
 
 Two implementations: ``InProcessBackend`` (here) runs retrieval and generation in this process, for
-``--engine uvicorn`` and for the benchmark's in-process figures; ``RayServeBackend`` (ragline.api.ray_backend) calls
+``--engine uvicorn`` and for the benchmark's in-process figures; ``RayServeBackend`` (ragline.serving.backend) calls
 the retrieval and generation deployments through Ray Serve handles.
 """
 
@@ -18,14 +18,13 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from ragline.agent import Event, Query
 from ragline.components import Components
 from ragline.config import Settings
 from ragline.embed.base import Embedder
 from ragline.errors import EmptyIndexError, RaglineError
 from ragline.ops.delete import DeleteReport, Scope, delete_sources
 from ragline.ops.sources import SourceList, list_sources
-from ragline.records import Hit
+from ragline.records import Event, Hit, Query
 
 log = logging.getLogger(__name__)
 

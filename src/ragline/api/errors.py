@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ragline.errors import RaglineError
+from ragline.errors import BadRequestError, RaglineError
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,11 @@ def shown(exc: BaseException) -> Shown:
     if isinstance(exc, RaglineError):
         if exc.public is not None:  # the client sees a fixed sentence: the log keeps what it hides
             log.warning("%s: %s", type(exc).__name__, exc)
-        param = exc.param if isinstance(exc, InvalidParameterError) else None
-        code = exc.code if isinstance(exc, InvalidParameterError) else None
+        param = exc.param if isinstance(exc, InvalidParameterError | BadRequestError) else None
+        if isinstance(exc, InvalidParameterError):
+            code: str | None = exc.code
+        else:  # a request rule (ragline.limits) broken in a named field: OpenAI's code for a bad value
+            code = "invalid_value" if param is not None else None
         return Shown(exc.http_status, exc.kind, exc.public or str(exc), param, code)
     log.error("unexpected error", exc_info=exc)
     return Shown(500, "internal", "internal error")

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 
-from ragline.retrieve import MAX_K
+from ragline.limits import MAX_K
+from ragline.records import Mode
 
 # A field name, optionally dotted (metadata.team): no empty parts ("a.", "metadata..x"), at most four.
 FilterKey = Annotated[
@@ -42,7 +43,7 @@ K = Annotated[
 
 
 AnswerMode = Annotated[
-    Literal["auto", "extractive", "generative"] | None,
+    Mode | None,
     Field(
         description="extractive: the documentation's own sentences, cited, no model; generative: the model's "
         "answer, checked and flagged; auto: the model's answer when it passes the grounding check, the "

@@ -15,21 +15,24 @@ from typing import Any
 import numpy as np
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import Done, Event, Query, Retrieved, Token
 from ragline.api import sse
-from ragline.api.answering import retrieval_only
 from ragline.api.backend import QueryBackend
 from ragline.api.errors import RequestTimeoutError, describe
 from ragline.api.limits import AnswerSlots, Slot
 from ragline.api.metrics import Metrics
 from ragline.api.settings import ServeSettings
-from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError
+from ragline.errors import LLMTimeoutError, LLMUnavailableError
+from ragline.limits import Bounds, check_query
 from ragline.privacy import query_ref
-from ragline.records import Answer, Citation, Hit
+from ragline.records import Answer, Citation, Done, Event, Hit, Query, Retrieved, Token, Usage
 
 log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT = 10.0
+RETRIEVAL_ONLY_NOTICE = (
+    "The language model is unavailable, so there is no written answer; these are the passages of the "
+    "documentation that best match the question."
+)
 
 
 class AnswerService:
@@ -38,24 +41,19 @@ class AnswerService:
         self.settings = settings
         self.metrics = metrics
         self.slots = AnswerSlots(settings.max_concurrent_answers, settings.answers_per_tenant, settings.retry_after)
+        self.bounds = Bounds(settings.max_query_chars, settings.max_k)  # a route may give its own
 
     def query_ref(self, text: str) -> str:
         """A question as log lines show it: verbatim only with ``serve.log_queries``."""
         return query_ref(text, verbatim=self.settings.log_queries)
 
-    def check_limits(self, query: str, k: int | None, limit: int | None = None) -> None:
-        """The server's own limits, stricter than the schema's; raise BadRequestError with the limit in it.
-        ``limit``: the question's length limit when not ``serve.max_query_chars`` (the /v1/ message limit)."""
-        limit = limit or self.settings.max_query_chars
-        if len(query) > limit:
-            raise BadRequestError(f"the query is {len(query)} characters long; the limit is {limit}")
-        if not query.strip():
-            raise BadRequestError("the query is empty")
-        if k is not None and not 1 <= k <= self.settings.max_k:
-            raise BadRequestError(f"k must be between 1 and {self.settings.max_k}, got {k}")
+    def check(self, query: Query, bounds: Bounds | None = None) -> None:
+        """The server's own limits (``bounds``, or serve.max_query_chars and serve.max_k), stricter than the
+        schema's, checked before any work: BadRequestError with the limit in it."""
+        check_query(query, bounds or self.bounds)
 
     async def search(self, query: Query) -> list[Hit]:
-        self.check_limits(query.question, query.k)
+        self.check(query)
         log.debug("search %s k=%s tenant=%s", self.query_ref(query.question), query.k, query.tenant)
         started = time.perf_counter()
         try:
@@ -66,10 +64,10 @@ class AnswerService:
         self.metrics.retrieval_seconds.observe(time.perf_counter() - started)
         return hits
 
-    async def events(self, query: Query, limit: int | None = None) -> AsyncGenerator[Event, None]:
-        """Retrieved, Token..., Done, within ``request_timeout``; with ``retrieval_only_fallback``, an LLM that
-        is down or slow before the first token gives a Done carrying the citations alone."""
-        self.check_limits(query.question, query.k, limit)
+    async def events(self, query: Query) -> AsyncGenerator[Event, None]:
+        """Retrieved, Token..., Done for a checked ``query``, within ``request_timeout``; with
+        ``retrieval_only_fallback``, an LLM that is down or slow before the first token gives a Done carrying
+        the citations alone."""
         log.debug(
             "question %s k=%s tenant=%s history=%d",
             self.query_ref(query.question),
@@ -111,7 +109,7 @@ class AnswerService:
         finally:
             await stream.aclose()
 
-    async def open_stream(self, query: Query, limit: int | None = None) -> AsyncGenerator[Event, None]:
+    async def open_stream(self, query: Query, bounds: Bounds | None = None) -> AsyncGenerator[Event, None]:
         """events() for a streaming response, holding an answer slot until the stream ends.
 
         Waits here for the first token, at most ``sse_keepalive`` seconds, so that a bad request, a failed
@@ -119,8 +117,9 @@ class AnswerService:
         anyway: citations follow the answer). A first token that takes longer is awaited by the stream itself,
         which sends keep-alive comments meanwhile; a failure then arrives as an error event.
         """
+        self.check(query, bounds)
         slot = self.slots.acquire(query.tenant)
-        events = self.events(query, limit)
+        events = self.events(query)
         loop = asyncio.get_running_loop()
         until = loop.time() + self.settings.sse_keepalive
         head: list[Event] = []
@@ -179,13 +178,13 @@ class AnswerService:
         chunks: Callable[[AsyncIterator[str | Answer]], AsyncIterator[bytes]],
         on_error: Callable[[BaseException], list[bytes]],
         *,
-        limit: int | None = None,
+        bounds: Bounds | None = None,
     ) -> Response:
         """The answer to ``query`` as a route shapes it: JSON (``whole``), or Server-Sent Events (``chunks`` over
         the answer's text pieces, then the Answer; ``on_error`` for a failure after the stream started)."""
         if not stream:
-            return JSONResponse(whole(await self.answer(query, limit)))
-        events = await self.open_stream(query, limit)
+            return JSONResponse(whole(await self.answer(query, bounds)))
+        events = await self.open_stream(query, bounds)
         return sse.response(chunks(pieces(events)), on_error, keepalive=self.settings.sse_keepalive)
 
     async def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
@@ -196,10 +195,11 @@ class AnswerService:
         except TimeoutError:
             raise RequestTimeoutError(f"embedding took longer than {self.settings.request_timeout:g} s") from None
 
-    async def answer(self, query: Query, limit: int | None = None) -> Answer:
+    async def answer(self, query: Query, bounds: Bounds | None = None) -> Answer:
+        self.check(query, bounds)
         slot = self.slots.acquire(query.tenant)
         try:
-            async for event in self.events(query, limit):
+            async for event in self.events(query):
                 if isinstance(event, Done):
                     return event.answer
         finally:
@@ -249,3 +249,15 @@ async def _cancel(task: asyncio.Task[Any] | None) -> None:
         return
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+def retrieval_only(question: str, citations: list[Citation], timings: dict[str, float]) -> Answer:
+    """The answer given when the language model is down and the server is set to fall back to citations."""
+    return Answer(
+        question=question,
+        answer=RETRIEVAL_ONLY_NOTICE,
+        citations=citations,
+        llm="none (retrieval only: the language model is unavailable)",
+        timings=timings,
+        usage=Usage(),
+    )

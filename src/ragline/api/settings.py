@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
+from ragline.limits import MAX_K
 from ragline.settings_base import SettingsSection
 
 
@@ -55,7 +56,7 @@ class DeploymentSettings(SettingsSection):
         return out
 
 
-class IngressDeployment(DeploymentSettings):
+class IngressSettings(DeploymentSettings):
     """The FastAPI app: parsing, auth and streaming, so no CPU is reserved for it. When retrieval runs in the
     ingress (``retriever.placement``), the retriever's settings size it instead."""
 
@@ -63,7 +64,7 @@ class IngressDeployment(DeploymentSettings):
     max_ongoing_requests: int = Field(default=64, ge=1)
 
 
-class RetrieverDeployment(DeploymentSettings):
+class RetrieverSettings(DeploymentSettings):
     """Embedder + index: light and cheap to copy, so it scales out first."""
 
     num_cpus: float = Field(default=0.5, ge=0)
@@ -80,7 +81,7 @@ class RetrieverDeployment(DeploymentSettings):
     placement: Literal["ingress", "deployment"] = "ingress"
 
 
-class GeneratorDeployment(DeploymentSettings):
+class GeneratorSettings(DeploymentSettings):
     """The language model; the embedded llama.cpp answers one request at a time per replica."""
 
     num_cpus: float = Field(default=1.0, ge=0)
@@ -101,7 +102,7 @@ class ServeSettings(SettingsSection):
     # The last user message of /v1/chat/completions, where OpenAI clients put retrieved context; the language
     # model's context window is the real bound (a prompt it cannot read is a 400 naming the window).
     max_message_chars: int = Field(default=20_000, ge=1, le=20_000)
-    max_k: int = Field(default=50, ge=1, le=100)
+    max_k: int = Field(default=50, ge=1, le=MAX_K)
     max_body_bytes: int = Field(default=64_000, ge=1024)
     # POST /v1/embeddings takes batches (up to 2048 texts, as OpenAI does): its bodies may be this large.
     max_embedding_body_bytes: int = Field(default=4_000_000, ge=1024)
@@ -134,9 +135,9 @@ class ServeSettings(SettingsSection):
     drain_seconds: float = Field(default=2.0, ge=0)
     # Separate classes, not one class with different defaults: an env override of one field
     # (RAGLINE_SERVE__GENERATOR__MAX_REPLICAS) rebuilds the model from its class defaults.
-    ingress: IngressDeployment = IngressDeployment()
-    retriever: RetrieverDeployment = RetrieverDeployment()
-    generator: GeneratorDeployment = GeneratorDeployment()
+    ingress: IngressSettings = IngressSettings()
+    retriever: RetrieverSettings = RetrieverSettings()
+    generator: GeneratorSettings = GeneratorSettings()
 
     @property
     def answers_per_tenant(self) -> int:

@@ -141,18 +141,17 @@ def answers(
 ) -> None:
     """Answer each question; score citation validity, groundedness and, with references, the answer against
     them (token F1, key points, refusals) and, with a judge, on a 1-5 rubric."""
-    from ragline.agent import MODES
     from ragline.errors import BadRequestError
     from ragline.evaluate.answers import EmbeddingSupport, LLMSupport, evaluate_answers
     from ragline.evaluate.datasets import load_answer_questions, page_key
     from ragline.evaluate.report import answers_markdown, write_answers
+    from ragline.limits import check_mode
 
     if groundedness not in ("auto", "embedding", "llm"):
         raise BadRequestError(f"--groundedness {groundedness!r}: auto, embedding or llm")
     asked = _csv(modes) if modes else []
     for m in asked:
-        if m not in MODES:
-            raise BadRequestError(f"--modes: unknown mode {m!r} (extractive, generative, auto)")
+        check_mode(m, "--modes")
     qs = load_answer_questions(questions, references)[: limit or None]
     comp = components(data_dir)
     try:

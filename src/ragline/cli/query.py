@@ -252,13 +252,12 @@ def ask(
     as_json: JsonOut = False,
 ) -> None:
     """Answer a question from the index, citing its sources by number."""
-    from ragline.agent import MODES, Done, Query, Token
     from ragline.answer.links import citation_link
-    from ragline.errors import BadRequestError
+    from ragline.limits import check_mode
+    from ragline.records import Done, Query, Token
     from ragline.retrieve import parse_filters
 
-    if mode is not None and mode not in MODES:
-        raise BadRequestError(f"--mode {mode!r}: auto, extractive or generative")
+    check_mode(mode, "--mode")
     turns = _read_history(history) if history else None
     comp = components(data_dir)
     try:

@@ -109,8 +109,8 @@ class _Stopping(Exception):
 
 
 def _serve_on_ray(s: Settings, url: str) -> None:
-    from ragline import serve as ray_serve
     from ragline.ray_local import stop_local_ray
+    from ragline.serving import app as ray_serve
 
     stop = threading.Event()
     starting = True

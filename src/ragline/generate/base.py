@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ragline.records import Usage
+from ragline.records import Message, Usage
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+__all__ = ["Delta", "DeltaStream", "Generation", "Generator", "Message"]
 
 
 @dataclass(slots=True)

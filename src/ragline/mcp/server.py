@@ -24,7 +24,6 @@ from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from ragline import __version__
-from ragline.agent import AnswerOptions, Query
 from ragline.api.backend import InProcessBackend
 from ragline.api.errors import describe, validation_message
 from ragline.api.metrics import Metrics
@@ -34,6 +33,7 @@ from ragline.components import Components
 from ragline.config import Settings
 from ragline.errors import ConfigError, RaglineError
 from ragline.mcp.auth import TENANT_STATE, ApiKeys
+from ragline.records import AnswerOptions, Query
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ragline.store.base import VectorStore
+from ragline.store.base import VectorStore, scoped
 
 MAX_SOURCES = 5000  # the most any listing returns, whatever it is asked for
 
@@ -39,11 +39,8 @@ def list_sources(store: VectorStore, tenant: str | None, limit: int) -> SourceLi
     tenant's documents are never read.
     """
     limit = max(1, min(limit, MAX_SOURCES))
-    filters: dict[str, Any] = {"chunk_index": 0}
-    if tenant is not None:
-        filters["metadata.tenant"] = tenant
     titles: dict[str, str] = {}
-    for _, payload in store.points(filters):
+    for _, payload in store.points(scoped({"chunk_index": 0}, tenant)):
         source = str(payload.get("source", ""))
         if source:
             # Two versions of one document may sit side by side while it is re-ingested: one entry.

@@ -18,6 +18,16 @@ from ragline.records import Chunk, Hit
 #   Prefix("https://docs.ray.io/en/master/serve/")   source-prefix match (see below)
 Filters = Mapping[str, Any]
 
+
+def scoped(filters: Filters | None, tenant: str | None) -> dict[str, Any]:
+    """``filters`` with the tenant condition on top: with ``tenant``, only its chunks match, whatever
+    ``filters`` say (a ``metadata.tenant`` among them is overridden); without, ``filters`` as they are."""
+    conditions = dict(filters or {})
+    if tenant is not None:
+        conditions["metadata.tenant"] = tenant
+    return conditions
+
+
 # What a search ranks by: the dense vector (cosine), BM25 over the chunk text, or both fused by
 # reciprocal rank fusion inside the engine.
 SearchMode = Literal["dense", "bm25", "hybrid"]

@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ragline.agent import AnswerOptions, Query
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.errors import InvalidParameterError, shown
@@ -24,7 +23,8 @@ from ragline.api.routes import Service
 from ragline.api.routes.openai_models import CHAT_MODEL, chat_model
 from ragline.api.schemas import OPENAI_ERROR_RESPONSES, ChatCompletionOut, ChatMessage, ChatRequest, sse_schema
 from ragline.generate.base import Message
-from ragline.records import Answer, Citation
+from ragline.limits import Bounds
+from ragline.records import Answer, AnswerOptions, Citation, Query
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -47,14 +47,13 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
     question, history = conversation(body.messages)
     # OpenAI clients put retrieved context in the message: the message limit, not /query's question limit,
     # applies; what the language model can read is checked when the prompt is built (a 400 naming its window).
-    limit = service.settings.max_message_chars
-    if len(question) > limit:
-        raise InvalidParameterError(
-            f"the last user message is {len(question)} characters long; the limit is {limit} (serve.max_message_chars)",
-            param=f"messages[{_last_user(body.messages)}].content",
-        )
-    if body.k is not None and not 1 <= body.k <= service.settings.max_k:
-        raise InvalidParameterError(f"k must be between 1 and {service.settings.max_k}, got {body.k}", param="k")
+    bounds = Bounds(
+        service.settings.max_message_chars,
+        service.settings.max_k,
+        question="the last user message",
+        param=f"messages[{_last_user(body.messages)}].content",
+        setting="serve.max_message_chars",
+    )
     wanted = body.answer_tokens()
     max_tokens = None if wanted is None else min(wanted, service.backend.served.max_answer_tokens)
     options = AnswerOptions(body.mode, max_tokens, body.temperature)
@@ -62,7 +61,7 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
     reply = _Reply(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
     usage = bool(body.stream_options and body.stream_options.include_usage)
     return await service.respond(
-        asked, body.stream, reply.completion, lambda pieces: reply.chunks(pieces, usage), _stream_error, limit=limit
+        asked, body.stream, reply.completion, lambda pieces: reply.chunks(pieces, usage), _stream_error, bounds=bounds
     )
 
 
@@ -89,8 +88,6 @@ def conversation(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
     """(question, history): the last user message, and the user/assistant turns before it."""
     last_user = _last_user(messages)
     question = messages[last_user].text()
-    if not question.strip():
-        raise InvalidParameterError("the last user message is empty", param=f"messages[{last_user}].content")
     history = [
         {"role": m.role, "content": m.text()}
         for m in messages[:last_user]

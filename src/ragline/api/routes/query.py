@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from ragline.agent import AnswerOptions, Query
 from ragline.api import sse
 from ragline.api.auth import Tenant
 from ragline.api.routes import Service
 from ragline.api.schemas import ERROR_RESPONSES, AnswerOut, QueryRequest, SearchOut, SearchRequest, sse_schema
-from ragline.records import Answer
+from ragline.records import Answer, AnswerOptions, Query
 
 router = APIRouter(tags=["query"])
 

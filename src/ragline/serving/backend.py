@@ -1,6 +1,6 @@
 """The QueryBackend of the Ray Serve ingress: retrieval (the Retriever deployment's handle, or in the ingress
-replica itself) and generation (the Generator deployment's handle). The in-process backend is beside it
-(ragline.api.backend); the deployments that use it are in ragline.serve.
+replica itself) and generation (the Generator deployment's handle). The in-process backend is
+ragline.api.backend; the deployments that use this one are in ragline.serving.deployments.
 
 A call whose replica died is sent again, up to ``REPLICA_RETRIES`` times, as long as nothing of its answer
 reached the client; errors leave as ragline errors, never as Ray's own.
@@ -20,7 +20,6 @@ from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
-from ragline.agent import Done, Event, Query, Token
 from ragline.api.backend import Served
 from ragline.api.errors import NotSupportedError, ServiceUnavailableError
 from ragline.config import Settings
@@ -28,7 +27,7 @@ from ragline.errors import RaglineError
 from ragline.observability.tracing import carrier
 from ragline.ops.delete import DeleteReport, Scope
 from ragline.ops.sources import SourceList
-from ragline.records import Hit
+from ragline.records import Done, Event, Hit, Query, Token
 
 log = logging.getLogger(__name__)
 
