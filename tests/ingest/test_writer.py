@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragline.index import IndexWriter
+from ragline.ingest.writer import IndexWriter
 from ragline.records import Chunk
 from ragline.store.base import IndexInfo
 from ragline.store.edge import EdgeStore
