@@ -255,3 +255,12 @@ def test_a_settings_mistake_is_one_line_and_exit_2(
     assert as_json.returncode == 2 and as_json.stderr == ""
     error = json.loads(as_json.stdout)["error"]
     assert error["type"] == "ConfigError" and error["exit_code"] == 2 and named in error["message"]
+
+
+@pytest.mark.parametrize("tenant", ["", "  "], ids=["empty", "blank"])
+def test_a_blank_tenant_is_refused_as_the_library_refuses_it(folder: Path, tmp_path: Path, tenant: str) -> None:
+    for watch in ((), ("--watch",)):  # refused before the first run, so a watch does not retry it forever
+        r = ragline("ingest", str(folder), "--tenant", tenant, *watch, data_dir=tmp_path / "data")
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: the tenant is empty")
+    assert not (tmp_path / "data" / "last-ingest.json").exists()

@@ -130,7 +130,7 @@ def test_ray_stage_rows_carry_the_counts(tmp_path: Path) -> None:
     _, _, rows = list_files([tmp_path], settings.parse)
     parsed = parse_file(rows[0], parse=settings.parse, metadata={}, stored={})
     assert json.loads(parsed["redacted"]) == {"email": 2, "ip": 1, "phone": 1, "secret": 2}
-    out = chunk_rows(parsed, settings=settings)
+    out = chunk_rows(parsed, chunk=settings.chunk, embedding=settings.embedding)
     doc_rows = [r for r in out if r["row"] == DOC]
     assert len(doc_rows) == 1 and json.loads(doc_rows[0]["redacted"])["secret"] == 2
     assert {r.keys().__len__() for r in out} == {len(out[0])}  # one schema for every row

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ragline.config import Settings, load_settings
     from ragline.errors import RaglineError
-    from ragline.index import IndexReport
+    from ragline.ingest.report import IndexReport
     from ragline.library import Ragline, open
     from ragline.ops.delete import DeleteReport
     from ragline.records import Answer, Chunk, Citation, Done, Hit, Query, Retrieved, Token
@@ -43,7 +43,7 @@ _LAZY = {
     "Chunk": "ragline.records",
     "Citation": "ragline.records",
     "Hit": "ragline.records",
-    "IndexReport": "ragline.index",
+    "IndexReport": "ragline.ingest.report",
     "DeleteReport": "ragline.ops.delete",
     "Query": "ragline.records",
     "Token": "ragline.records",

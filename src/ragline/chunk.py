@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ragline.errors import SourceError
 from ragline.records import Chunk, Document
+
+if TYPE_CHECKING:
+    from ragline.config import ChunkSettings
+    from ragline.embed.base import Embedder
 
 LengthFunction = Callable[[str], int]
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -102,3 +107,11 @@ def token_chunker(
     """A chunker sized in model tokens, never above what the model reads (minus room for titles)."""
     size = min(size, max(16, max_tokens - 32))
     return Chunker(size=size, overlap=overlap, length=count_tokens, max_chunks=max_chunks)
+
+
+def make_chunker(settings: ChunkSettings, embedder: Callable[[], Embedder]) -> Chunker:
+    """The chunker ``settings`` describe; ``embedder`` is called only for token sizes (its tokenizer counts)."""
+    if settings.unit == "chars":
+        return Chunker(size=settings.size, overlap=settings.overlap, max_chunks=settings.max_chunks)
+    model = embedder()
+    return token_chunker(settings.size, settings.overlap, model.count_tokens, model.max_tokens, settings.max_chunks)

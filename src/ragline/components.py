@@ -59,12 +59,9 @@ class Components:
 
     @cached_property
     def chunker(self) -> Chunker:
-        from ragline.chunk import Chunker, token_chunker
+        from ragline.chunk import make_chunker
 
-        c = self.settings.chunk
-        if c.unit == "chars":
-            return Chunker(size=c.size, overlap=c.overlap, max_chunks=c.max_chunks)
-        return token_chunker(c.size, c.overlap, self.embedder.count_tokens, self.embedder.max_tokens, c.max_chunks)
+        return make_chunker(self.settings.chunk, lambda: self.embedder)
 
     @cached_property
     def generator(self) -> Generator:

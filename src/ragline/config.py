@@ -27,7 +27,7 @@ from ragline.errors import ConfigError
 from ragline.layout import DataLayout
 from ragline.observability.settings import ObservabilitySettings
 from ragline.records import Mode
-from ragline.settings_base import SettingsSection
+from ragline.settings_base import SettingsSection, settings_error
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_LLM = "smollm2-135m-instruct"
@@ -363,9 +363,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = tuple(str(part) for part in first["loc"])
-        raise ConfigError(f"invalid settings: {_where(loc, given)}: {first['msg']}") from e
+        raise settings_error(e, lambda loc: f"invalid settings: {_where(loc, given)}") from e
 
 
 def _where(loc: tuple[str, ...], given: dict[str, Any]) -> str:

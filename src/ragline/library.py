@@ -9,9 +9,8 @@ A thin shell like the CLI: the parts come from ``Components``, ingest from ``rag
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -20,13 +19,12 @@ if TYPE_CHECKING:
     from ragline.components import Components
     from ragline.config import Settings
     from ragline.generate.base import Message
-    from ragline.index import IndexReport
+    from ragline.ingest.report import IndexReport
+    from ragline.ingest.run import Progress
     from ragline.ops.delete import DeleteReport
     from ragline.records import Answer, Event, Hit
 
 __all__ = ["AskOptions", "Ragline", "SearchOptions", "open"]
-
-Progress = Callable[[str, int], None]  # (event, amount): "document", "chunks", "skipped"
 
 
 class SearchOptions(TypedDict, total=False):
@@ -93,6 +91,14 @@ class Ragline:
                 self._closed = True
                 self._components.close()
 
+    def release(self) -> None:
+        """Close the index until the next call, so that another process may open it meanwhile (the embedded
+        engine admits one process at a time); the models stay loaded."""
+        with self._lock:
+            self._check_open()
+            self._reading = False
+            self._components.store.close()
+
     def __enter__(self) -> Ragline:
         self._check_open()
         return self
@@ -127,15 +133,13 @@ class Ragline:
         """
         from ragline.errors import BadRequestError
         from ragline.ingest.engines import run_ingest
+        from ragline.ingest.report import record_ingest
+        from ragline.ingest.run import stamp
 
         paths = [paths_or_urls] if isinstance(paths_or_urls, str | Path) else list(paths_or_urls)
         if not paths:
             raise BadRequestError("nothing to ingest: give at least one file, folder or URL")
-        stamped = dict(metadata or {})
-        if tenant is not None:
-            if not tenant.strip():
-                raise BadRequestError("the tenant is empty")
-            stamped["tenant"] = tenant
+        stamped = stamp(metadata, tenant)
         parse: dict[str, Any] = {}
         if url_template is not None:
             parse["url_template"] = url_template
@@ -146,14 +150,7 @@ class Ragline:
             report = run_ingest(paths, self._components, recreate=recreate, progress=progress, metadata=stamped)
             # The ingest left the index open with this embedding model: searches may follow at once.
             self._reading = True
-        self.settings.layout.write_last_ingest(
-            {
-                **report.to_json(),
-                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "paths": [str(p) for p in paths],
-                "engine": self.settings.ingest.engine,
-            }
-        )
+        record_ingest(self.settings.layout, report, paths, self.settings.ingest.engine)
         return report
 
     def delete(self, source: str, *, tenant: str | None = None, all_tenants: bool = False) -> DeleteReport:

@@ -64,5 +64,5 @@ def test_the_ray_stages_skip_a_document_over_the_chunk_bound(folder: Path, tmp_p
     _, _, rows = list_files([folder], comp.settings.parse)
     row = next(r for r in rows if r["relpath"] == "links.html")
     parsed = parse_file(row, parse=comp.settings.parse, metadata={}, stored={})
-    (doc_row,) = chunk_rows(parsed, settings=comp.settings)
+    (doc_row,) = chunk_rows(parsed, chunk=comp.settings.chunk, embedding=comp.settings.embedding)
     assert (doc_row["change"], doc_row["reason"]) == (SKIPPED, REASONS["links.html"])

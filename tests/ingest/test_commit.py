@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragline.index import Change, IndexState, StreamCommitter, commit_order
+from ragline.ingest.changes import Change, IndexState
 from ragline.ingest.stages import CHUNK, DOC, write_chunks
+from ragline.ingest.writer import StreamCommitter, commit_order
 from ragline.records import Chunk
 from ragline.store.base import IndexInfo
 from ragline.store.edge import EdgeStore

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ragline.components import Components
-from ragline.index import IndexReport
 from ragline.ingest import local, ray_engine
+from ragline.ingest.report import IndexReport
 
 from .conftest import components, points
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fakes import HashEmbedder
 
-from ragline.index import IndexWriter
+from ragline.ingest.writer import IndexWriter
 from ragline.records import Chunk
 from ragline.store.base import IndexInfo
 from ragline.store.edge import EdgeStore

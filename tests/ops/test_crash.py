@@ -1,6 +1,6 @@
 """Crash safety of an update: an ingest that replaces every document, killed with SIGKILL between writes,
 leaves an index that opens, searches, and lists only whole document versions; the next ingest repairs it to
-exactly what a clean ingest gives (the commit protocol at the top of ragline.index)."""
+exactly what a clean ingest gives (the commit protocol at the top of ragline.ingest.writer)."""
 
 from __future__ import annotations
 

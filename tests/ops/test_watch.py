@@ -104,3 +104,32 @@ def test_cli_watch_reingests_a_change_and_stops_on_ctrl_c(tmp_path: Path, sig: s
     with EdgeStore(tmp_path / "data" / "index") as store:
         texts = [p["text"] for _, p in store.points()]
     assert "The turquoise heron sleeps." in texts and len(texts) == 5
+
+
+@pytest.mark.slow
+def test_status_keeps_the_engine_of_a_watch_run(tmp_path: Path) -> None:
+    """A --watch run records its ingest once, as a plain run does: ``status --json`` names the engine."""
+    docs = write_docs(tmp_path / "docs")
+    env = {**os.environ, "RAGLINE_DATA_DIR": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "ragline.cli"]
+    proc = subprocess.Popen(
+        [*cli, "ingest", str(docs), "--watch", "--interval", "0.3", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    watchdog = threading.Timer(300, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["added"] == 5
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert proc.returncode == 0, err
+    status = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    last = json.loads(status.stdout)["last_ingest"]
+    assert (last["engine"], last["added"], last["paths"]) == ("local", 5, [str(docs)])

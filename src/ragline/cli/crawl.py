@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 
 from ragline.cli.app import JsonOut, app, emit_json, out, settings
 from ragline.cli.progress import Bars, bars_enabled
-from ragline.errors import ConfigError, SourceError
+from ragline.errors import SourceError
 
 if TYPE_CHECKING:
     from ragline.sources.crawl import CrawlProgress, CrawlReport, CrawlSettings
@@ -66,14 +65,9 @@ def crawl(
 
 
 def _settings(overrides: dict[str, Any]) -> CrawlSettings:
-    from ragline.sources.crawl import CrawlSettings
+    from ragline.settings_base import with_changes
 
-    base = settings().crawl
-    try:
-        return CrawlSettings.model_validate({**base.model_dump(), **overrides})
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"invalid crawl setting {first['loc'][0]}: {first['msg']}") from e
+    return with_changes(settings().crawl, overrides, lambda loc: f"invalid crawl setting {loc[0]}")
 
 
 def _summary(r: CrawlReport) -> None:

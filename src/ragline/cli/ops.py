@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, err, out
-from ragline.cli.status import record_ingest
 from ragline.errors import BadRequestError, EmptyIndexError
 
 if TYPE_CHECKING:
     from ragline.components import Components
-    from ragline.index import IndexReport
+    from ragline.ingest.report import IndexReport
+    from ragline.library import Ragline
 
 T = TypeVar("T")
 
@@ -181,7 +181,7 @@ def snapshot_restore(
 
 def watch_ingest(
     paths: Sequence[str],
-    comp: Components,
+    rag: Ragline,
     ingest: Callable[[bool], IndexReport],
     *,
     interval: float,
@@ -190,7 +190,7 @@ def watch_ingest(
 ) -> None:
     """Ingest now and after every change under ``paths`` until Ctrl-C; ``ingest(recreate)`` runs once per change.
 
-    The index is closed between runs, so other commands (search, delete, snapshot) can use it meanwhile.
+    The index is released between runs, so other commands (search, delete, snapshot) can use it meanwhile.
     """
     from ragline.ops.watch import watch
 
@@ -201,12 +201,10 @@ def watch_ingest(
         try:
             return ingest(recreate)
         finally:
-            comp.store.close()
+            rag.release()
 
     def show(report: IndexReport) -> None:
         data: dict[str, Any] = {"time": datetime.now().astimezone().isoformat(timespec="seconds"), **report.to_json()}
-        finished = datetime.now(UTC).isoformat(timespec="seconds")
-        record_ingest(comp.settings.data_dir, {**report.to_json(), "finished": finished, "paths": list(paths)})
         if as_json:
             sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -228,13 +226,13 @@ def watch_ingest(
                 interval=interval,
                 on_result=show,
                 polls=polls,
-                include_paths=comp.settings.parse.include_paths,
+                include_paths=rag.settings.parse.include_paths,
                 sleep=stop.sleep,
             )
     except KeyboardInterrupt:
         pass
     finally:
-        comp.close()
+        rag.close()
     if not as_json:
         out.print("stopped watching")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,16 +16,17 @@ from ragline.cli.app import (
     JsonOut,
     K,
     app,
-    components,
     emit_json,
     out,
+    settings,
     snippet,
 )
 from ragline.cli.progress import Bars, bars_enabled
-from ragline.cli.status import record_ingest
 
 if TYPE_CHECKING:
-    from ragline.index import IndexReport
+    from ragline.config import Settings
+    from ragline.ingest.report import IndexReport
+    from ragline.library import Ragline
     from ragline.records import Answer
 
 
@@ -77,46 +77,52 @@ def ingest(
     as_json: JsonOut = False,
 ) -> None:
     """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
-    from ragline.ingest.engines import run_ingest
+    from ragline.ingest.run import stamp
+    from ragline.settings_base import with_changes
 
-    comp = components(data_dir)
-    if url_template:
-        comp.settings.parse.url_template = url_template
-    if selector:
-        comp.settings.parse.html_selector = selector
+    s = settings(data_dir)
     if include_path:
-        comp.settings.parse.include_paths = [*comp.settings.parse.include_paths, *include_path]
+        s.parse.include_paths = [*s.parse.include_paths, *include_path]
     if redact:
-        comp.settings.parse.redact = True
-    comp.settings.ingest = _ingest_settings(
-        comp.settings.ingest,
-        engine=engine,
-        ray_address=ray_address,
-        embed_actors=embed_actors,
-        embed_batch=embed_batch,
-        num_gpus=num_gpus,
+        s.parse.redact = True
+    s.ingest = with_changes(
+        s.ingest,
+        {
+            "engine": engine,
+            "ray_address": ray_address,
+            "embed_actors": embed_actors,
+            "embed_batch": embed_batch,
+            "num_gpus": num_gpus,
+        },
+        lambda loc: "--" + "-".join(loc).replace("_", "-"),
     )
+    metadata = stamp(_metadata(meta), tenant)  # refused before any run: the library's rule for a blank tenant
+    rag = _open(s)
+
+    def run(recreate: bool, progress: Callable[[str, int], None] | None = None) -> IndexReport:
+        """One ingest through the Python API (which records it for ``status``), then the metrics file."""
+        report = rag.ingest(
+            paths,
+            metadata=metadata,
+            recreate=recreate,
+            url_template=url_template,
+            selector=selector,
+            progress=progress,
+        )
+        if metrics_file is not None:
+            from ragline.observability.ingest_metrics import write_textfile
+
+            write_textfile(metrics_file)
+        return report
+
     if watch:
         from ragline.cli.ops import watch_ingest
 
-        metadata = _metadata(meta, tenant)
-        watch_ingest(
-            paths,
-            comp,
-            lambda again: _recorded(
-                comp, paths, run_ingest(paths, comp, recreate=again, metadata=metadata), metrics_file
-            ),
-            interval=interval,
-            as_json=as_json,
-        )
+        watch_ingest(paths, rag, run, interval=interval, as_json=as_json)
         return
     bars, tick = _ingest_bars(paths, bars_enabled(as_json))
-    try:
-        with bars:
-            report = run_ingest(paths, comp, recreate=recreate, progress=tick, metadata=_metadata(meta, tenant))
-    finally:
-        comp.close()
-    _recorded(comp, paths, report, metrics_file)
+    with rag, bars:
+        report = run(recreate, tick)
     if as_json:
         emit_json(report.to_json())
         return
@@ -127,26 +133,18 @@ def ingest(
     )
     if report.redacted:
         out.print("  redacted " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.redacted.items())))
-    for s in report.skipped:
-        out.print(f"  skipped {s.source}: {s.reason}")
+    for skipped in report.skipped:
+        out.print(f"  skipped {skipped.source}: {skipped.reason}")
 
 
-def _ingest_settings(current: Any, **overrides: Any) -> Any:
-    """The ingest settings with the command's options on top, validated like the rest of the settings."""
-    from pydantic import ValidationError
+def _open(s: Settings) -> Ragline:
+    """The Python API over these settings: the commands below are shells over it."""
+    from ragline.library import Ragline
 
-    from ragline.config import IngestSettings
-    from ragline.errors import ConfigError
-
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return IngestSettings.model_validate({**current.model_dump(), **given})
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"--{'-'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from e
+    return Ragline(s)
 
 
-def _metadata(pairs: list[str] | None, tenant: str | None) -> dict[str, Any]:
+def _metadata(pairs: list[str] | None) -> dict[str, Any]:
     from ragline.errors import BadRequestError
 
     out: dict[str, Any] = {}
@@ -155,27 +153,7 @@ def _metadata(pairs: list[str] | None, tenant: str | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise BadRequestError(f"--meta {pair!r} is not key=value")
         out[key.strip()] = value.strip()
-    if tenant:
-        out["tenant"] = tenant
     return out
-
-
-def _recorded(comp: Any, paths: list[str], report: IndexReport, metrics_file: Path | None) -> IndexReport:
-    """Keep the report for ``ragline status`` and, when asked, write the ingest counters; returns the report."""
-    record_ingest(
-        comp.settings.data_dir,
-        {
-            **report.to_json(),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "paths": [str(p) for p in paths],
-            "engine": comp.settings.ingest.engine,
-        },
-    )
-    if metrics_file is not None:
-        from ragline.observability.ingest_metrics import write_textfile
-
-        write_textfile(metrics_file)
-    return report
 
 
 def _ingest_bars(paths: list[str], enabled: bool) -> tuple[Bars, Callable[[str, int], None]]:
@@ -216,12 +194,8 @@ def search(
     """Show the chunks that best match a question."""
     from ragline.retrieve import parse_filters
 
-    comp = components(data_dir)
-    try:
-        comp.open_for_reading()
-        hits = comp.retriever.search(query, k, filters=parse_filters(filters or []))
-    finally:
-        comp.close()
+    with _open(settings(data_dir)) as rag:
+        hits = rag.search(query, k, filters=parse_filters(filters or []))
     if as_json:
         emit_json({"query": query, "hits": [h.to_json() for h in hits]})
         return
@@ -254,26 +228,21 @@ def ask(
     """Answer a question from the index, citing its sources by number."""
     from ragline.answer.links import citation_link
     from ragline.limits import check_mode
-    from ragline.records import Done, Query, Token
+    from ragline.records import Done, Token
     from ragline.retrieve import parse_filters
 
     check_mode(mode, "--mode")
     turns = _read_history(history) if history else None
-    comp = components(data_dir)
-    try:
-        comp.open_for_reading()
-        answer = None
+    answer = None
+    with _open(settings(data_dir)) as rag:
         where = parse_filters(filters or [])
-        asked = Query.of(question, k=k, filters=where, history=turns, mode=mode, max_tokens=max_tokens)
-        events = comp.agent.stream(asked)
+        events = rag.stream(question, k, filters=where, history=turns, mode=mode, max_tokens=max_tokens)
         for event in events:
             if isinstance(event, Token) and stream and not as_json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
             elif isinstance(event, Done):
                 answer = event.answer
-    finally:
-        comp.close()
     assert answer is not None
     if as_json:
         emit_json(answer.to_json())
@@ -287,7 +256,7 @@ def ask(
     elif not answer.grounded:
         out.print(f"[yellow]not grounded: {(answer.check or {}).get('reason')}[/yellow]")
     out.print("\n[bold]Sources[/bold]")
-    base = comp.settings.answer.citation_base_url
+    base = rag.settings.answer.citation_base_url
     for c in answer.citations:
         link = escape(citation_link(c.hit.chunk.url, base))
         out.print(f"  [{c.n}] {c.hit.chunk.title} - {c.hit.chunk.section}: {link}")

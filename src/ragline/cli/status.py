@@ -10,12 +10,6 @@ from urllib.parse import urlsplit
 from ragline.cli.app import DataDir, JsonOut, app, components, emit_json, out
 from ragline.config import LLMSettings
 from ragline.errors import RaglineError
-from ragline.layout import DataLayout
-
-
-def record_ingest(data_dir: Path, report: dict[str, Any]) -> None:
-    """Keep the last ingest's report beside the index, for ``status``."""
-    DataLayout(data_dir).write_last_ingest(report)
 
 
 def _disk_bytes(path: Path) -> int:

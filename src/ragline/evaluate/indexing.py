@@ -16,8 +16,8 @@ import ragline.parse as parse_package
 from ragline.components import Components
 from ragline.config import Settings
 from ragline.evaluate.benchmarks import Benchmark
-from ragline.index import IndexReport
 from ragline.ingest.local import index_documents, ingest
+from ragline.ingest.report import IndexReport
 from ragline.records import Chunk, Loaded
 from ragline.store import sparse
 

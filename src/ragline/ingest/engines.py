@@ -8,8 +8,8 @@ from typing import Unpack
 
 from ragline.components import Components
 from ragline.errors import ConfigError
-from ragline.index import IndexReport
-from ragline.ingest.local import IngestOptions
+from ragline.ingest.report import IndexReport
+from ragline.ingest.run import IngestOptions
 
 
 def _local(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:

@@ -7,30 +7,29 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, Unpack, cast
+from typing import Any, TypeVar, Unpack, cast
 
 from ragline.chunk import Chunker
 from ragline.components import Components
 from ragline.embed.base import Embedder
 from ragline.errors import SourceError
-from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped
+from ragline.ingest.changes import Change, IndexState
 from ragline.ingest.inputs import plan_inputs
 from ragline.ingest.parallel import ParallelEmbedder, parallel
-from ragline.observability import ingest_metrics
+from ragline.ingest.report import IndexReport, Skipped
+from ragline.ingest.run import IngestOptions, Progress, finish
+from ragline.ingest.writer import IndexWriter
 from ragline.observability.ingest_metrics import TimedEmbedder
 from ragline.privacy import add_counts
 from ragline.records import Loaded, doc_id_for, tenant_of
 from ragline.sources.files import load_document
-from ragline.store.base import VectorStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-Progress = Callable[[str, int], None]  # (event, amount): "document", "chunks", "skipped"
 
 
 def read_sources(
@@ -61,14 +60,6 @@ def read_sources(
             yield Loaded(item.fallback, document=doc)
 
     return inputs.origins, stream()
-
-
-class IngestOptions(TypedDict, total=False):
-    """What every engine's ``ingest(paths, components, **options)`` takes besides the inputs."""
-
-    recreate: bool  # drop the index and build it anew
-    progress: Progress | None  # called with ("document" | "chunks" | "skipped", amount)
-    metadata: dict[str, Any] | None  # attached to every document, e.g. {"tenant": "acme"}
 
 
 def ingest(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
@@ -166,21 +157,6 @@ def _index(
         tick("document", 1)
     report.chunks_written += writer.flush()
     return set(seen)
-
-
-def finish(
-    report: IndexReport, store: VectorStore, state: IndexState, origins: Sequence[str], seen: set[str], t0: float
-) -> None:
-    """Delete documents gone from their folders, make the writes durable and complete the report."""
-    for doc_id in state.gone(origins, seen):
-        report.chunks_deleted += store.count({"doc_id": doc_id})
-        store.delete_document(doc_id)
-        report.deleted += 1
-        log.info("deleted %s (gone from its folder)", state.source.get(doc_id, doc_id))
-    store.flush()
-    report.index_chunks = store.count()
-    report.seconds = time.perf_counter() - t0
-    ingest_metrics.record(report)
 
 
 # While an ingest's threads share the interpreter: an embedding call that returns from the model waits for the

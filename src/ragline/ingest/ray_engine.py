@@ -6,7 +6,7 @@ The driver lists file paths (never their content) and reads the index state once
 decide what changed, so unchanged documents are never chunked or embedded. Embedded chunks stream back
 in batches: with the embedded Qdrant engine (one process may open a shard) the driver writes them; with
 a Qdrant server, writer actors write in parallel and send back only what the driver needs to commit
-each document (its first chunk, written last; see ``ragline.index``). Same files, same chunks, same
+each document (its first chunk, written last; see ``ragline.ingest.writer``). Same files, same chunks, same
 point ids and payloads as the in-process engine.
 """
 
@@ -26,8 +26,9 @@ import numpy as np
 from ragline.components import Components
 from ragline.config import EmbeddingSettings, IngestSettings, Settings
 from ragline.errors import MissingDependencyError, SourceError
-from ragline.index import Change, IndexReport, IndexState, IndexWriter, Skipped, StreamCommitter
-from ragline.ingest.local import IngestOptions, Progress, finish
+from ragline.ingest.changes import Change, IndexState
+from ragline.ingest.report import IndexReport, Skipped
+from ragline.ingest.run import IngestOptions, Progress, finish
 from ragline.ingest.stages import (
     CHUNK,
     DOC,
@@ -45,6 +46,7 @@ from ragline.ingest.stages import (
     unpickle_chunk,
     write_chunks,
 )
+from ragline.ingest.writer import IndexWriter, StreamCommitter
 from ragline.privacy import add_counts
 from ragline.ray_local import start_local_ray, stop_local_ray
 from ragline.records import doc_id_for, tenant_of
@@ -146,7 +148,11 @@ def _pipeline(
             fn_kwargs={"parse": settings.parse, "metadata": dict(metadata), "stored": stored, "claims": claims},
             num_cpus=ing.parse_cpus,
         )
-        .flat_map(chunk_rows, fn_kwargs={"settings": settings}, num_cpus=ing.parse_cpus)
+        .flat_map(
+            chunk_rows,
+            fn_kwargs={"chunk": settings.chunk, "embedding": settings.embedding},
+            num_cpus=ing.parse_cpus,
+        )
         .map_batches(
             EmbedChunks,
             fn_constructor_kwargs={"embedding": actor_embedding(settings.embedding, ing), "workers": ing.embed_workers},

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ragline.chunk import Chunker
-from ragline.config import EmbeddingSettings, ParseSettings, QdrantSettings, Settings
+from ragline.chunk import Chunker, make_chunker
+from ragline.config import ChunkSettings, EmbeddingSettings, ParseSettings, QdrantSettings
+from ragline.embed import make_embedder
 from ragline.errors import ConfigError, SourceError
-from ragline.index import Change, change_of
+from ragline.ingest.changes import Change, change_of
 from ragline.ingest.inputs import plan_inputs
 from ragline.ingest.parallel import CONCURRENT_BACKENDS, ingest_embedder
 from ragline.records import Chunk, Document, doc_id_for, tenant_of
@@ -157,13 +158,12 @@ def _claim(claims: Any, doc_id: str, seq: int) -> int:
 _CHUNKERS: dict[str, Chunker] = {}
 
 
-def chunker_for(settings: Settings) -> Chunker:
-    """The chunker these settings build, made once per worker process (it loads the model's tokenizer)."""
-    from ragline.components import Components
-
-    key = settings.chunk.model_dump_json() + settings.embedding.model_dump_json()
+def chunker_for(chunk: ChunkSettings, embedding: EmbeddingSettings) -> Chunker:
+    """The chunker these settings build, made once per worker process: the chunker and, for token sizes, the
+    embedder whose tokenizer counts (its model is never loaded for that)."""
+    key = chunk.model_dump_json() + embedding.model_dump_json()
     if key not in _CHUNKERS:
-        _CHUNKERS[key] = Components(settings).chunker
+        _CHUNKERS[key] = make_chunker(chunk, lambda: make_embedder(embedding))
     return _CHUNKERS[key]
 
 
@@ -187,13 +187,13 @@ def _row(
     }
 
 
-def chunk_rows(parsed: dict[str, Any], *, settings: Settings) -> list[dict[str, Any]]:
+def chunk_rows(parsed: dict[str, Any], *, chunk: ChunkSettings, embedding: EmbeddingSettings) -> list[dict[str, Any]]:
     """A new or changed document's chunk rows, then its ``doc`` row (which counts them)."""
     if parsed["change"] in (SKIPPED, DUPLICATE, Change.UNCHANGED.value):
         return [_row(DOC, parsed)]
     doc: Document = pickle.loads(parsed["doc"])
     try:
-        chunks = chunker_for(settings).split(doc, origin=parsed["origin"])
+        chunks = chunker_for(chunk, embedding).split(doc, origin=parsed["origin"])
     except SourceError as e:  # over a bound (max_chunks): skipped with the reason
         return [_row(DOC, {**parsed, "change": SKIPPED, "reason": str(e)})]
     except Exception as e:  # same rule as parsing: report the document, keep going

@@ -19,7 +19,7 @@ from ragline.embed.base import WrappedEmbedder
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragline.index import IndexReport
+    from ragline.ingest.report import IndexReport
 
 REGISTRY = CollectorRegistry()
 OUTCOMES = ("added", "updated", "unchanged", "deleted", "skipped")

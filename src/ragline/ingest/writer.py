@@ -1,9 +1,9 @@
-"""Incremental indexing: decide what changed, then write it so a crash never loses or duplicates.
+"""The crash-safe writer: changed documents go into the index so that a crash never loses or duplicates.
 
 A document is identified by its source (``doc_id``) and versioned by its content hash. A changed
 document is written new-version-first and committed by its first chunk (``chunk_index`` 0), which is
 always written after every other chunk of that version; then the document's points with any other
-hash are deleted. ``IndexState`` reads documents from first chunks only, so:
+hash are deleted. ``IndexState`` (``ingest.changes``) reads documents from first chunks only, so:
 
 - a crash before the first chunk is written leaves a version the next run does not see: the
   document is still new or changed, and rewriting it (same deterministic ids) then deleting other
@@ -16,89 +16,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from typing import Any
 
 import numpy as np
 
 from ragline.embed.base import Embedder
 from ragline.records import Chunk
-from ragline.store.base import StoredDocument, VectorStore
+from ragline.store.base import VectorStore
 
 log = logging.getLogger(__name__)
-
-
-class Change(StrEnum):
-    ADDED = "added"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-
-
-@dataclass(slots=True)
-class Skipped:
-    source: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"source": self.source, "reason": self.reason}
-
-
-@dataclass(slots=True)
-class IndexReport:
-    documents: int = 0  # documents read and parsed in this run
-    added: int = 0  # documents new to the index
-    updated: int = 0  # documents whose content changed
-    deleted: int = 0  # documents gone from their folder, removed from the index
-    unchanged: int = 0
-    chunks_written: int = 0  # chunks embedded and upserted in this run
-    chunks_deleted: int = 0  # chunks of deleted documents removed in this run
-    index_chunks: int = 0  # chunks in the whole index after the run (all runs, all tenants)
-    skipped: list[Skipped] = field(default_factory=list)
-    # Values replaced by redaction (parse.redact) in the documents read, by kind; never the values themselves.
-    redacted: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def count(self, change: Change) -> None:
-        setattr(self, change.value, getattr(self, change.value) + 1)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "redacted": dict(sorted(self.redacted.items())), "seconds": round(self.seconds, 3)}
-
-
-def change_of(held: Collection[str] | None, doc_hash: str) -> Change:
-    """What a document is to an index holding ``held`` hashes for it (a crash can leave two)."""
-    if not held:
-        return Change.ADDED
-    return Change.UNCHANGED if set(held) == {doc_hash} else Change.UPDATED
-
-
-class IndexState:
-    """What the index holds, loaded once per ingest: doc_id -> stored hashes, and origins."""
-
-    def __init__(self, stored: Iterable[StoredDocument], tenant: str | None = None) -> None:
-        """Only ``tenant``'s documents count (those ingested without a tenant when None): a run for one
-        tenant neither sees nor deletes another's, even from the same folder."""
-        self.tenant = tenant
-        self.hashes: dict[str, set[str]] = defaultdict(set)
-        self.origin: dict[str, str | None] = {}
-        self.source: dict[str, str] = {}
-        for d in stored:
-            if d.tenant != tenant:
-                continue
-            self.hashes[d.doc_id].add(d.doc_hash)
-            self.origin[d.doc_id] = d.origin
-            self.source[d.doc_id] = d.source
-
-    def change(self, doc_id: str, doc_hash: str) -> Change:
-        return change_of(self.hashes.get(doc_id), doc_hash)
-
-    def gone(self, origins: Iterable[str], seen: set[str]) -> list[str]:
-        """Documents indexed from these origins that this run did not see (nor skip)."""
-        wanted = set(origins)
-        return sorted(d for d, o in self.origin.items() if o in wanted and d not in seen)
 
 
 def commit_order(chunks: Sequence[Chunk]) -> list[Chunk]:
