@@ -127,3 +127,72 @@ def test_serve_on_ray_stops_everything_and_frees_the_port(index_dir: Path, tmp_p
 def _tail(log: IO[bytes]) -> str:
     log.flush()
     return Path(log.name).read_bytes().decode(errors="replace")[-3000:]
+
+
+STOP_WITHIN = 15.0  # what `ragline serve` promises from any state, starting included
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc (Linux)")
+def test_serve_stops_promptly_while_ray_is_starting_and_on_a_second_ctrl_c(index_dir: Path, tmp_path: Path) -> None:
+    ragline = Path(sys.executable).with_name("ragline")
+
+    def start(name: str) -> tuple[subprocess.Popen[bytes], IO[bytes], str]:
+        log = (tmp_path / f"{name}.log").open("wb")
+        port = free_port()
+        server = subprocess.Popen(
+            [str(ragline), "serve", "--port", str(port), "--data-dir", str(index_dir)],  # warnings shown
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        return server, log, f"http://127.0.0.1:{port}"
+
+    # 1. SIGTERM once Ray's processes are up, before Serve answers.
+    server, log, url = start("starting")
+    try:
+        started, sessions = set(), set()
+        deadline = time.monotonic() + START_TIMEOUT
+        while "raylet" not in " ".join(_left(started, set()).values()):
+            assert server.poll() is None, _tail(log)
+            assert time.monotonic() < deadline, "Ray did not start"
+            pids, sids = _tree(server.pid)
+            started, sessions = started | pids, sessions | sids
+            time.sleep(0.1)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/healthz", timeout=1)  # not serving yet: the stop lands while it starts
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(timeout=STOP_WITHIN) == 0, _tail(log)
+        assert _left(started, sessions) == {}
+        assert "did not stop within" not in _tail(log)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+    # 2. Ctrl-C twice on a ready server: it stops at once, and says so (not that it timed out).
+    server, log, url = start("twice")
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert server.poll() is None, _tail(log)
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+        started, sessions = _tree(server.pid)
+        os.killpg(server.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=STOP_WITHIN)
+        assert _left(started, sessions) == {}
+        said = _tail(log)
+        assert "did not stop within" not in said and "asked again to stop" in said
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()

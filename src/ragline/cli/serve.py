@@ -114,20 +114,27 @@ def _serve_on_ray(s: Settings, url: str) -> None:
 
     stop = threading.Event()
     starting = True
+    ready = False
 
     def on_signal(*_: object) -> None:
         stop.set()
-        if starting:  # interrupt the start (Serve waits for every replica); the finally block stops it all
+        if starting:  # interrupt the start (Ray's, or Serve waiting for every replica); finally stops it all
             raise _Stopping
 
-    try:
-        ray_serve.start(s, log_to_driver=bool(state.get("verbose")))
-        # After ray.init, which installs its own SIGTERM handler (one that aborts the process when Ray is
-        # being stopped): ours stops Serve gracefully instead.
+    def listen() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
+
+    try:
+        listen()  # from the first moment: a stop while Ray starts interrupts the start
+        ray_serve.start(s, log_to_driver=bool(state.get("verbose")))
+        # Again after ray.init, which installs its own SIGTERM handler (one that aborts the process when Ray
+        # is being stopped): ours stops Serve gracefully instead.
+        listen()
+        if stop.is_set():  # asked while Ray's handler held the signal
+            raise _Stopping
         ray_serve.deploy(s)
-        starting = False
+        starting, ready = False, True
         out.print(f"serving on {url} (Ray Serve); API docs at {url}/docs; Ctrl-C to stop")
         while not stop.wait(1):
             pass
@@ -137,7 +144,10 @@ def _serve_on_ray(s: Settings, url: str) -> None:
         out.print("stopping before the server was ready")
     finally:
         starting = False
-        ray_serve.shutdown()
+        # A server that never served has no requests to drain: Ray's shutdown stops its actors at once
+        # (Serve's graceful shutdown would wait for replicas that are still starting).
+        if ready:
+            ray_serve.shutdown()
         stop_local_ray()
     out.print("stopped")
 

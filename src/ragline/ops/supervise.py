@@ -71,6 +71,7 @@ def supervise(argv: Sequence[str], *, grace: float, env: Mapping[str, str] | Non
 
 def _wait(child: subprocess.Popen[bytes], requests: list[int], asked: threading.Event, grace: float) -> int:
     deadline: float | None = None
+    killed = False
     while True:
         try:
             return child.wait(timeout=0.2)
@@ -81,11 +82,14 @@ def _wait(child: subprocess.Popen[bytes], requests: list[int], asked: threading.
             if deadline is None:
                 deadline = time.monotonic() + grace
                 _signal(child.pid, signal.SIGTERM)
-            else:  # asked twice: stop now
-                deadline = 0.0
-        if deadline is not None and time.monotonic() > deadline:
+            elif not killed:  # asked twice: stop now
+                log.warning("asked again to stop: stopping the server at once")
+                _signal(child.pid, signal.SIGKILL)
+                killed = True
+        if deadline is not None and not killed and time.monotonic() > deadline:
             log.warning("the server did not stop within %g s; killing it", grace)
             _signal(child.pid, signal.SIGKILL)
+            killed = True
 
 
 def die_with_parent() -> None:
