@@ -22,6 +22,7 @@ from ragline.cli.app import (
     out,
     snippet,
 )
+from ragline.cli.generations import published_note
 from ragline.cli.progress import Bars, bars_enabled
 from ragline.cli.status import record_ingest
 
@@ -74,10 +75,26 @@ def ingest(
     interval: Annotated[
         float, typer.Option(min=0.1, help="--watch: seconds between checks (web sources: between re-crawls)")
     ] = 5.0,
+    gate: Annotated[
+        Path | None,
+        typer.Option("--gate", help="Questions (JSON lines: question, source) the new index must answer as well"),
+    ] = None,
+    gate_margin: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="--gate: how much lower hit rate and answered share may be")
+    ] = 0.05,
+    min_documents: Annotated[
+        int, typer.Option(min=0, help="Publish the new index only if it holds at least this many documents")
+    ] = 0,
     as_json: JsonOut = False,
 ) -> None:
-    """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
+    """Index documents into a new generation of the index, published (after its gate) while the previous one
+    keeps serving; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
+    from functools import partial
+
     from ragline.ingest.engines import run_ingest
+    from ragline.ingest.gate import Gate
+
+    run_ingest = partial(run_ingest, gate=Gate(gate, gate_margin, min_documents))
 
     comp = components(data_dir)
     if url_template:
@@ -117,13 +134,15 @@ def ingest(
     finally:
         comp.close()
     _recorded(comp, paths, report, metrics_file)
+    generation = published_note(comp.settings)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), **generation})
         return
     out.print(
         f"{report.documents} documents ({report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.deleted} deleted), {report.chunks_written} chunks written, "
         f"{report.chunks_deleted} deleted, in {report.seconds:.1f}s; the index holds {report.index_chunks} chunks"
+        + (f" (generation {generation['generation']}, published)" if generation else "")
     )
     if report.redacted:
         out.print("  redacted " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.redacted.items())))
