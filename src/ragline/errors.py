@@ -68,6 +68,10 @@ class IndexMismatchError(StoreError):
     """The index was built with another embedding model or dimension."""
 
 
+class GateFailedError(RaglineError, exit_code=6):
+    """A new index generation did not pass its gate; it was kept unpublished and the published one serves on."""
+
+
 class GenerationError(
     RaglineError, exit_code=5, http_status=502, kind="llm_failed", public="the language model failed to answer"
 ):

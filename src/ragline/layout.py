@@ -2,7 +2,8 @@
 
 ```
 <data_dir>/
-  index/              the embedded index (the store's own files)
+  generations/<N>/    generations of the embedded index, and PUBLISHED, the one served (ragline.store.generations)
+  index/              the embedded index of a data dir made before generations (served as generation 1)
   crawl/              crawled pages and their manifest (ragline.sources.pagestore)
   last-ingest.json    the last ingest's report, for ``ragline status``
   snapshots/<name>/   copies of the index (ragline.ops.snapshot)

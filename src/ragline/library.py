@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ragline.components import Components
     from ragline.config import Settings
     from ragline.generate.base import Message
+    from ragline.ingest.gate import Gate
     from ragline.ingest.report import IndexReport
     from ragline.ingest.run import Progress
     from ragline.ops.delete import DeleteReport
@@ -124,12 +125,16 @@ class Ragline:
         url_template: str | None = None,
         selector: str | None = None,
         progress: Progress | None = None,
+        gate: Gate | None = None,
     ) -> IndexReport:
         """Index files, folders and sites (``http(s)://`` URLs are crawled), like ``ragline ingest``.
 
         Unchanged documents cost nothing, changed ones are replaced, and files gone from an ingested folder
         are removed. ``tenant`` and ``metadata`` are stamped on every document (filterable);
-        ``url_template`` and ``selector`` apply to this call only. Returns the report ``--json`` prints.
+        ``url_template`` and ``selector`` apply to this call only. The ingest builds a new generation of the
+        index, published once it passes ``gate`` (``ingest.gate.Gate``: questions, margin, minimum documents;
+        a failed gate raises ``GateFailedError`` and leaves the published one serving). Returns the report
+        ``--json`` prints.
         """
         from ragline.errors import BadRequestError
         from ragline.ingest.engines import run_ingest
@@ -147,7 +152,9 @@ class Ragline:
             parse["html_selector"] = selector
         with self._lock, self._parse_settings(parse):
             self._check_open()
-            report = run_ingest(paths, self._components, recreate=recreate, progress=progress, metadata=stamped)
+            report = run_ingest(
+                paths, self._components, gate=gate, recreate=recreate, progress=progress, metadata=stamped
+            )
             # The ingest left the index open with this embedding model: searches may follow at once.
             self._reading = True
         record_ingest(self.settings.layout, report, paths, self.settings.ingest.engine)

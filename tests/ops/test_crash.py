@@ -19,6 +19,7 @@ import pytest
 from ragline.components import Components
 from ragline.config import load_settings
 from ragline.ingest.local import ingest, read_sources
+from ragline.store.generations import Generations
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +86,12 @@ def test_sigkill_during_an_update_leaves_a_consistent_index(tmp_path: Path) -> N
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
+    # The kill left the published generation untouched; the commit protocol is checked where the killed ingest
+    # wrote, in the generation it was building, published here by hand as `ragline generations publish 2` does.
+    gens = Generations(data)
+    assert gens.published() == 1
+    with gens.locked():
+        gens.publish(2)
 
     comp = Components(load_settings(data_dir=data))
     try:

@@ -100,8 +100,9 @@ def test_cli_watch_reingests_a_change_and_stops_on_ctrl_c(tmp_path: Path, sig: s
     assert "Traceback" not in err
     # the index is closed cleanly: another process can open it and sees the edit
     from ragline.store.edge import EdgeStore
+    from ragline.store.generations import Generations
 
-    with EdgeStore(tmp_path / "data" / "index") as store:
+    with EdgeStore(Generations(tmp_path / "data").published_path()) as store:
         texts = [p["text"] for _, p in store.points()]
     assert "The turquoise heron sleeps." in texts and len(texts) == 5
 

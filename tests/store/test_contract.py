@@ -22,6 +22,7 @@ from ragline.records import Chunk, Document
 from ragline.store import EdgeStore, QdrantStore, make_store
 from ragline.store.base import Fusion, IndexInfo, Prefix, StoredDocument, VectorStore
 from ragline.store.filters import conditions, source_prefixes
+from ragline.store.following import FollowingStore
 
 DIM = 8
 INFO = IndexInfo(model="test/model-a", dimension=DIM)
@@ -670,8 +671,8 @@ def test_conditions_of_prefix() -> None:
 
 
 def test_make_store_picks_backend(tmp_path: Path) -> None:
-    edge = make_store(QdrantSettings(), tmp_path)
-    assert isinstance(edge, EdgeStore) and edge.path == tmp_path / "index"
+    edge = make_store(QdrantSettings(), tmp_path)  # the embedded engine, following the published generation
+    assert isinstance(edge, FollowingStore) and edge.generations.published_path() == tmp_path / "index"
     local = make_store(QdrantSettings(path=str(tmp_path / "q"), collection="c"), tmp_path)
     assert isinstance(local, QdrantStore) and local.path == str(tmp_path / "q") and local.collection == "c"
     remote = make_store(QdrantSettings(url="http://qdrant:6333", api_key="k"), tmp_path)

@@ -12,6 +12,7 @@ from ragline.config import QdrantSettings
 from ragline.records import Chunk
 from ragline.store import EdgeStore, QdrantStore, make_store
 from ragline.store.base import IndexInfo
+from ragline.store.following import FollowingStore
 
 # Large enough that the engine indexes the segment (HNSW) and builds its int8 copy of the vectors.
 DIM, N = 384, 8000
@@ -44,7 +45,7 @@ def points(n: int = N) -> tuple[list[Chunk], np.ndarray]:
 def test_quantised_on_disk_index_searches_like_numpy(tmp_path: Path) -> None:
     settings = QdrantSettings(quantization="int8", on_disk_vectors=True, on_disk_payload=True)
     store = make_store(settings, tmp_path)
-    assert isinstance(store, EdgeStore)
+    assert isinstance(store, FollowingStore)  # the embedded engine, over the published generation
     chunks, vectors = points()
     with store:
         store.open(INFO)

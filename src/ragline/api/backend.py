@@ -144,6 +144,18 @@ class InProcessBackend:
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.components.close)
 
+    def generation(self) -> dict[str, Any] | None:
+        """The index generation served and the one published (None without generations)."""
+        from ragline.store.following import served_generation
+
+        return served_generation(self.components.store)
+
+
+def generation_of(backend: QueryBackend) -> dict[str, Any] | None:
+    """What a backend says of the index generation it serves (a backend without generations: None)."""
+    report = getattr(backend, "generation", None)
+    return report() if callable(report) else None
+
 
 def embed_texts(embedder: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
     """Texts as documents are embedded for the index (its document prefix, if any), and the tokens read."""

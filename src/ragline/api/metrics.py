@@ -59,6 +59,12 @@ class Metrics:
         self.streams = Gauge("ragline_streams_active", "Streaming responses in progress", registry=r)
         self.errors = Counter("ragline_errors", "Errors returned, by type", ["type"], registry=r)
         self.fallbacks = Counter("ragline_retrieval_only_answers", "Answers given without the LLM", registry=r)
+        self.index_generation = Gauge(
+            "ragline_index_generation",
+            "Index generation: the one this process serves, and the one published (-1: none)",
+            ["which"],
+            registry=r,
+        )
 
     def observe_answer(self, answer: Answer) -> None:
         t = answer.timings
@@ -70,6 +76,12 @@ class Metrics:
             self.first_token_seconds.observe(t["first_token"])
         self.tokens.labels("prompt").inc(answer.usage.prompt_tokens)
         self.tokens.labels("completion").inc(answer.usage.completion_tokens)
+
+    def set_generation(self, report: dict[str, Any] | None) -> None:
+        """Show the generation served and published (-1: none)."""
+        for which in ("served", "published"):
+            value = (report or {}).get(which)
+            self.index_generation.labels(which).set(-1 if value is None else value)
 
     def render(self) -> bytes:
         """This server's metrics, then the counters of ingests run in this process."""

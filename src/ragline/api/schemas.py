@@ -156,6 +156,9 @@ class OpenAIErrorOut(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str] = Field(description="'ok' or why the part is not ready")
+    generation: dict[str, Any] | None = Field(
+        default=None, description="The index generation served, the one published, and why one was refused"
+    )
 
 
 # -- OpenAI-compatible ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from rich.markup import escape
 from ragline.cli import (
     adapt,  # noqa: F401
     crawl,  # noqa: F401
+    generations,  # noqa: F401  (registers generations)
     mcp,  # noqa: F401
     models,  # noqa: F401
     ops,  # noqa: F401  (registers delete, snapshot)

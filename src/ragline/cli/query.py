@@ -21,6 +21,7 @@ from ragline.cli.app import (
     settings,
     snippet,
 )
+from ragline.cli.generations import published_note
 from ragline.cli.progress import Bars, bars_enabled
 
 if TYPE_CHECKING:
@@ -74,9 +75,21 @@ def ingest(
     interval: Annotated[
         float, typer.Option(min=0.1, help="--watch: seconds between checks (web sources: between re-crawls)")
     ] = 5.0,
+    gate: Annotated[
+        Path | None,
+        typer.Option("--gate", help="Questions (JSON lines: question, source) the new index must answer as well"),
+    ] = None,
+    gate_margin: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="--gate: how much lower hit rate and answered share may be")
+    ] = 0.05,
+    min_documents: Annotated[
+        int, typer.Option(min=0, help="Publish the new index only if it holds at least this many documents")
+    ] = 0,
     as_json: JsonOut = False,
 ) -> None:
-    """Index documents; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
+    """Index documents into a new generation of the index, published (after its gate) while the previous one
+    keeps serving; unchanged ones cost nothing, changed ones are replaced, vanished ones removed."""
+    from ragline.ingest.gate import Gate
     from ragline.ingest.run import stamp
     from ragline.settings_base import with_changes
 
@@ -108,6 +121,7 @@ def ingest(
             url_template=url_template,
             selector=selector,
             progress=progress,
+            gate=Gate(gate, gate_margin, min_documents),
         )
         if metrics_file is not None:
             from ragline.observability.ingest_metrics import write_textfile
@@ -123,13 +137,15 @@ def ingest(
     bars, tick = _ingest_bars(paths, bars_enabled(as_json))
     with rag, bars:
         report = run(recreate, tick)
+    generation = published_note(s)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), **generation})
         return
     out.print(
         f"{report.documents} documents ({report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.deleted} deleted), {report.chunks_written} chunks written, "
         f"{report.chunks_deleted} deleted, in {report.seconds:.1f}s; the index holds {report.index_chunks} chunks"
+        + (f" (generation {generation['generation']}, published)" if generation else "")
     )
     if report.redacted:
         out.print("  redacted " + ", ".join(f"{n} {kind}" for kind, n in sorted(report.redacted.items())))

@@ -12,6 +12,18 @@ from ragline.config import LLMSettings
 from ragline.errors import RaglineError
 
 
+def _served(comp: Any) -> Path:
+    from ragline.store.generations import Generations
+
+    return Generations(comp.settings.data_dir).published_path()
+
+
+def _generation(store: Any) -> dict[str, Any] | None:
+    from ragline.store.following import served_generation
+
+    return served_generation(store)
+
+
 def _disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -42,10 +54,12 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
         info = comp.store.info()
         docs = list(comp.store.documents()) if info else []
         chunks = comp.store.count() if info else 0
+        generation = _generation(comp.store)
     finally:
         comp.close()
     report: dict[str, Any] = {
-        "index": s.qdrant.url or str(s.layout.index.resolve()),
+        "index": s.qdrant.url or str(_served(comp).resolve()),
+        "generation": generation,
         "backend": "qdrant-server" if s.qdrant.url else ("qdrant-local" if s.qdrant.path else "qdrant-edge"),
         "model": info.model if info else None,
         "dimension": info.dimension if info else None,
@@ -63,6 +77,8 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
         out.print(f"no index at {report['index']}: run `ragline ingest PATH` first")
         return
     out.print(f"index       {report['index']} ({report['backend']})")
+    if report["generation"]:
+        out.print(f"generation  {report['generation']['served']} (published {report['generation']['published']})")
     out.print(f"model       {report['model']} ({report['dimension']} dims)")
     out.print(f"contents    {report['documents']} documents, {report['chunks']} chunks")
     out.print(f"llm         {report['llm']}")

@@ -8,6 +8,7 @@ from typing import Unpack
 
 from ragline.components import Components
 from ragline.errors import ConfigError
+from ragline.ingest.gate import Gate
 from ragline.ingest.report import IndexReport
 from ragline.ingest.run import IngestOptions
 
@@ -27,11 +28,18 @@ def _ray(paths: Sequence[str | Path], components: Components, **options: Unpack[
 ENGINES: dict[str, Callable[..., IndexReport]] = {"local": _local, "ray": _ray}
 
 
-def run_ingest(paths: Sequence[str | Path], components: Components, **options: Unpack[IngestOptions]) -> IndexReport:
-    """Ingest with the engine the settings name."""
+def run_ingest(
+    paths: Sequence[str | Path], components: Components, *, gate: Gate | None = None, **options: Unpack[IngestOptions]
+) -> IndexReport:
+    """Ingest with the engine the settings name, into a new index generation published once it passes ``gate``."""
+    from ragline.ops.generations import ingest_generation
+
     name = components.settings.ingest.engine
     try:
         engine = ENGINES[name]
     except KeyError:
         raise ConfigError(f"unknown ingest engine {name!r}; one of {sorted(ENGINES)}") from None
-    return engine(paths, components, **options)
+    recreate = options.get("recreate", False)
+    return ingest_generation(
+        components, lambda: engine(paths, components, **options), recreate=recreate, gate=gate, sources=paths
+    )

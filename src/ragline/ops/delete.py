@@ -106,6 +106,9 @@ def delete_sources(store: VectorStore, prefix: str, scope: Scope | None = None) 
     A later ingest of a folder that still holds the files adds them back: delete the files too, or
     ingest elsewhere.
     """
+    derive = getattr(store, "derive", None)
+    if derive is not None:  # an index of generations: the delete makes a new one, published when it deleted
+        return derive(lambda s: delete_sources(s, prefix, scope), f"delete {prefix}", keep=lambda r: r.chunks > 0)
     scope = scope or Scope()
     documents = preview(store, prefix, scope).documents
     extra = scope.conditions(store, prefix)

@@ -134,7 +134,7 @@ def create(store: VectorStore, root: Path, name: str | None = None, embed: Embed
         manifest = Manifest(
             name=name,
             created=created.isoformat(timespec="seconds"),
-            store=type(store).__name__,
+            store=_kind(store),
             model=info.model,
             dimension=info.dimension,
             points=store.count(),
@@ -184,10 +184,10 @@ def restore(store: VectorStore, root: Path, name: str, embed: Embed | None = Non
     (counts, documents, probe searches) before it replaces the index; otherwise the index stays as it was."""
     manifest = find(root, name)
     folder = root / name
-    if manifest.store != type(store).__name__:
+    if manifest.store != _kind(store):
         raise StoreError(
             f"snapshot {name!r} was taken from a {manifest.store} index; the configured index is a "
-            f"{type(store).__name__}: restore it with the settings it was taken with"
+            f"{_kind(store)}: restore it with the settings it was taken with"
         )
 
     def check(staged: VectorStore) -> None:
@@ -202,6 +202,11 @@ def restore(store: VectorStore, root: Path, name: str, embed: Embed | None = Non
     log.info("restored snapshot %s and verified it", name)
     checked = sum(1 for p in manifest.probes if p.mode == "bm25" or embed is not None)
     return RestoreReport(manifest, manifest.points, manifest.documents, checked)
+
+
+def _kind(store: VectorStore) -> str:
+    """The backend a snapshot belongs to (a store over generations names the engine store it wraps)."""
+    return str(getattr(store, "kind", type(store).__name__))
 
 
 def verify(store: VectorStore, manifest: Manifest, embed: Embed | None = None) -> list[str]:

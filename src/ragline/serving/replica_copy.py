@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ragline.config import Settings
 from ragline.errors import EmptyIndexError
+from ragline.store.generations import META, Generations
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,11 @@ def private_index(settings: Settings) -> tuple[Settings, Path | None]:
             shutil.copytree(settings.qdrant.path, target)
             copied = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"path": str(target)})})
         else:
-            if not settings.index_dir.is_dir():
+            # The generation published now; following later ones is the replica's job (docs/operations.md).
+            published = Generations(settings.data_dir).published_path()
+            if not published.is_dir():
                 raise EmptyIndexError(f"no index in {settings.data_dir}: run `ragline ingest PATH` first")
-            shutil.copytree(settings.index_dir, root / "index")
+            shutil.copytree(published, root / "index", ignore=shutil.ignore_patterns(META))
             copied = settings.model_copy(update={"data_dir": root})
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from ragline.config import QdrantSettings
 from ragline.errors import MissingDependencyError
-from ragline.layout import DataLayout
 from ragline.store.base import Filters, IndexInfo, Prefix, StoredDocument, VectorStore
 
 if TYPE_CHECKING:
@@ -33,9 +32,12 @@ __all__ = [
 
 
 def _edge(settings: QdrantSettings, data_dir: Path) -> VectorStore:
+    """The published generation of the data dir's index, followed as new ones are published."""
     from ragline.store.edge import EdgeStore
+    from ragline.store.following import FollowingStore
 
-    return EdgeStore(DataLayout(data_dir).index, **_layout(settings))
+    layout = _layout(settings)
+    return FollowingStore(data_dir, lambda path: EdgeStore(path, **layout))
 
 
 def _client(settings: QdrantSettings, data_dir: Path) -> VectorStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ragline.api.backend import generation_of
 from ragline.api.metrics import PROMETHEUS_CONTENT_TYPE, Metrics
 from ragline.api.routes import Service
 from ragline.api.schemas import Readiness
@@ -25,7 +26,8 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(service: Service) -> Response:
     ready, checks = await service.readiness()
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "generation": generation_of(service.backend)}
+    return JSONResponse(body, 200 if ready else 503)
 
 
 @router.get(
@@ -36,4 +38,5 @@ async def readyz(service: Service) -> Response:
 )
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
+    registry.set_generation(generation_of(request.app.state.service.backend))
     return Response(registry.render(), media_type=PROMETHEUS_CONTENT_TYPE)

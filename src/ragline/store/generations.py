@@ -1,0 +1,263 @@
+"""Index generations of the embedded engine: whole index folders side by side, and a pointer to the one served.
+
+```
+<data_dir>/generations/
+  <N>/                 one whole index (the engine's ``shard/`` and ``index.json``) and ``generation.json``
+  PUBLISHED            the number of the generation readers serve, replaced atomically
+  .lock                held (flock) by the process building, publishing or pruning
+```
+A data dir made before generations holds its index in ``<data_dir>/index/``: that folder is generation 1
+(read in place, never copied), until a later generation replaces it and pruning removes it.
+
+Readers never see a half-built index: an ingest builds generation N+1 in its own folder while N is served,
+and publishing is one ``os.replace`` of ``PUBLISHED``. The lock is released by the kernel when its holder
+dies, so whoever takes it next knows every generation still ``building`` was left by a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ragline.errors import StoreError
+from ragline.layout import DataLayout
+
+GENERATIONS_DIR = "generations"
+POINTER = "PUBLISHED"
+META = "generation.json"
+KEEP = 2  # full generations kept after a publish: the published one and the one before it (for rollback)
+
+BUILDING, PUBLISHED, KEPT, FAILED = "building", "published", "kept", "failed"
+
+
+@dataclass(slots=True)
+class Generation:
+    """What one generation holds and how it came to be (``generation.json``)."""
+
+    number: int
+    state: str = BUILDING  # building | published (passed, served now or before) | kept (never pruned) | failed
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    base: int | None = None  # the generation it was copied from (None: built from empty)
+    sources: list[str] = field(default_factory=list)
+    model: str | None = None
+    chunking: dict[str, Any] = field(default_factory=dict)
+    documents: int = 0
+    chunks: int = 0
+    gate: dict[str, Any] | None = None
+    note: str = ""  # what made it: "ingest", "delete ...", "snapshot NAME", "adopted"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Generation:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Generations:
+    """The generations of one data dir; cheap to construct, touches nothing until asked."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.layout = DataLayout(data_dir)
+        self.root = self.layout.root / GENERATIONS_DIR
+        self.pointer = self.root / POINTER
+
+    # -- where -------------------------------------------------------------------------------------
+
+    def path(self, number: int) -> Path:
+        """The folder of generation ``number`` (generation 1 of an older data dir is ``<data_dir>/index``)."""
+        folder = self.root / str(number)
+        if number == 1 and not folder.exists() and self.layout.index.is_dir():
+            return self.layout.index
+        return folder
+
+    def numbers(self) -> list[int]:
+        """Every generation on disk, oldest first."""
+        found = {int(p.name) for p in self.root.glob("*") if p.name.isdigit() and p.is_dir()}
+        if self.layout.index.is_dir():
+            found.add(1)
+        return sorted(found)
+
+    def published(self) -> int | None:
+        """The generation readers serve: the pointer, else an older data dir's index, else None."""
+        try:
+            text = self.pointer.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return 1 if self.layout.index.is_dir() else None
+        except OSError as e:
+            raise StoreError(f"cannot read {self.pointer}: {e}") from e
+        if not text.isdigit():
+            raise StoreError(f"{self.pointer} holds {text!r}, not a generation number")
+        return int(text)
+
+    def published_path(self) -> Path:
+        """The folder readers serve now (``<data_dir>/index`` when nothing was ever published)."""
+        number = self.published()
+        return self.path(number) if number is not None else self.layout.index
+
+    def pointer_stamp(self) -> tuple[int, int] | None:
+        """A cheap fingerprint of the pointer (one stat): it changes whenever a generation is published."""
+        try:
+            st = os.stat(self.pointer)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def read(self, number: int) -> Generation:
+        try:
+            data = json.loads((self.path(number) / META).read_text(encoding="utf-8"))
+            return Generation.from_json(data)
+        except (OSError, ValueError, TypeError):
+            # An older data dir's index, or a record lost to a crash: what is known from the folder alone.
+            adopted = number == 1 and self.path(1) == self.layout.index  # an older data dir's index: it was served
+            state = PUBLISHED if adopted or number == self.published() else FAILED
+            return Generation(number, state=state, note="adopted" if adopted else "")
+
+    def write(self, gen: Generation) -> None:
+        folder = self.path(gen.number)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / META, json.dumps(gen.to_json(), indent=2))
+
+    def all(self) -> list[Generation]:
+        return [self.read(n) for n in self.numbers()]
+
+    # -- changes (hold the lock) -------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the data dir's generation lock; another holder makes this fail at once, naming the cause."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"another ragline process is building or publishing a generation in {self.root}"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def new(self, **fields: Any) -> Generation:
+        """A new, empty generation folder numbered after every other (call under the lock)."""
+        number = max([*self.numbers(), self.published() or 0, 0]) + 1
+        gen = Generation(number, **fields)
+        self.write(gen)
+        return gen
+
+    def copy_index(self, source: int, target: Path) -> None:
+        """Copy generation ``source``'s index files (shard and index.json, not its record) into ``target``."""
+        src = self.path(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in src.iterdir():
+            if entry.name == META or entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, target / entry.name, copy_function=copy_sparse)
+            else:
+                copy_sparse(entry, target / entry.name)
+
+    def publish(self, number: int) -> None:
+        """Point readers at generation ``number`` (one atomic replace of the pointer; call under the lock)."""
+        if not (self.path(number) / "index.json").is_file():
+            raise StoreError(f"generation {number} holds no index in {self.path(number)}")
+        gen = self.read(number)
+        if gen.state not in (KEPT,):
+            gen.state = PUBLISHED
+        self.write(gen)
+        _atomic_write(self.pointer, f"{number}\n")
+
+    def sweep(self) -> list[int]:
+        """Delete generations left ``building`` by a process that died (call under the lock)."""
+        swept = []
+        for gen in self.all():
+            if gen.state == BUILDING and gen.number != self.published():
+                shutil.rmtree(self.path(gen.number), ignore_errors=True)
+                swept.append(gen.number)
+        return swept
+
+    def prune(self, keep: int = KEEP) -> list[int]:
+        """Delete all but the published generation and the newest ``keep - 1`` other published ones; kept
+        generations stay (call under the lock). Returns the numbers deleted."""
+        current = self.published()
+        older = [g for g in self.all() if g.number != current and g.state == PUBLISHED]
+        spare = {g.number for g in sorted(older, key=lambda g: g.number)[-(keep - 1) :]} if keep > 1 else set()
+        deleted = []
+        for gen in self.all():
+            if gen.number == current or gen.state in (KEPT, BUILDING) or gen.number in spare:
+                continue
+            shutil.rmtree(self.path(gen.number), ignore_errors=True)
+            deleted.append(gen.number)
+        return deleted
+
+    def previous(self) -> int | None:
+        """The newest generation published before the current one, still on disk (what rollback publishes)."""
+        current = self.published()
+        candidates = [
+            g.number
+            for g in self.all()
+            if g.number != current and g.state in (PUBLISHED, KEPT) and (self.path(g.number) / "index.json").is_file()
+        ]
+        below = [n for n in candidates if current is None or n < current]
+        return max(below or candidates, default=None)
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes ``path`` takes on disk (the engine preallocates files it has not filled: those holes are free)."""
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def copy_sparse(src: str | Path, dst: str | Path) -> None:
+    """Copy a file's data only, leaving its holes as holes: the engine preallocates 32 MB files it fills
+    slowly, and a plain copy would write every one of them out in full."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        size = os.fstat(fin.fileno()).st_size
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fin.fileno(), offset, os.SEEK_DATA)
+            except OSError:  # no data past offset (ENXIO)
+                break
+            end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
+            position = start
+            while position < end:
+                block = os.pread(fin.fileno(), min(end - position, 1 << 20), position)
+                if not block:
+                    break
+                os.pwrite(fout.fileno(), block, position)
+                position += len(block)
+            offset = end
+        fout.truncate(size)
+    shutil.copystat(src, dst)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old file or the new one, and it survives a power cut."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
