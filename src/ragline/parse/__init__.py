@@ -141,8 +141,9 @@ def _notebook(text: str, ctx: ParseContext) -> Document:
 
 
 def _text(text: str, ctx: ParseContext) -> Document:
-    # .txt files in a Sphinx tree are often reStructuredText (Sphinx accepts them as sources).
-    check_lines(text, ctx.settings.max_line_chars)
+    # .txt files in a Sphinx tree are often reStructuredText (Sphinx accepts them as sources); plain text parses
+    # in linear time whatever its lines, so only the rST road checks them (a page too long still meets the
+    # chunk bound).
     if looks_like_rst(text):
         return _rst(text, ctx)
     return parse_text(text, source=ctx.source, fallback_title=ctx.name, path=ctx.path)
