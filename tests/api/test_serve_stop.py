@@ -82,16 +82,7 @@ def test_serve_on_ray_stops_everything_and_frees_the_port(index_dir: Path, tmp_p
         stderr=log,
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, f"the server exited: {_tail(log)}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.5)
+        _wait_until_serving(server, url, log)
         answer = httpx.post(f"{url}/query", json={"query": FLUX}, headers=auth("acme"), timeout=120)
         assert answer.status_code == 200 and "[1]" in answer.json()["answer"], answer.text
 
@@ -122,6 +113,19 @@ def test_serve_on_ray_stops_everything_and_frees_the_port(index_dir: Path, tmp_p
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+def _wait_until_serving(server: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        assert server.poll() is None, f"the server exited: {_tail(log)}"
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.5)
 
 
 def _tail(log: IO[bytes]) -> str:
@@ -173,16 +177,7 @@ def test_serve_stops_promptly_while_ray_is_starting_and_on_a_second_ctrl_c(index
     # 2. Ctrl-C twice on a ready server: it stops at once, and says so (not that it timed out).
     server, log, url = start("twice")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, _tail(log)
-            try:
-                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.5)
+        _wait_until_serving(server, url, log)
         started, sessions = _tree(server.pid)
         os.killpg(server.pid, signal.SIGINT)
         time.sleep(0.3)
