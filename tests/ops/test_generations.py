@@ -165,3 +165,49 @@ def test_sigkill_mid_build_leaves_the_published_generation_and_the_next_ingest_c
     # The half-built generation was swept and its number given to the one built now.
     assert json.loads(done.stdout)["generation"] == 2
     assert gens.numbers() == [1, 2] and gens.read(2).state == "published" and gens.read(2).documents == 63
+
+
+def test_a_replica_copy_follows_publishes_and_keeps_serving_when_one_does_not_load(tmp_path: Path) -> None:
+    """The Ray Serve replica's retriever, in this process: it reads each generation from a private copy it
+    takes from a thread of its own, deletes the old copy, and keeps the one it has when a new one is refused."""
+    import asyncio
+    import shutil
+    import tempfile
+
+    from ragline.config import load_settings
+    from ragline.records import Query
+    from ragline.serving.deployments import ReplicaRetriever
+
+    data = tmp_path / "data"
+    docs = write(tmp_path / "docs", {"calibrate.md": PAGES["calibrate.md"]})
+    assert ragline_cli("ingest", str(docs), data_dir=data).returncode == 0
+    replica = ReplicaRetriever(load_settings(data_dir=data))
+    try:
+
+        def found(question: str) -> list[str]:
+            hits = asyncio.run(replica.search(Query(question=question, k=2)))
+            return [Path(h.chunk.source).name for h in hits]
+
+        def report() -> dict:  # type: ignore[type-arg]
+            return asyncio.run(replica.generation()) or {}
+
+        copies = lambda: set(Path(tempfile.gettempdir()).glob(f"ragline-replica-{os.getpid()}-*"))  # noqa: E731
+        first = copies()
+        assert report()["served"] == 1 and len(first) == 1
+        write(docs, {"billing.md": PAGES["billing.md"]})
+        assert ragline_cli("ingest", str(docs), data_dir=data).returncode == 0
+        wait_for(lambda: report()["served"] == 2, timeout=10)
+        assert found("when are invoices sent")[0] == "billing.md"
+        wait_for(lambda: not (first & copies()), timeout=5)  # the old copy is deleted once no search holds it
+        # A generation built with another model is refused: the replica keeps serving generation 2.
+        gens = Generations(data)
+        shutil.copytree(gens.path(2), gens.path(3))
+        (gens.path(3) / "index.json").write_text('{"model": "another/model", "dimension": 384}', encoding="utf-8")
+        with gens.locked():
+            gens.publish(3)
+        wait_for(lambda: "refused" in report(), timeout=10)
+        assert report()["served"] == 2 and report()["published"] == 3 and report()["refused"]["generation"] == 3
+        assert found("when are invoices sent")[0] == "billing.md"
+    finally:
+        replica.close()
+    assert not copies()

@@ -8,11 +8,12 @@ the retrieval and generation deployments through Ray Serve handles.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -151,10 +152,14 @@ class InProcessBackend:
         return served_generation(self.components.store)
 
 
-def generation_of(backend: QueryBackend) -> dict[str, Any] | None:
-    """What a backend says of the index generation it serves (a backend without generations: None)."""
+async def generation_of(backend: QueryBackend) -> dict[str, Any] | None:
+    """What a backend says of the index generation it serves (a backend without generations: None); the
+    Ray Serve backend asks the replica that retrieves."""
     report = getattr(backend, "generation", None)
-    return report() if callable(report) else None
+    if not callable(report):
+        return None
+    found = report()
+    return cast(dict[str, Any] | None, await found if inspect.isawaitable(found) else found)
 
 
 def embed_texts(embedder: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
@@ -50,6 +50,8 @@ class Retrieval(Protocol):
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList: ...
 
+    async def generation(self) -> dict[str, Any] | None: ...
+
 
 class HandleRetrieval:
     """The Retriever deployment through its handle; a call whose replica died is sent again."""
@@ -77,6 +79,11 @@ class HandleRetrieval:
         listed: SourceList = await _with_retries(lambda: self.handle.sources.remote(tenant, limit))
         return listed
 
+    async def generation(self) -> dict[str, Any] | None:
+        """What one Retriever replica (the one the call reaches) serves."""
+        report: dict[str, Any] | None = await _with_retries(lambda: self.handle.generation.remote())
+        return report
+
 
 class RayServeBackend:
     """A QueryBackend over retrieval (a deployment's handle, or in this replica) and the Generator's handle."""
@@ -90,11 +97,13 @@ class RayServeBackend:
         *,
         served: Served | None = None,
         shared_index: bool = False,
+        generations: bool = False,
     ) -> None:
         self.retrieval = retrieval
         self.generator = generator
         self.served = served or Served.of(Settings.model_construct())  # None: the default settings'
         self.shared_index = shared_index  # a Qdrant server every retriever replica queries
+        self.generations = generations  # the embedded index: replicas follow its published generation
 
     async def start(self) -> None:
         return None
@@ -150,14 +159,27 @@ class RayServeBackend:
         await self.retrieval.check()
 
     async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
-        if not self.shared_index:
-            # Each retriever replica serves its own copy of a local index: a delete in one copy would
-            # leave the others (and the index on disk) serving the chunks.
+        if not (self.shared_index or self.generations):
+            # Each retriever replica serves its own copy of a qdrant-client local index, taken at start: a
+            # delete in one copy would leave the others (and the index on disk) serving the chunks.
             raise NotSupportedError(
-                "the Ray Serve engine serves copies of a local index: run `ragline delete --source PREFIX` "
-                "while the service is stopped (or use --engine uvicorn, or a Qdrant server)"
+                "the Ray Serve engine serves copies of a qdrant-client local index (qdrant.path): run "
+                "`ragline delete --source PREFIX` while the service is stopped (or use the embedded index, "
+                "--engine uvicorn, or a Qdrant server)"
             )
+        # On the embedded index the replica that takes the call publishes a new generation; all follow it.
         return await self.retrieval.delete_sources(prefix, scope)
+
+    async def generation(self) -> dict[str, Any] | None:
+        """The generation served by the replica that retrieves (this ingress, or one Retriever replica)."""
+        if not self.generations:
+            return None
+        try:
+            async with asyncio.timeout(5):
+                return await self.retrieval.generation()
+        except Exception as e:  # readiness and metrics report the index's state; this must not fail them
+            log.warning("cannot tell the generation served: %s", e)
+            return None
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
         return await self.retrieval.sources(tenant, limit)

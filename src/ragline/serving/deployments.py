@@ -6,8 +6,8 @@
 
 With ``serve.retriever.placement = "ingress"`` there is no Retriever deployment: each ingress replica holds the
 embedder and the index itself (one Serve call less per request). Each replica that retrieves serves a private
-copy of a local index taken when it starts (ragline.serving.replica_copy; a Qdrant server, ``qdrant.url``, is
-shared instead): restart the service, or let Serve replace replicas, to serve what was ingested since.
+copy of a local index (ragline.serving.replica_copy; a Qdrant server, ``qdrant.url``, is shared instead): on the
+embedded index it copies and moves to each generation as it is published, within a second or two.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from ragline.ops.delete import DeleteReport, Scope, delete_sources
 from ragline.ops.sources import SourceList, list_sources
 from ragline.records import Event, Hit, Query
 from ragline.serving.backend import HandleRetrieval, RayServeBackend, Retrieval
-from ragline.serving.replica_copy import private_index
+from ragline.serving.replica_copy import follow_published, private_index
+from ragline.store.following import served_generation
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class ReplicaRetriever:
 
     def __init__(self, settings: Settings) -> None:
         self.snapshot: Path | None = None
-        settings, self.snapshot = private_index(settings)
+        if settings.qdrant.path:  # qdrant-client's local mode: no generations, a copy taken now
+            settings, self.snapshot = private_index(settings)
         self.components = Components(settings)
+        self.follows = follow_published(self.components.store)  # the embedded index: each generation published
         self.components.open_for_reading()
         self.retriever = self.components.retriever
         self.retriever.warm_up()
@@ -81,8 +84,14 @@ class ReplicaRetriever:
             raise EmptyIndexError("the index holds no chunks")
         return count
 
+    async def generation(self) -> dict[str, Any] | None:
+        """The index generation this replica serves and the one published, naming the replica."""
+        report = served_generation(self.components.store)
+        return {**report, "replica": _replica_name()} if report is not None else None
+
     async def delete_sources(self, prefix: str, scope: Scope) -> DeleteReport:
-        """Only called when the index is a shared Qdrant server: one replica's delete serves them all."""
+        """Only called when one replica's delete reaches them all: on a shared Qdrant server, or on the
+        embedded index, where it publishes a new generation that every replica follows."""
         return await asyncio.to_thread(delete_sources, self.components.store, prefix, scope)
 
     async def sources(self, tenant: str | None, limit: int) -> SourceList:
@@ -164,7 +173,11 @@ class IngressDeployment:
         self.local = ReplicaRetriever(settings) if retriever is None else None
         retrieval: Retrieval = HandleRetrieval(retriever) if retriever is not None else cast(Retrieval, self.local)
         self.backend = RayServeBackend(
-            retrieval, generator, served=Served.of(settings), shared_index=bool(settings.qdrant.url)
+            retrieval,
+            generator,
+            served=Served.of(settings),
+            shared_index=bool(settings.qdrant.url),
+            generations=not (settings.qdrant.url or settings.qdrant.path),
         )
         self.settings = settings
 
@@ -174,6 +187,13 @@ class IngressDeployment:
     def __del__(self) -> None:
         if self.local is not None:
             self.local.close()
+
+
+def _replica_name() -> str | None:
+    try:
+        return str(serve.get_replica_context().replica_id.to_full_id_str())
+    except Exception:  # outside a replica (a test calling the class directly)
+        return None
 
 
 def replica_observability(settings: Settings) -> None:

@@ -1,9 +1,11 @@
-"""A private copy of a local index for one serving process.
+"""Private copies of a local index for one serving process.
 
 The embedded Qdrant engine (and qdrant-client's local mode) lets one process open an index folder at a time,
-so each replica that retrieves serves its own copy, taken when it starts; a Qdrant server is shared by every
-replica and used as is. Copies live in the temporary folder under the owner's pid, so the copies of replicas
-that were killed are swept by the next one.
+so each replica that retrieves serves its own copy. On the embedded index the replica copies each generation
+as it is published and moves to it (``follow_published``); a qdrant-client local index is copied once, when
+the replica starts (``private_index``); a Qdrant server is shared by every replica and used as is. Copies live
+in the temporary folder under the owner's pid, so the copies of replicas that were killed are swept by the
+next one.
 """
 
 from __future__ import annotations
@@ -18,11 +20,23 @@ from pathlib import Path
 
 from ragline.config import Settings
 from ragline.errors import EmptyIndexError
+from ragline.store.base import VectorStore
+from ragline.store.following import FollowingStore
 from ragline.store.generations import META, Generations
 
 log = logging.getLogger(__name__)
 
 _SNAPSHOT_PREFIX = "ragline-replica-"
+
+
+def follow_published(store: VectorStore) -> bool:
+    """On the embedded index: read each published generation from a private copy of this process's, and
+    watch the pointer from a thread (False: not an index of generations, nothing done)."""
+    if not isinstance(store, FollowingStore):
+        return False
+    _sweep_stale_copies()
+    store.watch(copies=f"{_SNAPSHOT_PREFIX}{os.getpid()}-")
+    return True
 
 
 def private_index(settings: Settings) -> tuple[Settings, Path | None]:
@@ -41,7 +55,7 @@ def private_index(settings: Settings) -> tuple[Settings, Path | None]:
             shutil.copytree(settings.qdrant.path, target)
             copied = settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"path": str(target)})})
         else:
-            # The generation published now; following later ones is the replica's job (docs/operations.md).
+            # The generation published now (a replica follows later ones with follow_published instead).
             published = Generations(settings.data_dir).published_path()
             if not published.is_dir():
                 raise EmptyIndexError(f"no index in {settings.data_dir}: run `ragline ingest PATH` first")

@@ -7,6 +7,9 @@ them returns. A generation that does not load is not served: the old one stays, 
 
 Writes (an ingest called directly on these components, a restore) go to the generation served; the
 commands build new generations instead (``ragline.ops.generations``).
+
+A Ray Serve replica reads every generation from a private copy (``private``: the engine lets one process load a
+folder) and looks at the pointer from a thread of its own (``watch``), so a request never waits for a copy.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ragline.errors import StoreError
+from ragline.errors import EmptyIndexError, StoreError
 from ragline.records import Chunk, Hit
 from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
 from ragline.store.edge import EdgeStore
@@ -62,6 +65,9 @@ class FollowingStore:
         self.generations = Generations(data_dir)
         self._make = make
         self._interval = interval
+        self._private: str | None = None  # read every generation from a copy in a temporary folder so named
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
         self._lock = threading.Lock()  # guards _held and the users counts
         self._switching = threading.Lock()  # one thread loads a new generation; the others keep serving
         self._held: _Held | None = None
@@ -84,6 +90,28 @@ class FollowingStore:
         """Look at the pointer now (after this process published), rather than within a second."""
         self._checked = 0.0
         self._follow()
+
+    def watch(self, *, copies: str | None = None) -> None:
+        """Look at the pointer from a thread of this store's, once per interval, instead of on each use: the
+        new generation is loaded beside the requests, which never wait for it. ``copies``: read every
+        generation from a private copy, in a temporary folder whose name starts so (call before any use)."""
+        if copies is not None:
+            if self._held is not None:
+                raise StoreError("read copies: choose it before the store is used")
+            self._private = copies
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self._interval):
+                try:
+                    self._follow()
+                except Exception:  # never let the watcher die: the next look may succeed
+                    log.exception("following the published generation failed")
+
+        self._watcher = threading.Thread(target=loop, name="ragline-generation-watch", daemon=True)
+        self._watcher.start()
 
     def _follow(self) -> None:
         now = time.monotonic()
@@ -109,11 +137,14 @@ class FollowingStore:
         if held is None or number is None or number == held.number:
             self._stamp = stamp
             return
+        new: _Held | None = None
         try:
             new = self._load(number)
             if self._want is not None:
                 new.store.open(self._want)  # checks the embedding model
         except Exception as e:
+            if new is not None:
+                new.close()  # and its private copy, if any
             self._refused, self._stamp = (number, str(e)), stamp
             log.warning("generation %d does not load (%s); still serving generation %s", number, e, held.number)
             return
@@ -148,6 +179,8 @@ class FollowingStore:
 
     def _load(self, number: int | None) -> _Held:
         """Load generation ``number``; when another process holds it (a server), read a private copy."""
+        if self._private is not None:
+            return self._load_copy(number)
         path = self.generations.path(number) if number is not None else self.generations.layout.index
         store = self._make(path)
         try:
@@ -161,6 +194,26 @@ class FollowingStore:
         self.generations.copy_index(number, scratch / "index")
         log.info("generation %d is held by another process: reading a copy", number)
         return _Held(number, self._make(scratch / "index"), scratch=scratch)
+
+    def _load_copy(self, number: int | None) -> _Held:
+        """Generation ``number`` read from a private copy, loaded before it is served."""
+        if number is None:
+            raise EmptyIndexError(f"no index in {self.generations.layout.root}: run `ragline ingest PATH` first")
+        started = time.perf_counter()
+        scratch = Path(tempfile.mkdtemp(prefix=self._private))
+        try:
+            self.generations.copy_index(number, scratch / "index")
+            held = _Held(number, self._make(scratch / "index"), scratch=scratch)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        try:
+            held.store.count()  # loads the shard now, not on a request
+        except BaseException:
+            held.close()
+            raise
+        log.info("copied and loaded generation %d in %.2f s", number, time.perf_counter() - started)
+        return held
 
     def _run(self, call: Callable[[EdgeStore], T]) -> T:
         with self._use() as store:
@@ -252,7 +305,11 @@ class FollowingStore:
             self._run(lambda s: s.flush())
 
     def close(self) -> None:
-        """Release the generation served; the next use opens the published one again."""
+        """Release the generation served (and stop watching); the next use opens the published one again."""
+        if self._watcher is not None:
+            self._stop.set()
+            self._watcher.join(timeout=30)
+            self._watcher = None
         with self._lock:
             held, self._held = self._held, None
             if held is None:

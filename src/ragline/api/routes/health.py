@@ -26,7 +26,8 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(service: Service) -> Response:
     ready, checks = await service.readiness()
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "generation": generation_of(service.backend)}
+    generation = await generation_of(service.backend)
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "generation": generation}
     return JSONResponse(body, 200 if ready else 503)
 
 
@@ -38,5 +39,5 @@ async def readyz(service: Service) -> Response:
 )
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
-    registry.set_generation(generation_of(request.app.state.service.backend))
+    registry.set_generation(await generation_of(request.app.state.service.backend))
     return Response(registry.render(), media_type=PROMETHEUS_CONTENT_TYPE)
