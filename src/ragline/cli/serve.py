@@ -127,7 +127,14 @@ def _serve_on_ray(s: Settings, url: str) -> None:
 
     try:
         listen()  # from the first moment: a stop while Ray starts interrupts the start
-        ray_serve.start(s, log_to_driver=bool(state.get("verbose")))
+        try:
+            ray_serve.start(s, log_to_driver=bool(state.get("verbose")))
+        except KeyboardInterrupt:
+            raise _Stopping from None
+        except SystemExit as e:  # ray.init's own SIGTERM handler, in place until listen() below, exits so
+            if e.code != signal.SIGTERM:
+                raise
+            raise _Stopping from None
         # Again after ray.init, which installs its own SIGTERM handler (one that aborts the process when Ray
         # is being stopped): ours stops Serve gracefully instead.
         listen()
