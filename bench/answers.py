@@ -228,7 +228,7 @@ def main() -> None:
         settings.data_dir = index_dir(args.cache, bench, settings)
         comp = Components(settings)
         try:
-            print(f"ray index: {build_index(bench, comp).chunks} chunks", file=sys.stderr)
+            print(f"ray index: {build_index(bench, comp).index_chunks} chunks", file=sys.stderr)
         finally:
             comp.close()
         for system in systems:

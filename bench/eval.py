@@ -110,7 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         built = build_index(bench, comp)
         print(
-            f"index {settings.data_dir}: {built.chunks} chunks, {built.documents} documents "
+            f"index {settings.data_dir}: {built.index_chunks} chunks, {built.documents} documents "
             f"({built.chunks_written} embedded now) in {time.perf_counter() - t0:.0f} s",
             file=sys.stderr,
         )
