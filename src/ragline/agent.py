@@ -45,7 +45,7 @@ class Agent(Answerer):
         if not searched:
             turns = fit_history(query.history, self.generator)[0] if query.history else []
             searched = self.search_query(query.question, turns) if turns else query.question
-        hits = self.retriever.search(searched, query.k, filters=query.filters, tenant=query.tenant)
+        hits = self.retriever.search(searched, self.depth.k(query), filters=query.filters, tenant=query.tenant)
         return searched, hits
 
     def stream(self, query: Query) -> Iterator[Event]:

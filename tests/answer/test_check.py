@@ -132,3 +132,15 @@ def test_a_capable_models_commands_and_placeholders_are_read_word_by_word(embedd
     invented = "To use a Qdrant server instead, run `ragline connect --qdrant_remote_url` with its URL [1]."
     check = _lenient(invented, embedder)
     assert not check.passed and "qdrant_remote_url" in check.unknown_names
+
+
+def test_a_capable_models_prose_may_name_its_examples_own_names(embedder: Embedder) -> None:
+    # Names the answer's own example defines, placeholders and literals are not APIs the documentation lacks.
+    answer = (
+        "To use a Qdrant server instead, set its URL in `qdrant_url` and pass it as `your_api_key` [1]. "
+        "Set `verify` to `False` when the server has no certificate.\n\n"
+        "```\nqdrant_url = 'http://qdrant.internal:6333'\n```"
+    )
+    check = _lenient(answer, embedder)
+    assert check.unknown_names == ["verify"]  # a name neither the blocks nor the example have still fails
+    assert _lenient(answer.replace("Set `verify` to", "Set it to"), embedder).passed

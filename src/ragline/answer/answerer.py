@@ -43,6 +43,21 @@ def condenses_with_model(llm: LLMSettings, answer: AnswerSettings) -> bool:
     return answer.condense == "llm"
 
 
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """How many hits an answer is made from: the request's k, else ``blocks`` when a model reading whole
+    sections writes it (``sections``), else None (the retriever's k)."""
+
+    default_mode: Mode
+    sections: bool
+    blocks: int
+
+    def k(self, query: Query) -> int | None:
+        if query.k is not None or not self.sections:
+            return query.k
+        return self.blocks if (query.options.mode or self.default_mode) != "extractive" else None
+
+
 @dataclass(slots=True)
 class Generated:
     """The model's whole answer: its text, usage, finish reason and when its first piece came."""
@@ -94,7 +109,7 @@ class Answerer:
         t0 = t1 if started is None else started
         turns, reserved = fit_history(q.history, self.generator) if q.history else ([], 0)
         query = q.search_query or question
-        evidence = self.select(query, hits)
+        evidence = self.select(query, hits, sections=chosen != "extractive" and self.reads_sections())
         citations = [Citation(n, b.hit) for n, b in enumerate(evidence.blocks, start=1)]
         yield Retrieved(citations)
         timings = {"retrieve": t1 - t0}
@@ -186,10 +201,23 @@ class Answerer:
 
     # -- the steps ---------------------------------------------------------------------------------------
 
-    def select(self, question: str, hits: Sequence[Hit]) -> Evidence:
+    def select(self, question: str, hits: Sequence[Hit], *, sections: bool = False) -> Evidence:
+        """The evidence in ``hits``: the blocks with the best units; with ``sections`` (a model that reads
+        whole sections), every block given, up to ``context_blocks``, in retrieval order."""
         s = self.answer_settings
-        selector = Selector(self.embedder, max_blocks=s.evidence_blocks, units_per_block=s.evidence_units)
+        if sections:
+            selector = Selector(
+                self.embedder, max_blocks=s.context_blocks, units_per_block=s.evidence_units, min_share=None
+            )
+        else:
+            selector = Selector(self.embedder, max_blocks=s.evidence_blocks, units_per_block=s.evidence_units)
         return selector(question, hits)
+
+    @property
+    def depth(self) -> Depth:
+        """How many hits an answer is made from when the request sets no k."""
+        s = self.answer_settings
+        return Depth(s.mode or default_mode(self.settings), self.reads_sections(), s.context_blocks)
 
     def reads_sections(self) -> bool:
         """Whether the model reads whole sections (a capable model) or compact evidence (a tiny one)."""

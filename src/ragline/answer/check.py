@@ -130,7 +130,10 @@ class Checker:
         known = " ".join([evidence.question, *(b.hit.chunk.text for b in evidence.blocks)]).lower()
         if self.lenient:  # any block may support a sentence; names are read in the prose
             supported = self._supported(sentences, list(range(1, n_blocks + 1)), evidence, own_markers=False)
-            unknown = sorted(n for n in names(_readable(answer)) if not _known(n, known))
+            own_code = "\n".join(code_blocks(answer)).lower()  # the example's own names, referred to in prose
+            unknown = sorted(
+                n for n in names(_readable(answer)) if not (_known(n, known) or _example(n) or n in own_code)
+            )
         else:
             supported = self._supported(sentences, [n for n in cited if 1 <= n <= n_blocks], evidence)
             unknown = sorted(n for n in names(answer) if n not in known)
@@ -251,6 +254,14 @@ def _readable(answer: str) -> str:
     text = FENCE.sub("\n", answer)
     text = _SPAN.sub(lambda m: f" {m.group(1)} " if " " in m.group(1).strip() else m.group(0), text)
     return _PLACEHOLDER.sub(" ", text)
+
+
+# Names an example makes up or a literal, never an API: ``my_model``, ``your_api_key``, ``another_task``, ``False``.
+_EXAMPLE_NAME = re.compile(r"^(?:my|your|our|some|another|example|sample|foo|bar|baz)(?:_\w*)?$|^(?:true|false|none|null)$")
+
+
+def _example(name: str) -> bool:
+    return bool(_EXAMPLE_NAME.match(name))
 
 
 def _known(name: str, known: str) -> bool:

@@ -233,7 +233,8 @@ class Selector:
     max_unit_chars: int = 1200
     lexical_weight: float = 0.5
     rank_penalty: float = 0.06  # retrieval's order counts: later blocks rank lower at an equal match
-    min_share: float = 0.55  # a unit is kept when it scores at least this share of the best one
+    # A unit is kept when it scores at least this share of the best one; None keeps every block (its best units).
+    min_share: float | None = 0.55
 
     def __call__(self, question: str, hits: Sequence[Hit]) -> Evidence:
         wants_code = bool(_CODE_QUESTION.search(question))
@@ -243,7 +244,10 @@ class Selector:
         if flat:
             self._score(question, per_block, wants_code, how_to)
         best = max((u.score for u in flat), default=0.0)
-        floor = best * self.min_share if best > 0 else best - 1.0
+        if self.min_share is None:
+            floor = float("-inf")
+        else:
+            floor = best * self.min_share if best > 0 else best - 1.0
         blocks: list[EvidenceBlock] = []
         for hit, units in zip(hits, per_block, strict=True):
             chosen = sorted((u for u in units if u.score >= floor), key=lambda u: -u.score)[: self.units_per_block]

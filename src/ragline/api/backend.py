@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from ragline.answer.answerer import Answerer, Depth
 from ragline.components import Components
 from ragline.config import Settings
 from ragline.embed.base import Embedder
@@ -40,6 +41,7 @@ class Served:
     embedding_aliases: tuple[str, ...]  # other names a client may give it (the configured name, its last part)
     max_answer_tokens: int  # the server's own answer limit (llm.max_tokens)
     llm: str | None = None  # the generator's name (as answers carry it); None when it cannot be built
+    depth: Depth | None = None  # how many hits an answer is made from when a request sets no k (None: k)
 
     @classmethod
     def of(cls, settings: Settings) -> Served:
@@ -49,10 +51,15 @@ class Served:
         configured = settings.embedding.model
         aliases = tuple(dict.fromkeys(n for n in (configured, model_id.rsplit("/", 1)[-1]) if n != model_id))
         try:
-            llm: str | None = make_generator(settings.llm).name  # cheap: no model loads
+            generator = make_generator(settings.llm)  # cheap: no model loads
         except RaglineError:
-            llm = None
-        return cls(model_id, aliases, settings.llm.max_tokens, llm)
+            return cls(model_id, aliases, settings.llm.max_tokens)
+        depth = Answerer(generator, settings.llm, settings.answer).depth
+        return cls(model_id, aliases, settings.llm.max_tokens, generator.name, depth)
+
+    def answer_k(self, query: Query) -> int | None:
+        """The hits to retrieve for an answer to ``query``."""
+        return self.depth.k(query) if self.depth is not None else query.k
 
     def embedding_names(self) -> tuple[str, ...]:
         return (self.embedding_model, *self.embedding_aliases)

@@ -116,7 +116,10 @@ class RayServeBackend:
         if query.history and query.search_query is None:
             made = await _with_retries(lambda: self.generator.condense.remote(query))
             query = dataclasses.replace(query, search_query=made)
-        hits = await self.search(dataclasses.replace(query, question=query.search_query or query.question))
+        searched = dataclasses.replace(
+            query, question=query.search_query or query.question, k=self.served.answer_k(query)
+        )
+        hits = await self.search(searched)
         retrieved = time.perf_counter()
         first_token: float | None = None
         for attempt in range(REPLICA_RETRIES + 1):
