@@ -30,6 +30,7 @@ import numpy as np
 from ragline.errors import EmptyIndexError, StoreError
 from ragline.records import Chunk, Hit
 from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
+from ragline.store.builds import EdgeBuilds
 from ragline.store.edge import EdgeStore
 from ragline.store.generations import Generations
 
@@ -260,13 +261,18 @@ class FollowingStore:
         """Publish a copy of ``source`` as a new generation kept on purpose (see ops.generations)."""
         from ragline.ops.generations import restore_generation
 
-        restore_generation(self, source, check)
+        restore_generation(self.builds, source, check)
 
-    def derive(self, change: Callable[[EdgeStore], T], note: str, *, keep: Callable[[T], bool]) -> T:
+    def derive(self, change: Callable[[Any], T], note: str, *, keep: Callable[[T], bool]) -> T:
         """Apply ``change`` to a copy of the published generation and publish the copy when ``keep`` says so."""
         from ragline.ops.generations import derive_generation
 
-        return derive_generation(self, change, note, keep=keep)
+        return derive_generation(self.builds, change, note, keep=keep)
+
+    @property
+    def builds(self) -> EdgeBuilds:
+        """How new generations are made (ragline.ops.generations)."""
+        return EdgeBuilds(self)
 
     def make(self, path: Path) -> EdgeStore:
         """A store over another generation's folder, with this store's layout."""
@@ -328,4 +334,5 @@ class FollowingStore:
 
 def served_generation(store: object) -> dict[str, Any] | None:
     """The generation a store serves and the one published (None for a store without generations)."""
-    return store.served() if isinstance(store, FollowingStore) else None
+    served = getattr(store, "served", None)
+    return served() if callable(served) else None

@@ -21,8 +21,9 @@ import json
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,8 +65,113 @@ class Generation:
         return cls(**known)
 
 
-class Generations:
-    """The generations of one data dir; cheap to construct, touches nothing until asked."""
+class GenerationsBase(ABC):
+    """The policy shared by every kind of generation (numbering, publishing, sweeping, pruning, rollback);
+    a backend supplies where generations live and how its pointer moves."""
+
+    # -- where (the backend) -----------------------------------------------------------------------
+
+    @abstractmethod
+    def numbers(self) -> list[int]:
+        """Every generation there is, oldest first."""
+
+    @abstractmethod
+    def published(self) -> int | None:
+        """The generation readers serve, or None."""
+
+    @abstractmethod
+    def read(self, number: int) -> Generation: ...
+
+    @abstractmethod
+    def write(self, gen: Generation) -> None: ...
+
+    @abstractmethod
+    def locked(self) -> AbstractContextManager[None]:
+        """Hold the right to build, publish and prune; another holder makes this fail at once."""
+
+    @abstractmethod
+    def holds_index(self, number: int) -> bool:
+        """Does generation ``number`` hold a whole index (one that can be published)?"""
+
+    @abstractmethod
+    def remove(self, number: int) -> None:
+        """Delete generation ``number`` and its record."""
+
+    @abstractmethod
+    def point(self, number: int) -> None:
+        """Make ``number`` the generation readers serve, in one atomic step."""
+
+    @abstractmethod
+    def location(self, number: int) -> str:
+        """Where generation ``number`` lives, for people."""
+
+    def size(self, number: int) -> int | None:
+        """Bytes generation ``number`` takes, when known."""
+        return None
+
+    def adopt(self) -> int | None:
+        """Turn an index made before generations into one (call under the lock); the number, or None."""
+        return None
+
+    # -- the policy --------------------------------------------------------------------------------
+
+    def all(self) -> list[Generation]:
+        return [self.read(n) for n in self.numbers()]
+
+    def new(self, **fields: Any) -> Generation:
+        """A new, empty generation numbered after every other (call under the lock)."""
+        number = max([*self.numbers(), self.published() or 0, 0]) + 1
+        gen = Generation(number, **fields)
+        self.write(gen)
+        return gen
+
+    def publish(self, number: int) -> None:
+        """Point readers at generation ``number`` (call under the lock)."""
+        if not self.holds_index(number):
+            raise StoreError(f"generation {number} holds no index in {self.location(number)}")
+        gen = self.read(number)
+        if gen.state not in (KEPT,):
+            gen.state = PUBLISHED
+        self.write(gen)
+        self.point(number)
+
+    def sweep(self) -> list[int]:
+        """Delete generations left ``building`` by a process that died (call under the lock)."""
+        swept = []
+        for gen in self.all():
+            if gen.state == BUILDING and gen.number != self.published():
+                self.remove(gen.number)
+                swept.append(gen.number)
+        return swept
+
+    def prune(self, keep: int = KEEP) -> list[int]:
+        """Delete all but the published generation and the newest ``keep - 1`` other published ones; kept
+        generations stay (call under the lock). Returns the numbers deleted."""
+        current = self.published()
+        older = [g for g in self.all() if g.number != current and g.state == PUBLISHED]
+        spare = {g.number for g in sorted(older, key=lambda g: g.number)[-(keep - 1) :]} if keep > 1 else set()
+        deleted = []
+        for gen in self.all():
+            if gen.number == current or gen.state in (KEPT, BUILDING) or gen.number in spare:
+                continue
+            self.remove(gen.number)
+            deleted.append(gen.number)
+        return deleted
+
+    def previous(self) -> int | None:
+        """The newest generation published before the current one, still there (what rollback publishes)."""
+        current = self.published()
+        candidates = [
+            g.number
+            for g in self.all()
+            if g.number != current and g.state in (PUBLISHED, KEPT) and self.holds_index(g.number)
+        ]
+        below = [n for n in candidates if current is None or n < current]
+        return max(below or candidates, default=None)
+
+
+class Generations(GenerationsBase):
+    """The generations of one data dir's embedded index; cheap to construct, touches nothing until asked."""
 
     def __init__(self, data_dir: Path) -> None:
         self.layout = DataLayout(data_dir)
@@ -80,6 +186,12 @@ class Generations:
         if number == 1 and not folder.exists() and self.layout.index.is_dir():
             return self.layout.index
         return folder
+
+    def location(self, number: int) -> str:
+        return str(self.path(number))
+
+    def size(self, number: int) -> int | None:
+        return disk_bytes(self.path(number))
 
     def numbers(self) -> list[int]:
         """Every generation on disk, oldest first."""
@@ -113,6 +225,9 @@ class Generations:
             return None
         return st.st_ino, st.st_mtime_ns
 
+    def holds_index(self, number: int) -> bool:
+        return (self.path(number) / "index.json").is_file()
+
     # -- records -----------------------------------------------------------------------------------
 
     def read(self, number: int) -> Generation:
@@ -130,33 +245,13 @@ class Generations:
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(folder / META, json.dumps(gen.to_json(), indent=2))
 
-    def all(self) -> list[Generation]:
-        return [self.read(n) for n in self.numbers()]
-
     # -- changes (hold the lock) -------------------------------------------------------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold the data dir's generation lock; another holder makes this fail at once, naming the cause."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StoreError(
-                    f"another ragline process is building or publishing a generation in {self.root}"
-                ) from None
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def new(self, **fields: Any) -> Generation:
-        """A new, empty generation folder numbered after every other (call under the lock)."""
-        number = max([*self.numbers(), self.published() or 0, 0]) + 1
-        gen = Generation(number, **fields)
-        self.write(gen)
-        return gen
+        return file_lock(
+            self.root / ".lock", f"another ragline process is building or publishing a generation in {self.root}"
+        )
 
     def copy_index(self, source: int, target: Path) -> None:
         """Copy generation ``source``'s index files (shard and index.json, not its record) into ``target``."""
@@ -170,49 +265,27 @@ class Generations:
             else:
                 copy_sparse(entry, target / entry.name)
 
-    def publish(self, number: int) -> None:
-        """Point readers at generation ``number`` (one atomic replace of the pointer; call under the lock)."""
-        if not (self.path(number) / "index.json").is_file():
-            raise StoreError(f"generation {number} holds no index in {self.path(number)}")
-        gen = self.read(number)
-        if gen.state not in (KEPT,):
-            gen.state = PUBLISHED
-        self.write(gen)
+    def point(self, number: int) -> None:
+        """One atomic replace of the pointer file."""
         _atomic_write(self.pointer, f"{number}\n")
 
-    def sweep(self) -> list[int]:
-        """Delete generations left ``building`` by a process that died (call under the lock)."""
-        swept = []
-        for gen in self.all():
-            if gen.state == BUILDING and gen.number != self.published():
-                shutil.rmtree(self.path(gen.number), ignore_errors=True)
-                swept.append(gen.number)
-        return swept
+    def remove(self, number: int) -> None:
+        shutil.rmtree(self.path(number), ignore_errors=True)
 
-    def prune(self, keep: int = KEEP) -> list[int]:
-        """Delete all but the published generation and the newest ``keep - 1`` other published ones; kept
-        generations stay (call under the lock). Returns the numbers deleted."""
-        current = self.published()
-        older = [g for g in self.all() if g.number != current and g.state == PUBLISHED]
-        spare = {g.number for g in sorted(older, key=lambda g: g.number)[-(keep - 1) :]} if keep > 1 else set()
-        deleted = []
-        for gen in self.all():
-            if gen.number == current or gen.state in (KEPT, BUILDING) or gen.number in spare:
-                continue
-            shutil.rmtree(self.path(gen.number), ignore_errors=True)
-            deleted.append(gen.number)
-        return deleted
 
-    def previous(self) -> int | None:
-        """The newest generation published before the current one, still on disk (what rollback publishes)."""
-        current = self.published()
-        candidates = [
-            g.number
-            for g in self.all()
-            if g.number != current and g.state in (PUBLISHED, KEPT) and (self.path(g.number) / "index.json").is_file()
-        ]
-        below = [n for n in candidates if current is None or n < current]
-        return max(below or candidates, default=None)
+@contextmanager
+def file_lock(path: Path, busy: str) -> Iterator[None]:
+    """Hold an flock on ``path`` (released by the kernel when the holder dies); held elsewhere: StoreError(busy)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(busy) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def disk_bytes(path: Path) -> int:
