@@ -58,7 +58,7 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     finally:
         comp.close()
     report: dict[str, Any] = {
-        "index": s.qdrant.url or str(_served(comp).resolve()),
+        "index": s.qdrant.url or s.qdrant.path or str(_served(comp).resolve()),
         "generation": generation,
         "backend": "qdrant-server" if s.qdrant.url else ("qdrant-local" if s.qdrant.path else "qdrant-edge"),
         "model": info.model if info else None,

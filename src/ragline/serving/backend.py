@@ -103,7 +103,7 @@ class RayServeBackend:
         self.generator = generator
         self.served = served or Served.of(Settings.model_construct())  # None: the default settings'
         self.shared_index = shared_index  # a Qdrant server every retriever replica queries
-        self.generations = generations  # the embedded index: replicas follow its published generation
+        self.generations = generations  # replicas follow the published generation (embedded index, server alias)
 
     async def start(self) -> None:
         return None

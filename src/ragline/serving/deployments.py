@@ -177,7 +177,7 @@ class IngressDeployment:
             generator,
             served=Served.of(settings),
             shared_index=bool(settings.qdrant.url),
-            generations=not (settings.qdrant.url or settings.qdrant.path),
+            generations=bool(settings.qdrant.url) or not settings.qdrant.path,  # edge, or a server's alias
         )
         self.settings = settings
 

@@ -1,0 +1,86 @@
+"""The alias store's own parts on qdrant-client's local mode: generations as collections, a reader that stays
+on its embedding model's generation, and what a publish changes for readers of the alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragline.errors import StoreError
+from ragline.records import Chunk, Document
+from ragline.store.aliased import AliasStore
+from ragline.store.base import IndexInfo, VectorStore
+
+DIM = 4
+
+
+def chunk(source: str) -> Chunk:
+    doc_id = Document.from_sections(source, "t", "text", []).doc_id
+    return Chunk(
+        doc_id=doc_id,
+        source=source,
+        title="t",
+        section="s",
+        anchor=None,
+        text=f"text of {source}",
+        start=0,
+        end=10,
+        index=0,
+        doc_hash="h",
+    )
+
+
+def build(store: AliasStore, model: str, source: str) -> int:
+    """One generation holding one chunk, built with ``model`` and published, as the generation flows do."""
+    gens = store.generations
+    with gens.locked():
+        gen = gens.new(model=model, note="test")
+        staged: VectorStore = store.builds.stage(gen.number, None, IndexInfo(model, DIM))
+        staged.upsert([chunk(source)], np.eye(1, DIM, dtype=np.float32))
+        staged.close()
+        gens.write(gen)
+        gens.publish(gen.number)
+    store.refresh()
+    return gen.number
+
+
+def found(store: AliasStore) -> list[str]:
+    return [h.chunk.source for h in store.search(np.eye(1, DIM, dtype=np.float32)[0], 3)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> AliasStore:
+    s = AliasStore(path=str(tmp_path / "qdrant"), collection="docs", lock_dir=tmp_path)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_a_reader_stays_on_its_model_and_comes_back_to_the_alias(store: AliasStore) -> None:
+    assert build(store, "model-a", "one.md") == 1
+    store.open(IndexInfo("model-a", DIM))
+    assert found(store) == ["one.md"]
+    build(store, "model-b", "two.md")  # another model: meaningless to this reader's query vectors
+    assert found(store) == ["one.md"]
+    served = store.served()
+    assert (served["served"], served["published"], served["refused"]["generation"]) == (1, 2, 2)
+    assert "model-b" in served["refused"]["error"]
+    build(store, "model-a", "three.md")
+    assert found(store) == ["three.md"]
+    assert store.served() == {"served": 3, "published": 3}
+
+
+def test_the_record_lives_in_the_collection_metadata_and_a_foreign_collection_is_not_adopted(
+    store: AliasStore, tmp_path: Path
+) -> None:
+    build(store, "model-a", "one.md")
+    gen = store.generations.read(1)
+    assert (gen.state, gen.model, gen.note) == ("published", "model-a", "test")
+    other = AliasStore(path=str(tmp_path / "qdrant"), collection="plain", lock_dir=tmp_path)
+    other.engine.conn().create_collection("plain", vectors_config={})  # made outside ragline
+    with other.generations.locked(), pytest.raises(StoreError, match="not made by ragline"):
+        other.generations.adopt()
+    assert other.generations.plain()
+    other.close()
+
