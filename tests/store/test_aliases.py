@@ -84,3 +84,12 @@ def test_the_record_lives_in_the_collection_metadata_and_a_foreign_collection_is
     assert other.generations.plain()
     other.close()
 
+
+def test_the_ray_writers_of_a_server_write_the_new_generation_not_the_alias(store: AliasStore, tmp_path: Path) -> None:
+    from ragline.config import load_settings
+    from ragline.ingest.ray_engine import _writing_to
+
+    settings = load_settings(data_dir=tmp_path, qdrant={"url": "http://qdrant.invalid:6333", "collection": "docs"})
+    builder = store.make(7)  # what the ingest writes through: generation 7's collection
+    assert _writing_to(settings, builder).qdrant.collection == "docs__gen7"
+    assert _writing_to(settings, store).qdrant.collection == "docs"  # a store written in place
