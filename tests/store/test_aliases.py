@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_client import models
 
 from ragline.errors import StoreError
 from ragline.records import Chunk, Document
@@ -93,3 +94,17 @@ def test_the_ray_writers_of_a_server_write_the_new_generation_not_the_alias(stor
     builder = store.make(7)  # what the ingest writes through: generation 7's collection
     assert _writing_to(settings, builder).qdrant.collection == "docs__gen7"
     assert _writing_to(settings, store).qdrant.collection == "docs"  # a store written in place
+
+
+def test_an_alias_lost_mid_migration_is_put_back_on_the_newest_published_generation(store: AliasStore) -> None:
+    build(store, "model-a", "one.md")
+    build(store, "model-a", "two.md")
+    store.generations.point(1)
+    # The plain collection deleted, the alias not yet created: the process died between the two requests.
+    store.engine.conn().update_collection_aliases(
+        change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="docs"))]
+    )
+    assert store.generations.published() is None
+    with store.generations.locked():
+        assert store.generations.adopt() == 2
+    assert store.generations.published() == 2

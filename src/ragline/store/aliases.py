@@ -156,9 +156,16 @@ class AliasGenerations(GenerationsBase):
         return f"{self.engine.url or self.engine.path or ':memory:'} (collection {self.name(number)!r})"
 
     def adopt(self) -> int | None:
-        """Copy a collection made before generations into a first generation and put the alias in its place."""
-        if not self.plain() or self.published() is not None:
+        """Copy a collection made before generations into a first generation and put the alias in its place;
+        with neither that collection nor the alias (a migration cut short between its two requests), point the
+        alias at the newest generation that was published again."""
+        if self.published() is not None:
             return None
+        if not self.plain():
+            served = [g.number for g in self.all() if g.state == PUBLISHED and self.holds_index(g.number)]
+            if served:
+                self.point(max(served))
+            return max(served, default=None)
         with self.engine.guard():
             info = _Sibling(self.engine, self.alias).stored_info()
         if info is None:
