@@ -1,4 +1,7 @@
-"""Index generations of the embedded engine: whole index folders side by side, and a pointer to the one served.
+"""Index generations: the policy every backend shares (:class:`GenerationsBase`: numbering, records, publish,
+sweep, prune, rollback), and the embedded engine's generations (:class:`Generations`): whole index folders side
+by side, and a pointer to the one served. A Qdrant server's are collections behind an alias
+(:mod:`ragline.store.aliases`).
 
 ```
 <data_dir>/generations/
