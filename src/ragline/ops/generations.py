@@ -2,7 +2,9 @@
 published generation, and publish it (after its gate) with one atomic pointer swap.
 
 The published generation is never written: a crash at any step leaves it whole and served, and the
-generation left ``building`` is swept by the next change (the lock tells a crash from a live writer).
+generation left ``building`` is swept by the next change (the lock tells a crash from a live writer). Each
+step is logged as it begins (``generation N: copy|baseline|write|gate|check|publish``, then ``generation K:
+prune``; ``ragline -v`` shows them), so a log says where a process that died stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ragline.ingest.gate import Gate, judge, measure
 from ragline.store.base import IndexInfo, VectorStore
 from ragline.store.filters import info_from_json
 from ragline.store.following import FollowingStore
-from ragline.store.generations import FAILED, KEPT, Generation, Generations
+from ragline.store.generations import BASELINE, FAILED, KEPT, Generation, Generations
 
 if TYPE_CHECKING:
     from ragline.components import Components
@@ -71,8 +73,7 @@ def ingest_generation(
     gens = store.generations
     chunking = components.settings.chunk.model_dump()
     with gens.locked():
-        for n in gens.sweep():
-            log.warning("removed generation %d, left half-built by an ingest that did not finish", n)
+        _sweep(gens)
         base = gens.published()
         base_gen = gens.read(base) if base is not None else None
         base_info = stored_info(gens, base) if base is not None else None
@@ -89,19 +90,24 @@ def ingest_generation(
         builder: EdgeStore | None = None
         try:
             if not fresh and base is not None:
+                _step(gen.number, f"copy (from generation {base})")
                 started = time.perf_counter()
                 gens.copy_index(base, path)
                 log.info("copied generation %d into %d in %.2f s", base, gen.number, time.perf_counter() - started)
             builder = store.make(path)
+            if base is not None and gate.questions is not None:
+                _step(gen.number, f"baseline (the gate's measures of generation {base})")
             before = _baseline(gens, base, base_gen, builder, components, gate, same_model and not fresh)
+            _step(gen.number, "write (ingest)")
             with _store_swapped(components, builder):
                 report = run()
+            _step(gen.number, "gate")
             after = measure(builder, components, gate)
             builder.close()
         except BaseException:
             if builder is not None:
                 builder.close()
-            shutil.rmtree(path, ignore_errors=True)
+            gens.discard(gen.number)
             raise
         verdict = judge(gate, after, before)
         gen.documents, gen.chunks = after["documents"], report.index_chunks
@@ -119,12 +125,20 @@ def ingest_generation(
     return report
 
 
+def _step(number: int, step: str) -> None:
+    log.info("generation %d: %s", number, step)
+
+
+def _sweep(gens: Generations) -> None:
+    for n in gens.sweep():
+        log.warning("removed generation %d, left half-built by a process that did not finish", n)
+
+
 def _publish(store: FollowingStore, number: int) -> None:
     """Publish ``number``, move this process's readers to it, then prune (under the lock)."""
     store.generations.publish(number)
     store.refresh()
-    for n in store.generations.prune():
-        log.info("pruned generation %d", n)
+    store.generations.prune()
 
 
 def _baseline(
@@ -149,7 +163,7 @@ def _baseline(
     if info is None or info.model != components.model_id:
         log.warning("generation %d uses another embedding model: the gate cannot compare with it", base)
         return None
-    scratch = gens.root / f".baseline-{base}"
+    scratch = gens.root / f"{BASELINE}{base}"
     shutil.rmtree(scratch, ignore_errors=True)
     gens.copy_index(base, scratch)
     assert isinstance(components.store, FollowingStore)
@@ -167,7 +181,7 @@ def derive_generation(
     """Apply ``change`` to a copy of the published generation and publish the copy when ``keep(result)``."""
     gens = store.generations
     with gens.locked():
-        gens.sweep()
+        _sweep(gens)
         base = gens.published()
         if base is None:  # nothing indexed yet: nothing to copy
             return store._run(change)
@@ -176,17 +190,19 @@ def derive_generation(
         path = gens.path(gen.number)
         target = store.make(path)
         try:
+            _step(gen.number, f"copy (from generation {base})")
             gens.copy_index(base, path)
+            _step(gen.number, f"write ({note})")
             result = change(target)
             gen.chunks = target.count()
             gen.documents = len({d.doc_id for d in target.documents()})
             target.close()
         except BaseException:
             target.close()
-            shutil.rmtree(path, ignore_errors=True)
+            gens.discard(gen.number)
             raise
         if not keep(result):
-            shutil.rmtree(path, ignore_errors=True)
+            gens.discard(gen.number)
             return result
         gens.write(gen)
         _publish(store, gen.number)
@@ -199,12 +215,14 @@ def restore_generation(store: FollowingStore, source: Path, check: Callable[[Any
     once ``check`` passed on it; when it fails, nothing is published."""
     gens = store.generations
     with gens.locked():
-        gens.sweep()
+        _sweep(gens)
         gen = gens.new(note=f"restored from snapshot {source.parent.name}")
         path = gens.path(gen.number)
         staged = store.make(path)
         try:
+            _step(gen.number, f"copy (from snapshot {source.parent.name})")
             shutil.copytree(source, path, dirs_exist_ok=True)
+            _step(gen.number, "check")
             if check is not None:
                 check(staged)
             info = staged.info()
@@ -214,7 +232,7 @@ def restore_generation(store: FollowingStore, source: Path, check: Callable[[Any
             staged.close()
         except BaseException:
             staged.close()
-            shutil.rmtree(path, ignore_errors=True)
+            gens.discard(gen.number)
             raise
         gen.state = KEPT
         gens.write(gen)

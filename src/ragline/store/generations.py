@@ -5,19 +5,23 @@
   <N>/                 one whole index (the engine's ``shard/`` and ``index.json``) and ``generation.json``
   PUBLISHED            the number of the generation readers serve, replaced atomically
   .lock                held (flock) by the process building, publishing or pruning
+  readers/             what each long-running reader serves (ragline.store.readers)
 ```
 A data dir made before generations holds its index in ``<data_dir>/index/``: that folder is generation 1
 (read in place, never copied), until a later generation replaces it and pruning removes it.
 
 Readers never see a half-built index: an ingest builds generation N+1 in its own folder while N is served,
 and publishing is one ``os.replace`` of ``PUBLISHED``. The lock is released by the kernel when its holder
-dies, so whoever takes it next knows every generation still ``building`` was left by a crash.
+dies, so whoever takes it next knows every generation still ``building`` was left by a crash, and ``sweep``
+removes what a crash can leave at each step: a generation building or half-copied, a half-deleted one (a
+generation is renamed out of sight before it is deleted), a gate's baseline copy, the pointer's temporary file.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -31,9 +35,13 @@ from typing import Any
 from ragline.errors import StoreError
 from ragline.layout import DataLayout
 
+log = logging.getLogger(__name__)
+
 GENERATIONS_DIR = "generations"
 POINTER = "PUBLISHED"
 META = "generation.json"
+TRASH = ".trash-"  # a generation being deleted
+BASELINE = ".baseline-"  # a temporary copy of the published generation, measured for a gate
 KEEP = 2  # full generations kept after a publish: the published one and the one before it (for rollback)
 
 BUILDING, PUBLISHED, KEPT, FAILED = "building", "published", "kept", "failed"
@@ -171,21 +179,52 @@ class Generations:
                 copy_sparse(entry, target / entry.name)
 
     def publish(self, number: int) -> None:
-        """Point readers at generation ``number`` (one atomic replace of the pointer; call under the lock)."""
+        """Point readers at generation ``number`` (one atomic replace of the pointer; call under the lock).
+
+        The pointer moves before the record says ``published``: a crash between the two leaves the pointer on
+        a whole generation whose record ``sweep`` corrects, never a record claiming a publish that did not happen.
+        """
         if not (self.path(number) / "index.json").is_file():
             raise StoreError(f"generation {number} holds no index in {self.path(number)}")
         gen = self.read(number)
-        if gen.state not in (KEPT,):
-            gen.state = PUBLISHED
-        self.write(gen)
+        log.info("generation %d: publish", number)
         _atomic_write(self.pointer, f"{number}\n")
+        if gen.state != KEPT:
+            gen.state = PUBLISHED
+            self.write(gen)
+
+    def discard(self, number: int) -> None:
+        """Delete generation ``number``: renamed out of sight first (atomic), so a crash while deleting leaves
+        trash for ``sweep``, never a half-deleted generation that rollback could publish."""
+        folder = self.path(number)
+        if not folder.exists():
+            return
+        trash = self.root / f"{TRASH}{number}-{os.getpid()}"
+        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.rename(folder, trash)
+        except OSError:  # another file system (a mount): deleted where it is
+            trash = folder
+        shutil.rmtree(trash, ignore_errors=True)
 
     def sweep(self) -> list[int]:
-        """Delete generations left ``building`` by a process that died (call under the lock)."""
-        swept = []
+        """Clean up after a process that died while changing generations (call under the lock): delete the
+        generations it left ``building``, its trash, a gate's baseline copy and the pointer's temporary file,
+        and mark ``published`` a generation it published but did not record so. Returns the numbers deleted."""
+        for entry in self.root.glob(".*"):
+            if entry.name.startswith((TRASH, BASELINE)):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(f".{POINTER}-"):
+                entry.unlink(missing_ok=True)
+        published, swept = self.published(), []
         for gen in self.all():
-            if gen.state == BUILDING and gen.number != self.published():
-                shutil.rmtree(self.path(gen.number), ignore_errors=True)
+            if gen.state != BUILDING:
+                continue
+            if gen.number == published:
+                gen.state = PUBLISHED
+                self.write(gen)
+            else:
+                self.discard(gen.number)
                 swept.append(gen.number)
         return swept
 
@@ -199,7 +238,8 @@ class Generations:
         for gen in self.all():
             if gen.number == current or gen.state in (KEPT, BUILDING) or gen.number in spare:
                 continue
-            shutil.rmtree(self.path(gen.number), ignore_errors=True)
+            log.info("generation %d: prune", gen.number)
+            self.discard(gen.number)
             deleted.append(gen.number)
         return deleted
 
