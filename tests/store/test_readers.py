@@ -1,23 +1,26 @@
-"""Private copies of a held generation: a reader killed with SIGKILL leaves its `ragline-reader-<pid>-*` copy
-behind, and the next reader that makes a copy deletes it, never a copy whose owner lives (by its pid, or by
-the lock it holds when its pid is not visible here)."""
+"""What readers leave on disk. Private copies of a held generation: a reader killed with SIGKILL leaves its
+`ragline-reader-<pid>-*` copy behind, and the next reader that makes a copy deletes it, never a copy whose owner
+lives (by its pid, or by the lock it holds when its pid is not visible here). Reader records: what each
+replica serves, reported while its owner lives and beats."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import ragline
-from ragline.store.readers import OWNER, PrivateCopy, sweep_copies
+from ragline.store.readers import OWNER, STALE, PrivateCopy, ReaderRecord, live_readers, summarise, sweep_copies
 
 HOLD = """
 import sys
@@ -127,3 +130,29 @@ def test_a_reader_killed_with_sigkill_leaves_a_copy_the_next_reader_deletes(tmp_
             assert done.returncode == 0 and "flux.md" in done.stdout, done.stderr
             assert "deleted 1 private index copies" in done.stderr
             assert [p.name for p in tmp.glob("ragline-reader-*")] == [live.name]  # the next reader's went too
+
+
+def test_reader_records_report_live_readers_and_drop_dead_and_silent_ones(tmp_path: Path) -> None:
+    root = tmp_path / "generations"
+    one, two = ReaderRecord(root, "replica#one"), ReaderRecord(root, "replica/two")
+    one.update({"served": 3, "published": 4, "loaded": "t1"})
+    two.update({"served": 4, "published": 4, "loaded": "t2", "refused": {"generation": 5, "error": "bad"}})
+    assert {p.name for p in (root / "readers").iterdir()} == {"replica_one.json", "replica_two.json"}
+    report = summarise(live_readers(root), 4)
+    assert report["served"] == 3 and report["published"] == 4 and report["refused"] == {"generation": 5, "error": "bad"}
+    assert [(r["replica"], r["served"]) for r in report["replicas"]] == [("replica#one", 3), ("replica/two", 4)]
+
+    record = json.loads(two.path.read_text())
+    dead = {**record, "reader": "dead", "pid": dead_pid()}
+    (root / "readers" / "dead.json").write_text(json.dumps(dead))
+    silent = {**record, "reader": "silent", "host": "elsewhere", "heartbeat": time.time() - STALE - 1}
+    (root / "readers" / "silent.json").write_text(json.dumps(silent))
+    assert [r["reader"] for r in live_readers(root)] == ["replica#one", "replica/two"]
+    assert not (root / "readers" / "dead.json").exists()  # its owner died on this host
+    assert (root / "readers" / "silent.json").exists()  # another host's: not this process's to judge
+    one.remove()
+    assert summarise(live_readers(root), 4)["served"] == 4 and summarise([], 4) == {
+        "served": None,
+        "published": 4,
+        "replicas": [],
+    }
