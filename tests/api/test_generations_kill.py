@@ -171,6 +171,7 @@ def test_sigkill_at_each_step_of_an_ingest(step: str, world: tuple[Path, Path, P
     # The published generation is the old one, or the whole new one (never a part of it).
     published = gens.published()
     new = int(STEP.findall(log)[0][0])
+    print(f"killed on {step}: died in {landed or 'nothing (it had finished)'}, generation {published} published")
     assert published in (old, new), (published, old, new)
     assert (gens.path(published) / "index.json").is_file()
     whole = gens.read(published)

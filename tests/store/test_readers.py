@@ -106,7 +106,8 @@ def test_a_reader_killed_with_sigkill_leaves_a_copy_the_next_reader_deletes(tmp_
     search = [sys.executable, "-m", "ragline.cli", "-v", "search", "how to calibrate the flux widget", "--json"]
     subprocess.run([sys.executable, "-m", "ragline.cli", "ingest", str(docs)], env=env, check=True, timeout=600)
 
-    with ragline.open(data) as server:  # holds the published generation: other readers read copies
+    # A live reader's copy (made first), and a server that holds the published generation: readers read copies.
+    with holder(tmp) as (_, live), ragline.open(data) as server:
         assert server.search("blue lever", 1)
         proc = subprocess.Popen(search, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         watchdog = threading.Timer(300, proc.kill)
@@ -125,11 +126,10 @@ def test_a_reader_killed_with_sigkill_leaves_a_copy_the_next_reader_deletes(tmp_
         left = list(tmp.glob(f"ragline-reader-{proc.pid}-*"))
         assert len(left) == 1 and (left[0] / "index").is_dir()
 
-        with holder(tmp) as (_, live):
-            done = subprocess.run(search, capture_output=True, text=True, env=env, timeout=600)
-            assert done.returncode == 0 and "flux.md" in done.stdout, done.stderr
-            assert "deleted 1 private index copies" in done.stderr
-            assert [p.name for p in tmp.glob("ragline-reader-*")] == [live.name]  # the next reader's went too
+        done = subprocess.run(search, capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0 and "flux.md" in done.stdout, done.stderr
+        assert "deleted 1 private index copies" in done.stderr
+        assert [p.name for p in tmp.glob("ragline-reader-*")] == [live.name]  # the next reader's went too
 
 
 def test_reader_records_report_live_readers_and_drop_dead_and_silent_ones(tmp_path: Path) -> None:
