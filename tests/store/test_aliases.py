@@ -1,5 +1,5 @@
 """The alias store's own parts on qdrant-client's local mode: generations as collections, a reader that stays
-on its embedding model's generation, and what a publish changes for readers of the alias."""
+on its embedding model's generation, what a publish changes for readers of the alias, and what a crash leaves."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ragline.errors import StoreError
 from ragline.records import Chunk, Document
 from ragline.store.aliased import AliasStore
 from ragline.store.base import IndexInfo, VectorStore
+from ragline.store.generations import Generation
 
 DIM = 4
 
@@ -108,3 +109,51 @@ def test_an_alias_lost_mid_migration_is_put_back_on_the_newest_published_generat
     with store.generations.locked():
         assert store.generations.adopt() == 2
     assert store.generations.published() == 2
+
+
+def test_a_crash_between_the_alias_move_and_the_record_and_a_collection_left_without_record_are_swept(
+    store: AliasStore,
+) -> None:
+    build(store, "model-a", "one.md")
+    gens = store.generations
+    with gens.locked():
+        # Killed after the alias moved, before the record said published: the record is corrected.
+        gen = gens.new(model="model-a", note="test")
+        store.builds.stage(gen.number, None, IndexInfo("model-a", DIM)).close()
+        gens.point(gen.number)
+        assert (gens.published(), gens.read(2).state) == (2, "building")
+        # Killed after a collection was made, before its record was written: deleted, its number reused.
+        store.make(3).open(IndexInfo("model-a", DIM))
+        assert gens.read(3).state == "building"
+        assert gens.sweep() == [3]
+    assert gens.numbers() == [1, 2] and gens.read(2).state == "published" and gens.previous() == 1
+
+
+def test_publish_moves_the_alias_before_the_record_and_logs_each_step(
+    store: AliasStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(store, "model-a", "one.md")
+    build(store, "model-a", "two.md")
+    gens, order = store.generations, []
+    point, write = gens.point, gens.write
+
+    def pointing(number: int) -> None:
+        order.append("alias")
+        point(number)
+
+    def writing(gen: Generation) -> None:
+        order.append(f"record {gen.state}")
+        write(gen)
+
+    monkeypatch.setattr(gens, "point", pointing)
+    monkeypatch.setattr(gens, "write", writing)
+    with caplog.at_level("INFO", logger="ragline.store.generations"), gens.locked():
+        gen = gens.new(model="model-a", note="test")
+        store.builds.stage(gen.number, 2, None).close()
+        gens.write(gen)
+        order.clear()
+        gens.publish(gen.number)
+        gens.prune()
+    assert order == ["alias", "record published"]
+    assert gens.numbers() == [2, 3]
+    assert "generation 3: publish" in caplog.text and "generation 1: prune" in caplog.text

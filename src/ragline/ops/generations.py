@@ -3,7 +3,9 @@ generation, and publish it (after its gate) in one atomic step; the same flows f
 generations (the embedded engine's folders and pointer, a Qdrant collection alias: ``ragline.store.builds``).
 
 The published generation is never written: a crash at any step leaves it whole and served, and the
-generation left ``building`` is swept by the next change (the lock tells a crash from a live writer).
+generation left ``building`` is swept by the next change (the lock tells a crash from a live writer). Each
+step is logged as it begins (``generation N: copy|baseline|write|gate|check|publish``, then ``generation K:
+prune``; ``ragline -v`` shows them), so a log says where a process that died stopped.
 """
 
 from __future__ import annotations
@@ -75,10 +77,16 @@ def ingest_generation(
         )
         builder: VectorStore | None = None
         try:
+            if not fresh and base is not None:
+                _step(gen.number, f"copy (from generation {base})")
             builder = builds.stage(gen.number, None if fresh else base, None if not fresh else components.index_info())
+            if base is not None and gate.questions is not None:
+                _step(gen.number, f"baseline (the gate's measures of generation {base})")
             before = _baseline(builds, base, base_gen, builder, components, gate, same_model and not fresh)
+            _step(gen.number, "write (ingest)")
             with _store_swapped(components, builder):
                 report = run()
+            _step(gen.number, "gate")
             after = measure(builder, components, gate)
             builder.close()
         except BaseException:
@@ -102,21 +110,24 @@ def ingest_generation(
     return report
 
 
+def _step(number: int, step: str) -> None:
+    log.info("generation %d: %s", number, step)
+
+
 def _tidy(builds: Builds) -> None:
     """Before a change (under the lock): sweep what a crash left, and adopt an index made before generations."""
     for n in builds.generations.sweep():
-        log.warning("removed generation %d, left half-built by a change that did not finish", n)
+        log.warning("removed generation %d, left half-built by a process that did not finish", n)
     adopted = builds.generations.adopt()
     if adopted is not None:
         log.info("the index made before generations is now generation %d", adopted)
 
 
 def _publish(builds: Builds, number: int) -> None:
-    """Publish ``number``, move this process's readers to it, then prune (under the lock)."""
+    """Publish ``number``, move this process's readers to it, then prune (under the lock; both log their step)."""
     builds.generations.publish(number)
     builds.refresh()
-    for n in builds.generations.prune():
-        log.info("pruned generation %d", n)
+    builds.generations.prune()
 
 
 def _baseline(
@@ -157,7 +168,9 @@ def derive_generation(builds: Builds, change: Callable[[VectorStore], T], note: 
         gen = gens.new(base=base, note=note, sources=record.sources, model=record.model, chunking=record.chunking)
         target: VectorStore | None = None
         try:
+            _step(gen.number, f"copy (from generation {base})")
             target = builds.stage(gen.number, base, None)
+            _step(gen.number, f"write ({note})")
             result = change(target)
             gen.chunks = target.count()
             gen.documents = len({d.doc_id for d in target.documents()})
@@ -185,7 +198,9 @@ def restore_generation(builds: Builds, source: Path, check: Callable[[Any], None
         gen = gens.new(note=f"restored from snapshot {source.parent.name}")
         staged: VectorStore | None = None
         try:
+            _step(gen.number, f"copy (from snapshot {source.parent.name})")
             staged = builds.stage_snapshot(gen.number, source)
+            _step(gen.number, "check")
             if check is not None:
                 check(staged)
             info = staged.info()

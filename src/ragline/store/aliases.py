@@ -14,6 +14,11 @@ points are copied into ``docs__gen<N>``, then the collection is deleted and the 
 
 Changes are serialised by a lock file in the data dir: one writer per collection at a time, among the
 processes that share the data dir.
+
+Crash safety is the shared policy's (``ragline.store.generations``): the alias moves before the record says
+``published``, and ``sweep`` deletes what a change that died left. A generation's collection is made before its
+record is written, so one without its own record is such a leftover. Deleting a collection is one request (no
+trash to sweep), and a gate measures the published collection in place (no baseline copy).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from qdrant_client import QdrantClient, models
 from ragline.errors import StoreError
 from ragline.records import Chunk
 from ragline.store.facade import EngineStore
+from ragline.store.files import file_lock
 from ragline.store.filters import DENSE
-from ragline.store.generations import FAILED, PUBLISHED, Generation, GenerationsBase, file_lock
+from ragline.store.generations import BUILDING, FAILED, PUBLISHED, Generation, GenerationsBase
 from ragline.store.qdrant import QdrantEngine
 from ragline.store.sparse import SPARSE, document_vector, sparse_text
 
@@ -102,12 +108,20 @@ class AliasGenerations(GenerationsBase):
     def read(self, number: int) -> Generation:
         if number in self._pending:
             return self._pending[number]
+        published = number == self.published()
         try:
             with self.engine.guard():
                 metadata = self.engine.conn().get_collection(self.name(number)).config.metadata or {}
-            return Generation.from_json(json.loads(metadata[RECORD_KEY]))
-        except (KeyError, ValueError, TypeError, StoreError):
-            return Generation(number, state=PUBLISHED if number == self.published() else FAILED)
+            gen = Generation.from_json(json.loads(metadata[RECORD_KEY]))
+            if gen.number != number:  # the record of the generation a restored snapshot was taken from
+                raise KeyError(RECORD_KEY)
+            return gen
+        except KeyError:
+            # A collection is made before its record is written: one without a record was left by a change
+            # that died in between (``sweep`` deletes it, as the lock says no change runs now).
+            return Generation(number, state=PUBLISHED if published else BUILDING)
+        except (ValueError, TypeError, StoreError):
+            return Generation(number, state=PUBLISHED if published else FAILED)
 
     def write(self, gen: Generation) -> None:
         name = self.name(gen.number)
@@ -151,6 +165,10 @@ class AliasGenerations(GenerationsBase):
                 self.engine.conn().delete_collection(self.alias)
             self.engine.conn().update_collection_aliases(change_aliases_operations=operations)
         self.engine._exists = False
+
+    def leftovers(self) -> None:
+        """Nothing beside the collections: deleting one and moving the alias are one request each, and a gate
+        measures the published collection in place (a collection left without its record is swept as building)."""
 
     def location(self, number: int) -> str:
         return f"{self.engine.url or self.engine.path or ':memory:'} (collection {self.name(number)!r})"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ragline.store.base import IndexInfo, VectorStore
 from ragline.store.filters import info_from_json
-from ragline.store.generations import GenerationsBase
+from ragline.store.generations import BASELINE, GenerationsBase
 
 if TYPE_CHECKING:
     from ragline.store.following import FollowingStore
@@ -86,9 +86,10 @@ class EdgeBuilds:
 
     @contextmanager
     def peek(self, number: int) -> Iterator[VectorStore]:
-        # The engine lets one loader per process hold a folder (a reader may hold this one): read a copy.
+        # The engine lets one loader per process hold a folder (a reader may hold this one): read a copy, which
+        # ``sweep`` deletes when the process dies before it does.
         gens = self.store.generations
-        scratch = gens.root / f".baseline-{number}"
+        scratch = gens.root / f"{BASELINE}{number}"
         shutil.rmtree(scratch, ignore_errors=True)
         gens.copy_index(number, scratch)
         other = self.store.make(scratch)

@@ -8,6 +8,7 @@ by side, and a pointer to the one served. A Qdrant server's are collections behi
   <N>/                 one whole index (the engine's ``shard/`` and ``index.json``) and ``generation.json``
   PUBLISHED            the number of the generation readers serve, replaced atomically
   .lock                held (flock) by the process building, publishing or pruning
+  readers/             what each long-running reader serves (ragline.store.readers)
 ```
 A data dir made before generations holds its index in ``<data_dir>/index/``: that folder is generation 1
 (read in place, never copied), until a later generation replaces it and pruning removes it.
@@ -15,18 +16,22 @@ A data dir made before generations holds its index in ``<data_dir>/index/``: tha
 Readers never see a half-built index: an ingest builds generation N+1 in its own folder while N is served,
 and publishing is one ``os.replace`` of ``PUBLISHED``. The lock is released by the kernel when its holder
 dies, so whoever takes it next knows every generation still ``building`` was left by a crash.
+
+Crash safety is the shared policy's, for every backend: the pointer moves before the record says
+``published`` (``sweep`` records a generation published but not marked so), a generation is deleted so that
+a crash never leaves a half-deleted one looking whole (here: renamed to ``.trash-*`` first), and ``sweep``
+removes what a crash left (here also a gate's ``.baseline-*`` copy and the pointer's temporary file); publish
+and prune log their step (``generation N: publish``, ``generation K: prune``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
+import logging
 import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +39,16 @@ from typing import Any
 
 from ragline.errors import StoreError
 from ragline.layout import DataLayout
+from ragline.store.files import atomic_write as _atomic_write  # this module's name for it: kill points patch it
+from ragline.store.files import copy_sparse, disk_bytes, file_lock
+
+log = logging.getLogger(__name__)
 
 GENERATIONS_DIR = "generations"
 POINTER = "PUBLISHED"
 META = "generation.json"
+TRASH = ".trash-"  # a generation being deleted
+BASELINE = ".baseline-"  # a temporary copy of the published generation, measured for a gate
 KEEP = 2  # full generations kept after a publish: the published one and the one before it (for rollback)
 
 BUILDING, PUBLISHED, KEPT, FAILED = "building", "published", "kept", "failed"
@@ -98,11 +109,16 @@ class GenerationsBase(ABC):
 
     @abstractmethod
     def remove(self, number: int) -> None:
-        """Delete generation ``number`` and its record."""
+        """Delete generation ``number`` and its record, so that a crash part-way never leaves a generation
+        that looks whole (rollback could publish it)."""
 
     @abstractmethod
     def point(self, number: int) -> None:
         """Make ``number`` the generation readers serve, in one atomic step."""
+
+    @abstractmethod
+    def leftovers(self) -> None:
+        """Delete what a process that died can leave beside the generations themselves (call under the lock)."""
 
     @abstractmethod
     def location(self, number: int) -> str:
@@ -129,20 +145,33 @@ class GenerationsBase(ABC):
         return gen
 
     def publish(self, number: int) -> None:
-        """Point readers at generation ``number`` (call under the lock)."""
+        """Point readers at generation ``number`` (call under the lock).
+
+        The pointer moves before the record says ``published``: a crash between the two leaves the pointer on
+        a whole generation whose record ``sweep`` corrects, never a record claiming a publish that did not happen.
+        """
         if not self.holds_index(number):
             raise StoreError(f"generation {number} holds no index in {self.location(number)}")
         gen = self.read(number)
-        if gen.state not in (KEPT,):
-            gen.state = PUBLISHED
-        self.write(gen)
+        log.info("generation %d: publish", number)
         self.point(number)
+        if gen.state != KEPT:
+            gen.state = PUBLISHED
+            self.write(gen)
 
     def sweep(self) -> list[int]:
-        """Delete generations left ``building`` by a process that died (call under the lock)."""
-        swept = []
+        """Clean up after a process that died while changing generations (call under the lock): delete the
+        generations it left ``building`` and its other leftovers, and mark ``published`` a generation it
+        published but did not record so. Returns the numbers deleted."""
+        self.leftovers()
+        published, swept = self.published(), []
         for gen in self.all():
-            if gen.state == BUILDING and gen.number != self.published():
+            if gen.state != BUILDING:
+                continue
+            if gen.number == published:
+                gen.state = PUBLISHED
+                self.write(gen)
+            else:
                 self.remove(gen.number)
                 swept.append(gen.number)
         return swept
@@ -157,6 +186,7 @@ class GenerationsBase(ABC):
         for gen in self.all():
             if gen.number == current or gen.state in (KEPT, BUILDING) or gen.number in spare:
                 continue
+            log.info("generation %d: prune", gen.number)
             self.remove(gen.number)
             deleted.append(gen.number)
         return deleted
@@ -273,67 +303,22 @@ class Generations(GenerationsBase):
         _atomic_write(self.pointer, f"{number}\n")
 
     def remove(self, number: int) -> None:
-        shutil.rmtree(self.path(number), ignore_errors=True)
-
-
-@contextmanager
-def file_lock(path: Path, busy: str) -> Iterator[None]:
-    """Hold an flock on ``path`` (released by the kernel when the holder dies); held elsewhere: StoreError(busy)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+        """Renamed out of sight first (atomic), so a crash while deleting leaves trash for ``sweep``."""
+        folder = self.path(number)
+        if not folder.exists():
+            return
+        trash = self.root / f"{TRASH}{number}-{os.getpid()}"
+        shutil.rmtree(trash, ignore_errors=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(busy) from None
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+            os.rename(folder, trash)
+        except OSError:  # another file system (a mount): deleted where it is
+            trash = folder
+        shutil.rmtree(trash, ignore_errors=True)
 
-
-def disk_bytes(path: Path) -> int:
-    """Bytes ``path`` takes on disk (the engine preallocates files it has not filled: those holes are free)."""
-    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file()) if path.exists() else 0
-
-
-def copy_sparse(src: str | Path, dst: str | Path) -> None:
-    """Copy a file's data only, leaving its holes as holes: the engine preallocates 32 MB files it fills
-    slowly, and a plain copy would write every one of them out in full."""
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        size = os.fstat(fin.fileno()).st_size
-        offset = 0
-        while offset < size:
-            try:
-                start = os.lseek(fin.fileno(), offset, os.SEEK_DATA)
-            except OSError:  # no data past offset (ENXIO)
-                break
-            end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
-            position = start
-            while position < end:
-                block = os.pread(fin.fileno(), min(end - position, 1 << 20), position)
-                if not block:
-                    break
-                os.pwrite(fout.fileno(), block, position)
-                position += len(block)
-            offset = end
-        fout.truncate(size)
-    shutil.copystat(src, dst)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader sees the old file or the new one, and it survives a power cut."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    def leftovers(self) -> None:
+        """Trash, a gate's baseline copy and the pointer's temporary file."""
+        for entry in self.root.glob(".*"):
+            if entry.name.startswith((TRASH, BASELINE)):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(f".{POINTER}-"):
+                entry.unlink(missing_ok=True)
