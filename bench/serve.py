@@ -30,7 +30,6 @@ import http.client
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -234,7 +233,7 @@ def private_components(settings: Settings) -> Iterator[Components]:
     finally:
         comp.close()
         if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
+            root.release()
 
 
 class KeepAliveClient:

@@ -1,10 +1,15 @@
 """Ray Serve replicas follow the published generation of the embedded index: a `ragline ingest` subprocess
 publishes a new generation under a bounded stream of searches, and a DELETE /admin/sources publishes another;
-every Retriever replica moves to each without a restart and without failing a request."""
+every Retriever replica moves to each without a restart and without failing a request. One /readyz reports
+every replica (from the record each keeps in the data dir), also when each refuses a generation that does not
+load and keeps serving the one it has."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +22,8 @@ import pytest
 from llm_server import LlamaServer
 
 from ragline.api.settings import GeneratorSettings, IngressSettings, RetrieverSettings
+from ragline.store.generations import Generations
+from ragline.store.readers import READERS
 
 from .ray_checks import serving_on_ray
 
@@ -80,12 +87,19 @@ def every_replica(client: httpx.Client, url: str, question: str, name: str, *, f
 
 
 def generations_reported(client: httpx.Client, url: str) -> set[tuple[int, int]]:
-    seen = set()
-    for _ in range(8):  # each readiness check reaches one Retriever replica
-        generation = client.get(f"{url}/readyz").json()["generation"]
-        assert generation["replica"], generation
-        seen.add((generation["served"], generation["published"]))
-    return seen
+    """(served, published) of every Retriever replica, as one /readyz reports them."""
+    generation = client.get(f"{url}/readyz").json()["generation"]
+    replicas = generation["replicas"]
+    assert len(replicas) == REPLICAS and len({r["replica"] for r in replicas}) == REPLICAS, generation
+    assert generation["served"] == min(r["served"] for r in replicas)
+    return {(r["served"], generation["published"]) for r in replicas}
+
+
+def wait_reported(client: httpx.Client, url: str, want: set[tuple[int, int]], within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while (seen := generations_reported(client, url)) != want:
+        assert time.monotonic() < deadline, f"replicas report {seen}, not {want}"
+        time.sleep(0.2)
 
 
 def test_replicas_move_to_a_generation_published_by_an_ingest_without_failing_a_request(
@@ -120,7 +134,7 @@ def test_replicas_move_to_a_generation_published_by_an_ingest_without_failing_a_
         finally:
             stop.set()
             worker.join(timeout=120)
-        assert generations_reported(client, url) == {(2, 2)}
+        wait_reported(client, url, {(2, 2)})
         assert 'ragline_index_generation{which="served"} 2.0' in client.get(f"{url}/metrics").text
     print(f"{len(statuses)} searches during the publish; every replica served it {moved:.1f} s after")
     assert len(statuses) > 20 and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
@@ -137,8 +151,70 @@ def test_admin_delete_publishes_a_generation_every_replica_follows(served: tuple
         assert r.json()["documents"] == 1 and r.json()["chunks"] >= 1
         every_replica(client, url, HAMMOCK, "hammock.md", found=False, within=15)
         assert finds(client, url, FLUX, "flux.md")
-        assert generations_reported(client, url) == {(before + 1, before + 1)}
+        wait_reported(client, url, {(before + 1, before + 1)})
         # a prefix that matches nothing publishes nothing
         r = client.delete(f"{url}/admin/sources", params={"prefix": str(docs / "nothing")}, headers=admin)
         assert r.status_code == 200 and r.json()["chunks"] == 0
         assert generations_reported(client, url) == {(before + 1, before + 1)}
+
+
+def test_readyz_reports_every_replica_and_each_keeps_serving_a_generation_it_refuses(
+    served: tuple[str, Path, Path],
+) -> None:
+    url, _, data = served
+    gens = Generations(data)
+    good = gens.published()
+    assert good is not None
+    readers = gens.root / READERS
+    # Records of a replica that died on this host, and of one on another host silent too long: not reported.
+    ghost = subprocess.Popen([sys.executable, "-c", "pass"])
+    ghost.wait()
+    now = time.time()
+    host = socket.gethostname()
+    (readers / "dead.json").write_text(
+        json.dumps({"reader": "dead", "pid": ghost.pid, "host": host, "served": 1, "heartbeat": now})
+    )
+    (readers / "far.json").write_text(
+        json.dumps({"reader": "far", "pid": 1, "host": "elsewhere", "served": 1, "heartbeat": now - 3600})
+    )
+    with httpx.Client(timeout=60) as client:
+        wait_reported(client, url, {(good, good)})
+        assert not (readers / "dead.json").exists() and (readers / "far.json").exists()
+
+        # A generation built with another embedding model: every replica refuses it and serves on.
+        bad = good + 1
+        shutil.copytree(gens.path(good), gens.path(bad))
+        (gens.path(bad) / "index.json").write_text('{"model": "another/model", "dimension": 384}', encoding="utf-8")
+        with gens.locked():
+            gens.publish(bad)
+        deadline = time.monotonic() + 15
+        while True:
+            generation = client.get(f"{url}/readyz").json()["generation"]
+            refused = [r.get("refused", {}).get("generation") for r in generation["replicas"]]
+            if refused == [bad] * REPLICAS:
+                break
+            assert time.monotonic() < deadline, generation
+            time.sleep(0.2)
+        assert generation["served"] == good and generation["published"] == bad
+        assert generation["refused"]["generation"] == bad and "another/model" in generation["refused"]["error"]
+        assert all(r["served"] == good and r["loaded"] for r in generation["replicas"])
+        assert finds(client, url, FLUX, "flux.md")
+        metrics = client.get(f"{url}/metrics").text
+        assert f'ragline_index_generation{{which="served"}} {good}.0' in metrics
+        assert metrics.count("ragline_index_generation_replica{replica=") == REPLICAS
+        status = subprocess.run(
+            [sys.executable, "-m", "ragline.cli", "status", "--json"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "RAGLINE_DATA_DIR": str(data)},
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        listed = json.loads(status.stdout)["generation"]["readers"]
+        assert len(listed) == REPLICAS and all(r["refused"]["generation"] == bad for r in listed)
+
+        with gens.locked():  # back to the good one: nothing refused any more
+            gens.publish(good)
+        deadline = time.monotonic() + 15  # each replica's record drops its refusal within its next look
+        while "refused" in (generation := client.get(f"{url}/readyz").json()["generation"]):
+            assert time.monotonic() < deadline, generation
+            time.sleep(0.2)
+        assert generations_reported(client, url) == {(good, good)}
+        assert not [r for r in generation["replicas"] if "refused" in r]

@@ -43,6 +43,10 @@ BACKENDS = [
     Backend("edge", lambda tmp: EdgeStore(tmp / "index"), persistent=True),
     Backend("qdrant-memory", lambda tmp: QdrantStore(), persistent=False),
     Backend("qdrant-path", lambda tmp: QdrantStore(path=str(tmp / "qdrant")), persistent=True),
+    # What make_store builds for a qdrant-client path: the collection name as an alias, generations behind it.
+    Backend(
+        "qdrant-alias", lambda tmp: make_store(QdrantSettings(path=str(tmp / "qdrant")), tmp / "data"), persistent=True
+    ),
 ]
 
 

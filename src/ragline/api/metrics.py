@@ -61,8 +61,15 @@ class Metrics:
         self.fallbacks = Counter("ragline_retrieval_only_answers", "Answers given without the LLM", registry=r)
         self.index_generation = Gauge(
             "ragline_index_generation",
-            "Index generation: the one this process serves, and the one published (-1: none)",
+            "Index generation: the one this process serves (on Ray Serve the oldest any replica serves), and the "
+            "one published (-1: none)",
             ["which"],
+            registry=r,
+        )
+        self.replica_generation = Gauge(
+            "ragline_index_generation_replica",
+            "Index generation each Ray Serve replica that retrieves serves",
+            ["replica"],
             registry=r,
         )
 
@@ -82,6 +89,10 @@ class Metrics:
         for which in ("served", "published"):
             value = (report or {}).get(which)
             self.index_generation.labels(which).set(-1 if value is None else value)
+        self.replica_generation.clear()  # replicas come and go: show the ones reported now
+        for replica in (report or {}).get("replicas", []):
+            served = replica.get("served")
+            self.replica_generation.labels(str(replica["replica"])).set(-1 if served is None else served)
 
     def render(self) -> bytes:
         """This server's metrics, then the counters of ingests run in this process."""

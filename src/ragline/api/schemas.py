@@ -157,7 +157,9 @@ class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str] = Field(description="'ok' or why the part is not ready")
     generation: dict[str, Any] | None = Field(
-        default=None, description="The index generation served, the one published, and why one was refused"
+        default=None,
+        description="The index generation served, the one published, and why one was refused; on Ray Serve, "
+        "each replica that retrieves in replicas (served is then the oldest any replica serves)",
     )
 
 

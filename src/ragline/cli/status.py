@@ -19,9 +19,16 @@ def _served(comp: Any) -> Path:
 
 
 def _generation(store: Any) -> dict[str, Any] | None:
+    """The generation this command reads, and the readers that record what they serve (Ray Serve replicas)."""
     from ragline.store.following import served_generation
+    from ragline.store.readers import live_readers, summarise
 
-    return served_generation(store)
+    report = served_generation(store)
+    if report is not None:
+        readers = live_readers(store.generations.root)
+        if readers:
+            report["readers"] = summarise(readers, report["published"])["replicas"]
+    return report
 
 
 def _disk_bytes(path: Path) -> int:
@@ -58,7 +65,7 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     finally:
         comp.close()
     report: dict[str, Any] = {
-        "index": s.qdrant.url or str(_served(comp).resolve()),
+        "index": s.qdrant.url or s.qdrant.path or str(_served(comp).resolve()),
         "generation": generation,
         "backend": "qdrant-server" if s.qdrant.url else ("qdrant-local" if s.qdrant.path else "qdrant-edge"),
         "model": info.model if info else None,
@@ -79,6 +86,9 @@ def status(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     out.print(f"index       {report['index']} ({report['backend']})")
     if report["generation"]:
         out.print(f"generation  {report['generation']['served']} (published {report['generation']['published']})")
+        for r in report["generation"].get("readers", []):
+            refused = f", refused {r['refused']['generation']}: {r['refused']['error']}" if "refused" in r else ""
+            out.print(f"  replica   {r['replica']} serves {r['served']} since {r.get('loaded', '?')}{refused}")
     out.print(f"model       {report['model']} ({report['dimension']} dims)")
     out.print(f"contents    {report['documents']} documents, {report['chunks']} chunks")
     out.print(f"llm         {report['llm']}")

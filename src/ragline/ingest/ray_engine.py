@@ -91,7 +91,7 @@ def ingest(paths: Sequence[str | Path], components: Components, **options: Unpac
         started_here = not _ray_running()
         ray = connect(settings.ingest.ray_address)
         try:
-            for batch in _pipeline(ray, files, settings, state, info, metadata or {}):
+            for batch in _pipeline(ray, files, _writing_to(settings, store), state, info, metadata or {}):
                 run.consume(batch if settings.qdrant.url else write_chunks(store, batch))
                 log.info("indexed %d chunks so far", run.chunks_written + run.committer.chunks_written)
         finally:
@@ -125,6 +125,16 @@ def _ray_running() -> bool:
     except ImportError as e:
         raise MissingDependencyError("ray", "ray") from e
     return bool(ray.is_initialized())
+
+
+def _writing_to(settings: Settings, store: VectorStore) -> Settings:
+    """Settings whose Qdrant collection is the one ``store`` writes: a new generation's collection, not the
+    alias readers query (the writer actors of a Qdrant server open their own connections)."""
+    engine = getattr(store, "engine", None)
+    collection = getattr(engine, "collection", None)
+    if not settings.qdrant.url or not isinstance(collection, str) or collection == settings.qdrant.collection:
+        return settings
+    return settings.model_copy(update={"qdrant": settings.qdrant.model_copy(update={"collection": collection})})
 
 
 def _pipeline(

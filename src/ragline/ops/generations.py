@@ -1,16 +1,16 @@
-"""Changes to an embedded index as new generations: ingest, delete and restore build one beside the
-published generation, and publish it (after its gate) with one atomic pointer swap.
+"""Changes to an index as new generations: ingest, delete and restore build one beside the published
+generation, and publish it (after its gate) in one atomic step; the same flows for every backend that keeps
+generations (the embedded engine's folders and pointer, a Qdrant collection alias: ``ragline.store.builds``).
 
 The published generation is never written: a crash at any step leaves it whole and served, and the
-generation left ``building`` is swept by the next change (the lock tells a crash from a live writer).
+generation left ``building`` is swept by the next change (the lock tells a crash from a live writer). Each
+step is logged as it begins (``generation N: copy|baseline|write|gate|check|publish``, then ``generation K:
+prune``; ``ragline -v`` shows them), so a log says where a process that died stopped.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,25 +18,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragline.errors import GateFailedError
 from ragline.ingest.gate import Gate, judge, measure
-from ragline.store.base import IndexInfo, VectorStore
-from ragline.store.filters import info_from_json
-from ragline.store.following import FollowingStore
-from ragline.store.generations import FAILED, KEPT, Generation, Generations
+from ragline.store.base import VectorStore
+from ragline.store.builds import Builds, builds_of
+from ragline.store.generations import FAILED, KEPT, Generation
 
 if TYPE_CHECKING:
     from ragline.components import Components
     from ragline.index import IndexReport
-    from ragline.store.edge import EdgeStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def stored_info(gens: Generations, number: int) -> IndexInfo | None:
-    try:
-        return info_from_json(json.loads((gens.path(number) / "index.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
 
 
 @contextmanager
@@ -64,18 +55,17 @@ def ingest_generation(
     or empty with ``recreate`` or when the embedding model or chunk settings differ from the published one's.
     A gate that fails keeps it unpublished (state ``failed``) and raises GateFailedError.
     """
-    store = components.store
+    builds = builds_of(components.store)
     gate = gate or Gate()
-    if not isinstance(store, FollowingStore):  # a Qdrant server or local-mode path: written in place
+    if builds is None:  # a store written in place
         return run()
-    gens = store.generations
+    gens = builds.generations
     chunking = components.settings.chunk.model_dump()
     with gens.locked():
-        for n in gens.sweep():
-            log.warning("removed generation %d, left half-built by an ingest that did not finish", n)
+        _tidy(builds)
         base = gens.published()
         base_gen = gens.read(base) if base is not None else None
-        base_info = stored_info(gens, base) if base is not None else None
+        base_info = builds.stored_info(base) if base is not None else None
         same_model = base_info is not None and base_info.model == components.model_id
         fresh = recreate or not same_model or bool(base_gen and base_gen.chunking and base_gen.chunking != chunking)
         gen = gens.new(
@@ -85,23 +75,24 @@ def ingest_generation(
             chunking=chunking,
             note="ingest",
         )
-        path = gens.path(gen.number)
-        builder: EdgeStore | None = None
+        builder: VectorStore | None = None
         try:
             if not fresh and base is not None:
-                started = time.perf_counter()
-                gens.copy_index(base, path)
-                log.info("copied generation %d into %d in %.2f s", base, gen.number, time.perf_counter() - started)
-            builder = store.make(path)
-            before = _baseline(gens, base, base_gen, builder, components, gate, same_model and not fresh)
+                _step(gen.number, f"copy (from generation {base})")
+            builder = builds.stage(gen.number, None if fresh else base, None if not fresh else components.index_info())
+            if base is not None and gate.questions is not None:
+                _step(gen.number, f"baseline (the gate's measures of generation {base})")
+            before = _baseline(builds, base, base_gen, builder, components, gate, same_model and not fresh)
+            _step(gen.number, "write (ingest)")
             with _store_swapped(components, builder):
                 report = run()
+            _step(gen.number, "gate")
             after = measure(builder, components, gate)
             builder.close()
         except BaseException:
             if builder is not None:
                 builder.close()
-            shutil.rmtree(path, ignore_errors=True)
+            gens.remove(gen.number)
             raise
         verdict = judge(gate, after, before)
         gen.documents, gen.chunks = after["documents"], report.index_chunks
@@ -114,21 +105,33 @@ def ingest_generation(
                 f"(generation {base} still serves): " + "; ".join(verdict.failures) + "\n" + verdict.table()
             )
         gens.write(gen)
-        _publish(store, gen.number)
+        _publish(builds, gen.number)
     log.info("published generation %d (%d documents, %d chunks)", gen.number, gen.documents, gen.chunks)
     return report
 
 
-def _publish(store: FollowingStore, number: int) -> None:
-    """Publish ``number``, move this process's readers to it, then prune (under the lock)."""
-    store.generations.publish(number)
-    store.refresh()
-    for n in store.generations.prune():
-        log.info("pruned generation %d", n)
+def _step(number: int, step: str) -> None:
+    log.info("generation %d: %s", number, step)
+
+
+def _tidy(builds: Builds) -> None:
+    """Before a change (under the lock): sweep what a crash left, and adopt an index made before generations."""
+    for n in builds.generations.sweep():
+        log.warning("removed generation %d, left half-built by a process that did not finish", n)
+    adopted = builds.generations.adopt()
+    if adopted is not None:
+        log.info("the index made before generations is now generation %d", adopted)
+
+
+def _publish(builds: Builds, number: int) -> None:
+    """Publish ``number``, move this process's readers to it, then prune (under the lock; both log their step)."""
+    builds.generations.publish(number)
+    builds.refresh()
+    builds.generations.prune()
 
 
 def _baseline(
-    gens: Generations,
+    builds: Builds,
     base: int | None,
     base_gen: Generation | None,
     copy: VectorStore,
@@ -136,8 +139,8 @@ def _baseline(
     gate: Gate,
     is_copy: bool,
 ) -> dict[str, Any] | None:
-    """The published generation's gate measures: on the fresh copy of it, from its record, or on a
-    temporary copy (built from empty beside it); None when nothing is published or it cannot be measured."""
+    """The published generation's gate measures: on the fresh copy of it, from its record, or read from it
+    directly; None when nothing is published or it cannot be measured."""
     if base is None or gate.questions is None:
         return None
     if is_copy:
@@ -145,66 +148,59 @@ def _baseline(
     recorded = (base_gen.gate or {}).get("new") if base_gen else None
     if recorded and recorded.get("digest") == gate.digest():
         return dict(recorded)
-    info = stored_info(gens, base)
+    info = builds.stored_info(base)
     if info is None or info.model != components.model_id:
         log.warning("generation %d uses another embedding model: the gate cannot compare with it", base)
         return None
-    scratch = gens.root / f".baseline-{base}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    gens.copy_index(base, scratch)
-    assert isinstance(components.store, FollowingStore)
-    other = components.store.make(scratch)
-    try:
+    with builds.peek(base) as other:
         return measure(other, components, gate)
-    finally:
-        other.close()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def derive_generation(
-    store: FollowingStore, change: Callable[[EdgeStore], T], note: str, *, keep: Callable[[T], bool]
-) -> T:
+def derive_generation(builds: Builds, change: Callable[[VectorStore], T], note: str, *, keep: Callable[[T], bool]) -> T:
     """Apply ``change`` to a copy of the published generation and publish the copy when ``keep(result)``."""
-    gens = store.generations
+    gens = builds.generations
     with gens.locked():
-        gens.sweep()
+        _tidy(builds)
         base = gens.published()
         if base is None:  # nothing indexed yet: nothing to copy
-            return store._run(change)
+            return builds.unpublished(change)
         record = gens.read(base)
         gen = gens.new(base=base, note=note, sources=record.sources, model=record.model, chunking=record.chunking)
-        path = gens.path(gen.number)
-        target = store.make(path)
+        target: VectorStore | None = None
         try:
-            gens.copy_index(base, path)
+            _step(gen.number, f"copy (from generation {base})")
+            target = builds.stage(gen.number, base, None)
+            _step(gen.number, f"write ({note})")
             result = change(target)
             gen.chunks = target.count()
             gen.documents = len({d.doc_id for d in target.documents()})
             target.close()
         except BaseException:
-            target.close()
-            shutil.rmtree(path, ignore_errors=True)
+            if target is not None:
+                target.close()
+            gens.remove(gen.number)
             raise
         if not keep(result):
-            shutil.rmtree(path, ignore_errors=True)
+            gens.remove(gen.number)
             return result
         gens.write(gen)
-        _publish(store, gen.number)
+        _publish(builds, gen.number)
     log.info("published generation %d: %s", gen.number, note)
     return result
 
 
-def restore_generation(store: FollowingStore, source: Path, check: Callable[[Any], None] | None) -> None:
+def restore_generation(builds: Builds, source: Path, check: Callable[[Any], None] | None) -> None:
     """Publish a copy of the snapshot in ``source`` as a new generation kept on purpose (never pruned),
     once ``check`` passed on it; when it fails, nothing is published."""
-    gens = store.generations
+    gens = builds.generations
     with gens.locked():
-        gens.sweep()
+        _tidy(builds)
         gen = gens.new(note=f"restored from snapshot {source.parent.name}")
-        path = gens.path(gen.number)
-        staged = store.make(path)
+        staged: VectorStore | None = None
         try:
-            shutil.copytree(source, path, dirs_exist_ok=True)
+            _step(gen.number, f"copy (from snapshot {source.parent.name})")
+            staged = builds.stage_snapshot(gen.number, source)
+            _step(gen.number, "check")
             if check is not None:
                 check(staged)
             info = staged.info()
@@ -213,9 +209,10 @@ def restore_generation(store: FollowingStore, source: Path, check: Callable[[Any
             gen.documents = len({d.doc_id for d in staged.documents()})
             staged.close()
         except BaseException:
-            staged.close()
-            shutil.rmtree(path, ignore_errors=True)
+            if staged is not None:
+                staged.close()
+            gens.remove(gen.number)
             raise
         gen.state = KEPT
         gens.write(gen)
-        _publish(store, gen.number)
+        _publish(builds, gen.number)

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
@@ -28,6 +29,8 @@ from ragline.observability.tracing import carrier
 from ragline.ops.delete import DeleteReport, Scope
 from ragline.ops.sources import SourceList
 from ragline.records import Done, Event, Hit, Query, Token
+from ragline.store.generations import Generations
+from ragline.store.readers import live_readers, summarise
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +100,14 @@ class RayServeBackend:
         *,
         served: Served | None = None,
         shared_index: bool = False,
-        generations: bool = False,
+        generations: Path | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.generator = generator
         self.served = served or Served.of(Settings.model_construct())  # None: the default settings'
         self.shared_index = shared_index  # a Qdrant server every retriever replica queries
-        self.generations = generations  # the embedded index: replicas follow its published generation
+        # The data dir when replicas follow a published generation (the embedded index, or a Qdrant server's alias).
+        self.generations = generations
 
     async def start(self) -> None:
         return None
@@ -174,10 +178,17 @@ class RayServeBackend:
         return await self.retrieval.delete_sources(prefix, scope)
 
     async def generation(self) -> dict[str, Any] | None:
-        """The generation served by the replica that retrieves (this ingress, or one Retriever replica)."""
-        if not self.generations:
+        """The generation served by every replica that retrieves, from their records in the data dir (without
+        records, a read-only data dir or a Qdrant server's alias that every replica queries: the one replica
+        that takes the call)."""
+        if self.generations is None:
             return None
         try:
+            if not self.shared_index:  # each replica follows the embedded index on a private copy: its record
+                gens = Generations(self.generations)
+                readers = await asyncio.to_thread(live_readers, gens.root)
+                if readers:
+                    return summarise(readers, gens.published())
             async with asyncio.timeout(5):
                 return await self.retrieval.generation()
         except Exception as e:  # readiness and metrics report the index's state; this must not fail them

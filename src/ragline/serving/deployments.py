@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
+import os
+import socket
 import sys
 from collections.abc import AsyncGenerator, Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -41,6 +41,7 @@ from ragline.records import Event, Hit, Query
 from ragline.serving.backend import HandleRetrieval, RayServeBackend, Retrieval
 from ragline.serving.replica_copy import follow_published, private_index
 from ragline.store.following import served_generation
+from ragline.store.readers import PrivateCopy
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,12 @@ class ReplicaRetriever:
     when retrieval runs in the ingress (``serve.retriever.placement``)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.snapshot: Path | None = None
+        self.snapshot: PrivateCopy | None = None
         if settings.qdrant.path:  # qdrant-client's local mode: no generations, a copy taken now
             settings, self.snapshot = private_index(settings)
         self.components = Components(settings)
-        self.follows = follow_published(self.components.store)  # the embedded index: each generation published
+        # the embedded index: each generation published, recorded under this replica's name
+        self.follows = follow_published(self.components.store, _reader_name())
         self.components.open_for_reading()
         self.retriever = self.components.retriever
         self.retriever.warm_up()
@@ -102,7 +104,7 @@ class ReplicaRetriever:
         with contextlib.suppress(Exception):
             self.components.close()
         if self.snapshot is not None:
-            shutil.rmtree(self.snapshot, ignore_errors=True)
+            self.snapshot.release()
             self.snapshot = None
 
 
@@ -177,7 +179,8 @@ class IngressDeployment:
             generator,
             served=Served.of(settings),
             shared_index=bool(settings.qdrant.url),
-            generations=not (settings.qdrant.url or settings.qdrant.path),
+            # the embedded index's generations, or a Qdrant server's alias (a qdrant-client path: copies, none)
+            generations=settings.data_dir if settings.qdrant.url or not settings.qdrant.path else None,
         )
         self.settings = settings
 
@@ -187,6 +190,11 @@ class IngressDeployment:
     def __del__(self) -> None:
         if self.local is not None:
             self.local.close()
+
+
+def _reader_name() -> str:
+    """This replica's name in the reader records (host and pid outside a replica)."""
+    return _replica_name() or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _replica_name() -> str | None:

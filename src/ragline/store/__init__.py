@@ -41,14 +41,16 @@ def _edge(settings: QdrantSettings, data_dir: Path) -> VectorStore:
 
 
 def _client(settings: QdrantSettings, data_dir: Path) -> VectorStore:
-    from ragline.store.qdrant import QdrantStore
+    """The alias ``qdrant.collection`` on a Qdrant server or local-mode path; generations behind it."""
+    from ragline.store.aliased import AliasStore
 
-    return QdrantStore(
+    return AliasStore(
         url=settings.url,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         path=settings.path,
         collection=settings.collection,
         timeout=settings.timeout,
+        lock_dir=data_dir,
         **_layout(settings),
     )
 

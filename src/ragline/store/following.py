@@ -8,20 +8,20 @@ them returns. A generation that does not load is not served: the old one stays, 
 Writes (an ingest called directly on these components, a restore) go to the generation served; the
 commands build new generations instead (``ragline.ops.generations``).
 
-A Ray Serve replica reads every generation from a private copy (``private``: the engine lets one process load a
-folder) and looks at the pointer from a thread of its own (``watch``), so a request never waits for a copy.
+A Ray Serve replica reads every generation from a private copy (the engine lets one process load a folder) and
+looks at the pointer from a thread of its own (``watch``), so a request never waits for a copy; it records what
+it serves in the data dir for ``/readyz`` and ``ragline status`` (``ragline.store.readers``).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,8 +30,10 @@ import numpy as np
 from ragline.errors import EmptyIndexError, StoreError
 from ragline.records import Chunk, Hit
 from ragline.store.base import Filters, Fusion, IndexInfo, SearchMode, StoredDocument
+from ragline.store.builds import EdgeBuilds
 from ragline.store.edge import EdgeStore
 from ragline.store.generations import Generations
+from ragline.store.readers import PrivateCopy, ReaderRecord
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ class _Held:
     store: EdgeStore
     users: int = 0
     retired: bool = False
-    scratch: Path | None = None  # a private copy read instead (another process holds the generation)
+    scratch: PrivateCopy | None = None  # a private copy read instead (another process holds the generation)
+    loaded: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def close(self) -> None:
         try:
@@ -53,7 +56,7 @@ class _Held:
         except Exception as e:  # a generation pruned under a retired reader: nothing left to flush
             log.debug("closing generation %s: %s", self.number, e)
         if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch.release()
 
 
 class FollowingStore:
@@ -66,6 +69,7 @@ class FollowingStore:
         self._make = make
         self._interval = interval
         self._private: str | None = None  # read every generation from a copy in a temporary folder so named
+        self._record: ReaderRecord | None = None  # where a watching reader records what it serves
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards _held and the users counts
@@ -82,6 +86,8 @@ class FollowingStore:
         """The generation served, the one published (they differ when it failed to load), and why."""
         held = self._held
         out: dict[str, Any] = {"served": held.number if held else None, "published": self.generations.published()}
+        if held is not None and self._record is not None:
+            out["loaded"] = held.loaded
         if self._refused is not None:
             out["refused"] = {"generation": self._refused[0], "error": self._refused[1]}
         return out
@@ -91,14 +97,17 @@ class FollowingStore:
         self._checked = 0.0
         self._follow()
 
-    def watch(self, *, copies: str | None = None) -> None:
+    def watch(self, *, copies: str | None = None, record: str | None = None) -> None:
         """Look at the pointer from a thread of this store's, once per interval, instead of on each use: the
         new generation is loaded beside the requests, which never wait for it. ``copies``: read every
-        generation from a private copy, in a temporary folder whose name starts so (call before any use)."""
+        generation from a private copy, in a temporary folder whose name starts so (call before any use).
+        ``record``: keep a record of what this reader serves under this name (``ragline.store.readers``)."""
         if copies is not None:
             if self._held is not None:
                 raise StoreError("read copies: choose it before the store is used")
             self._private = copies
+        if record is not None:
+            self._record = ReaderRecord(self.generations.root, record)
         if self._watcher is not None:
             return
         self._stop.clear()
@@ -107,6 +116,8 @@ class FollowingStore:
             while not self._stop.wait(self._interval):
                 try:
                     self._follow()
+                    if self._record is not None and self._held is not None:
+                        self._record.update(self.served())
                 except Exception:  # never let the watcher die: the next look may succeed
                     log.exception("following the published generation failed")
 
@@ -136,6 +147,8 @@ class FollowingStore:
         held = self._held
         if held is None or number is None or number == held.number:
             self._stamp = stamp
+            if number is not None and held is not None and number == held.number:
+                self._refused = None  # the one served is published again (a rollback past a refused one)
             return
         new: _Held | None = None
         try:
@@ -180,7 +193,7 @@ class FollowingStore:
     def _load(self, number: int | None) -> _Held:
         """Load generation ``number``; when another process holds it (a server), read a private copy."""
         if self._private is not None:
-            return self._load_copy(number)
+            return self._load_copy(number, self._private)
         path = self.generations.path(number) if number is not None else self.generations.layout.index
         store = self._make(path)
         try:
@@ -190,22 +203,20 @@ class FollowingStore:
             store.close()
             if "WAL" not in str(e) or number is None:
                 raise
-        scratch = Path(tempfile.mkdtemp(prefix="ragline-reader-"))
-        self.generations.copy_index(number, scratch / "index")
         log.info("generation %d is held by another process: reading a copy", number)
-        return _Held(number, self._make(scratch / "index"), scratch=scratch)
+        return self._load_copy(number, "ragline-reader-")
 
-    def _load_copy(self, number: int | None) -> _Held:
-        """Generation ``number`` read from a private copy, loaded before it is served."""
+    def _load_copy(self, number: int | None, prefix: str) -> _Held:
+        """Generation ``number`` read from a private copy (``<tmp>/<prefix><pid>-*``), loaded before it is served."""
         if number is None:
             raise EmptyIndexError(f"no index in {self.generations.layout.root}: run `ragline ingest PATH` first")
         started = time.perf_counter()
-        scratch = Path(tempfile.mkdtemp(prefix=self._private))
+        scratch = PrivateCopy(prefix)
         try:
-            self.generations.copy_index(number, scratch / "index")
-            held = _Held(number, self._make(scratch / "index"), scratch=scratch)
+            self.generations.copy_index(number, scratch.path / "index")
+            held = _Held(number, self._make(scratch.path / "index"), scratch=scratch)
         except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.release()
             raise
         try:
             held.store.count()  # loads the shard now, not on a request
@@ -260,13 +271,18 @@ class FollowingStore:
         """Publish a copy of ``source`` as a new generation kept on purpose (see ops.generations)."""
         from ragline.ops.generations import restore_generation
 
-        restore_generation(self, source, check)
+        restore_generation(self.builds, source, check)
 
-    def derive(self, change: Callable[[EdgeStore], T], note: str, *, keep: Callable[[T], bool]) -> T:
+    def derive(self, change: Callable[[Any], T], note: str, *, keep: Callable[[T], bool]) -> T:
         """Apply ``change`` to a copy of the published generation and publish the copy when ``keep`` says so."""
         from ragline.ops.generations import derive_generation
 
-        return derive_generation(self, change, note, keep=keep)
+        return derive_generation(self.builds, change, note, keep=keep)
+
+    @property
+    def builds(self) -> EdgeBuilds:
+        """How new generations are made (ragline.ops.generations)."""
+        return EdgeBuilds(self)
 
     def make(self, path: Path) -> EdgeStore:
         """A store over another generation's folder, with this store's layout."""
@@ -310,6 +326,8 @@ class FollowingStore:
             self._stop.set()
             self._watcher.join(timeout=30)
             self._watcher = None
+        if self._record is not None:
+            self._record.remove()
         with self._lock:
             held, self._held = self._held, None
             if held is None:
@@ -328,4 +346,5 @@ class FollowingStore:
 
 def served_generation(store: object) -> dict[str, Any] | None:
     """The generation a store serves and the one published (None for a store without generations)."""
-    return store.served() if isinstance(store, FollowingStore) else None
+    served = getattr(store, "served", None)
+    return served() if callable(served) else None

@@ -29,6 +29,7 @@ from ragline.store.base import IndexInfo
 from ragline.store.facade import EngineStore, Layout, Page, Point
 from ragline.store.filters import DENSE, FilterBuilder, Match, Scalar, info_from_json
 from ragline.store.plan import Leg, SearchPlan
+from ragline.store.shared import SharedClients
 from ragline.store.snapshots import download_snapshot, export_points, import_points, saved_info, upload_snapshot
 from ragline.store.sparse import SPARSE, SparseVector
 
@@ -131,7 +132,7 @@ class QdrantEngine:
                 )
             else:
                 try:
-                    self._client = QdrantClient(path=self.path) if self.path else QdrantClient(":memory:")
+                    self._client = _local(self.path) if self.path else QdrantClient(":memory:")
                 except RuntimeError as e:  # the folder is locked by another client
                     raise StoreError(f"cannot open {self.where}: {e}") from e
         return self._client
@@ -182,7 +183,9 @@ class QdrantEngine:
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            client = _LOCAL.release(self.path) if self.path and not self.url else self._client
+            if client is not None:
+                client.close()
             self._client = None
         self._exists = False
 
@@ -336,6 +339,14 @@ class QdrantEngine:
     def _sparse_params(self) -> models.SparseVectorParams:
         index = models.SparseIndexParams(on_disk=True) if self.layout.on_disk_vectors else None
         return models.SparseVectorParams(modifier=models.Modifier.IDF, index=index)
+
+
+_LOCAL: SharedClients[QdrantClient] = SharedClients()
+
+
+def _local(path: str) -> QdrantClient:
+    """The local-mode client of ``path``, shared by the stores of this process (one client per folder)."""
+    return _LOCAL.acquire(path, lambda: QdrantClient(path=path))
 
 
 def _vector(leg: Leg) -> list[float] | models.SparseVector:

@@ -53,3 +53,33 @@ class SharedEngines(Generic[E]):
                 return True
             self._held[key] = (engine, users - 1)
             return False
+
+
+C = TypeVar("C")
+
+
+class SharedClients(Generic[C]):
+    """Clients of this process by local folder: qdrant-client's local mode lets one client hold a folder, so
+    every store of a process over it (a reader, an ingest's new generation) uses the first one's client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[C, int]] = {}
+
+    def acquire(self, folder: str, make: Callable[[], C]) -> C:
+        """The client of ``folder``, made on first use; the caller holds it until ``release``."""
+        with self._lock:
+            key = str(Path(folder).resolve())
+            client, users = self._held.get(key) or (make(), 0)
+            self._held[key] = (client, users + 1)
+            return client
+
+    def release(self, folder: str) -> C | None:
+        """One store lets go: the client to close when it was the last user, else None."""
+        with self._lock:
+            key = str(Path(folder).resolve())
+            client, users = self._held.pop(key, (None, 0))
+            if client is None or users <= 1:
+                return client
+            self._held[key] = (client, users - 1)
+            return None
