@@ -62,7 +62,7 @@ def test_a_model_reading_sections_gets_every_block_in_order(embedder: Embedder) 
 
 
 def test_context_blocks_sets_the_depth(embedder: Embedder) -> None:
-    agent, retriever, model = _agent(embedder, capable=True, context_blocks=3)
+    agent, retriever, _ = _agent(embedder, capable=True, context_blocks=3)
     answer = agent.ask(QUESTION)
     assert retriever.asked == [3] and len(answer.citations) == 3
 

@@ -257,7 +257,9 @@ def _readable(answer: str) -> str:
 
 
 # Names an example makes up or a literal, never an API: ``my_model``, ``your_api_key``, ``another_task``, ``False``.
-_EXAMPLE_NAME = re.compile(r"^(?:my|your|our|some|another|example|sample|foo|bar|baz)(?:_\w*)?$|^(?:true|false|none|null)$")
+_EXAMPLE_NAME = re.compile(
+    r"^(?:my|your|our|some|another|example|sample|foo|bar|baz)(?:_\w*)?$|^(?:true|false|none|null)$"
+)
 
 
 def _example(name: str) -> bool:

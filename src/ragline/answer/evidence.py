@@ -244,9 +244,8 @@ class Selector:
         if flat:
             self._score(question, per_block, wants_code, how_to)
         best = max((u.score for u in flat), default=0.0)
-        if self.min_share is None:
-            floor = float("-inf")
-        else:
+        floor = float("-inf")  # min_share None: every block keeps its best units
+        if self.min_share is not None:
             floor = best * self.min_share if best > 0 else best - 1.0
         blocks: list[EvidenceBlock] = []
         for hit, units in zip(hits, per_block, strict=True):
