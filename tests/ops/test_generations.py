@@ -211,3 +211,33 @@ def test_a_replica_copy_follows_publishes_and_keeps_serving_when_one_does_not_lo
     finally:
         replica.close()
     assert not copies()
+
+
+def test_new_chunk_settings_build_a_generation_from_empty_while_the_old_one_serves(tmp_path: Path) -> None:
+    docs = write(tmp_path / "docs", PAGES)
+    data = tmp_path / "data"
+    assert ragline_cli("ingest", str(docs), data_dir=data).returncode == 0
+    with ragline.open(data) as reader:
+        assert sources(reader, "how do I calibrate the widget")[0] == "calibrate.md"
+        env = {**os.environ, "RAGLINE_DATA_DIR": str(data), "RAGLINE_CHUNK__SIZE": "120"}
+        migrated = subprocess.run(
+            [sys.executable, "-m", "ragline.cli", "ingest", str(docs), "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        report = json.loads(migrated.stdout)
+        # Nothing carried over: every document is chunked again with the new settings, beside generation 1.
+        assert (report["generation"], report["added"], report["unchanged"]) == (2, 3, 0)
+        state = listed(data)
+        assert [(g["number"], g["base"]) for g in state["generations"]] == [(1, None), (2, None)]
+        # The reader moves on its next searches, and answers from the new generation.
+        served = reader.components.store.served  # type: ignore[attr-defined]
+        wait_for(lambda: bool(sources(reader, "how do I calibrate the widget")) and served()["served"] == 2)
+        assert sources(reader, "how do I calibrate the widget")[0] == "calibrate.md"
+    recorded = json.loads((data / "generations" / "2" / "generation.json").read_text(encoding="utf-8"))
+    assert recorded["chunking"]["size"] == 120
+    first = json.loads((data / "generations" / "1" / "generation.json").read_text(encoding="utf-8"))
+    assert first["chunking"]["size"] != 120
