@@ -11,10 +11,10 @@ answers through the OpenAI-compatible backend (the path of any endpoint a user b
 
 Per system the table shows the automatic scores against the references (token F1, key-point recall, wrong and
 missed refusals: a guide, not a verdict), how often a model's answer fell back to the extract, and p50 seconds to
-the first words and to the whole answer. Each system's answers go to ``bench/results/answers/NAME.json`` in the
-format ``ragline eval answers`` writes, so a blind packet can be built from them (``../shared/eval/judge.py
-build``); ``--judged KEY SCORES`` adds the judged means from a scored packet. Writes
-``bench/results/answers.json`` and the table into docs/answers.md (between markers).
+the first words (the draft, in auto mode) and to the whole answer. Each system's answers go to
+``bench/results/answers/NAME.json`` in the format ``ragline eval answers`` writes, so a blind packet can be
+built from them (``../shared/eval/judge.py build``); ``--judged KEY SCORES`` adds the judged means from a scored
+packet. Writes ``bench/results/answers.json`` and the table into docs/answers.md (between markers).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ COLUMNS = [
     "wrong_refusals",
     "missed_refusals",
     "fell_back",
+    "first_words_p50",
     "first_token_p50",
     "total_p50",
 ]
@@ -156,7 +157,7 @@ def run_system(
             if time.perf_counter() - started > time_limit:
                 print(f"  {system['name']}: time limit reached after {len(rows)} answers", file=sys.stderr)
                 break
-            answer = agent.ask(q.text, mode=system["mode"])
+            answer = agent.ask(q.text, mode=system["mode"], draft=None)  # a draft as a streaming client gets
             row = {"asked_mode": system["mode"], **score_answer(q, answer, support, None, key=page_key)}
             row["llm"] = answer.llm
             rows.append(row)
@@ -241,6 +242,8 @@ def main() -> None:
             rows[-1].update(summarise(answers))
     for r in rows:
         answers = json.loads((out_dir / f"{r['system']}.json").read_text())["answers"]
+        firsts = [a.get("first_words", a["first_token"]) for a in answers]
+        r["first_words_p50"] = round(median(firsts), 2) if answers else None
         r["first_token_p50"] = round(median([a["first_token"] for a in answers]), 2) if answers else None
         r["total_p50"] = round(median([a["seconds"] for a in answers]), 2) if answers else None
     if args.judged:

@@ -107,6 +107,23 @@ def test_ask_json_streams_and_cites(ingested) -> None:  # type: ignore[no-untype
     assert "Sources" in r.stdout and "install.md#upgrading" in r.stdout
 
 
+def test_ask_shows_the_draft_labelled_before_the_model_answer(ingested) -> None:  # type: ignore[no-untyped-def]
+    data, _ = ingested
+    question = ["ask", "How do I upgrade widgetron to a newer version?", "--k", "2", "--mode", "auto"]
+    env = {"RAGLINE_LLM__MAX_TOKENS": "32"}
+    r = ragline(*question, "--stream", data_dir=data, env=env)
+    assert r.returncode == 0, r.stderr
+    label, answer = r.stdout.find("Draft from the documentation"), r.stdout.find("Answer:")
+    assert 0 <= label < r.stdout.find("pip install -U widgetron") < answer, r.stdout
+    # Piped without --stream, nobody reads a draft before the answer: none is made, unless asked for.
+    r = ragline(*question, data_dir=data, env=env)
+    assert r.returncode == 0 and "Draft" not in r.stdout and "Answer:" not in r.stdout, r.stdout
+    r = ragline(*question, "--draft", data_dir=data, env=env)
+    assert r.returncode == 0 and 0 <= r.stdout.find("Draft from") < r.stdout.find("Answer:"), r.stdout
+    r = ragline(*question, "--stream", "--no-draft", data_dir=data, env=env)
+    assert r.returncode == 0 and "Draft" not in r.stdout, r.stdout
+
+
 def test_asking_an_empty_index_says_so(tmp_path: Path) -> None:
     r = ragline("ask", "anything?", data_dir=tmp_path / "nothing")
     assert r.returncode == 4

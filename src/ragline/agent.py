@@ -49,14 +49,16 @@ class Agent(Answerer):
         return searched, hits
 
     def stream(self, query: Query) -> Iterator[Event]:
-        """Retrieve, then stream the answer: Retrieved, Token..., Done."""
+        """Retrieve, then stream the answer: Retrieved, a Draft in auto mode, Token..., Done."""
         started = time.perf_counter()
         searched, hits = self.retrieve(query)
         yield from self.answer(dataclasses.replace(query, search_query=searched), hits, started=started)
 
     def ask(self, query: Query | str, **fields: Any) -> Answer:
-        """The whole answer to ``query`` (a Query, or a question with Query.of's keyword fields)."""
-        for event in self.stream(query if isinstance(query, Query) else Query.of(query, **fields)):
+        """The whole answer to ``query`` (a Query, or a question with Query.of's keyword fields; no draft is
+        made for a question, since nobody sees it)."""
+        asked = query if isinstance(query, Query) else Query.of(query, **{"draft": False, **fields})
+        for event in self.stream(asked):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("stream ended without an answer")  # pragma: no cover

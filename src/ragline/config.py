@@ -239,6 +239,10 @@ class AnswerSettings(SettingsSection):
     # answer retrieves this many). Measured on the Ray dev questions, the page that answers is among the first
     # 4 blocks for 52% of them and among the first 8 for 73% (docs/answers.md).
     context_blocks: int = Field(default=8, ge=1, le=20)
+    # auto mode: send the extractive answer at once as a draft while the model writes (a `draft` event on the
+    # /query stream, a labelled draft on the web page and in `ragline ask` on a terminal), which the model's
+    # answer then replaces. The extract takes a fraction of a second; a local model's answer takes 10-25 s on 2 CPUs.
+    draft: bool = True
     # How a follow-up becomes a standalone question for retrieval: llm (the model rewrites it), turns (recent
     # user turns put in front of it), auto (llm unless the model is the bundled one).
     condense: Literal["auto", "llm", "turns"] = "auto"

@@ -42,11 +42,13 @@ class SearchOptions(TypedDict, total=False):
 class AskOptions(SearchOptions, total=False):
     """``ask`` and ``stream`` take these too. ``history``: earlier turns, ``{"role": "user" | "assistant",
     "content": ...}``, oldest first. ``mode``: extractive (no model), generative (the model, checked) or auto;
-    default ``answer.mode``. ``max_tokens``: at most this many tokens of answer (``llm.max_tokens`` caps it)."""
+    default ``answer.mode``. ``max_tokens``: at most this many tokens of answer (``llm.max_tokens`` caps it).
+    ``draft`` (``stream``): in auto mode, a ``Draft`` (the extract) while the model writes; default ``answer.draft``."""
 
     history: Sequence[Message] | None
     mode: str | None
     max_tokens: int | None
+    draft: bool | None
 
 
 class Ragline:
@@ -189,14 +191,16 @@ class Ragline:
         and ``max_tokens`` shape it (``AskOptions``)."""
         from ragline.records import Done
 
-        for event in self.stream(question, k, **options):
+        whole: AskOptions = {**options, "draft": False}  # nobody sees a draft of a whole answer
+        for event in self.stream(question, k, **whole):
             if isinstance(event, Done):
                 return event.answer
         raise AssertionError("the answer stream ended without an answer")  # pragma: no cover
 
     def stream(self, question: str, k: int | None = None, **options: Unpack[AskOptions]) -> Iterator[Event]:
-        """The answer as it is made: ``Retrieved`` (the citations), ``Token``... (pieces of text), then
-        ``Done`` (the whole ``Answer``). Takes what ``ask`` takes."""
+        """The answer as it is made: ``Retrieved`` (the citations); in auto mode a ``Draft`` (the extract, to
+        show while the model writes; the answer replaces it); ``Token``... (pieces of text), then ``Done`` (the
+        whole ``Answer``). Takes what ``ask`` takes."""
         from ragline.limits import check_mode
         from ragline.records import Query
 

@@ -283,11 +283,13 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class AnswerOptions:
     """What one request may choose about its answer: the mode, the most tokens the answer may have (the
-    model's, or the extract's, which is cut to them) and the model's sampling temperature."""
+    model's, or the extract's, which is cut to them), the model's sampling temperature, and whether a draft is
+    sent while the model writes (None: the ``answer.draft`` setting)."""
 
     mode: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    draft: bool | None = None
 
 
 DEFAULT_OPTIONS = AnswerOptions()
@@ -307,10 +309,19 @@ class Query:
     search_query: str | None = None  # the question made standalone for retrieval, when a caller made it
 
     @classmethod
-    def of(cls, question: str, *, mode: str | None = None, max_tokens: int | None = None, **fields: Any) -> Query:
-        """A Query from keyword fields, with the answer options given flat (``mode``, ``max_tokens``)."""
+    def of(
+        cls,
+        question: str,
+        *,
+        mode: str | None = None,
+        max_tokens: int | None = None,
+        draft: bool | None = None,
+        **fields: Any,
+    ) -> Query:
+        """A Query from keyword fields, with the answer options given flat (``mode``, ``max_tokens``, ``draft``)."""
         history = fields.pop("history", None) or ()
-        return cls(question, history=tuple(history), options=AnswerOptions(mode, max_tokens), **fields)
+        options = AnswerOptions(mode, max_tokens, draft=draft)
+        return cls(question, history=tuple(history), options=options, **fields)
 
 
 @dataclass(slots=True)
@@ -328,8 +339,17 @@ class Retrieved:
 
 
 @dataclass(slots=True)
+class Draft:
+    """The extractive answer, sent at once while a model writes (``auto`` mode): what the documentation says,
+    to read during the wait. The model's answer, or the extract again if the model's fails its check, follows
+    as Tokens and replaces it."""
+
+    text: str
+
+
+@dataclass(slots=True)
 class Done:
     answer: Answer
 
 
-Event = Token | Retrieved | Done
+Event = Token | Retrieved | Draft | Done

@@ -139,6 +139,28 @@ class ServingContract(OpenAIContract):
         assert "127.0.0.1" not in r.text
         assert json.loads(events[-2][1]) == done["citations"]
 
+    def test_an_auto_answer_streams_a_draft_first_then_the_answer_that_replaces_it(
+        self, base_url: str, client: httpx.Client
+    ) -> None:
+        body = {"query": FLUX, "k": 2, "stream": True, "mode": "auto"}
+        r = client.post(f"{base_url}/query", json=body, headers=auth("acme"))
+        assert r.status_code == 200, r.text
+        events = sse_events(r.text)
+        names = [name for name, _ in events]
+        assert names[0] == "draft" and names[-2:] == ["citations", "done"] and set(names[1:-2]) == {"token"}, names
+        draft = json.loads(events[0][1])["text"]
+        done = json.loads(events[-1][1])
+        text = "".join(json.loads(data)["text"] for name, data in events if name == "token")
+        assert done["answer"] == text.strip() and "[1]" in draft
+        if done["fallback"]:  # the model's answer was not kept: the extract, which was the draft, is the answer
+            assert done["answer"] == draft
+        assert 0 <= done["timings"]["draft"] <= done["timings"]["total"]
+        # Asked off, or a whole JSON answer: no draft is made.
+        r = client.post(f"{base_url}/query", json={**body, "draft": False}, headers=auth("acme"))
+        assert r.status_code == 200 and "draft" not in [name for name, _ in sse_events(r.text)]
+        r = client.post(f"{base_url}/query", json={**body, "stream": False}, headers=auth("acme"))
+        assert r.status_code == 200 and "draft" not in r.json()["timings"]
+
     def test_search_returns_hits(self, base_url: str, client: httpx.Client) -> None:
         r = client.post(f"{base_url}/search", json={"query": "lemon brine", "k": 2}, headers=auth("globex"))
         assert r.status_code == 200, r.text

@@ -22,12 +22,12 @@ from ragline.api.settings import DeploymentSettings, GeneratorSettings, Retrieve
 from ragline.config import load_settings
 from ragline.errors import GenerationError, LLMTimeoutError, LLMUnavailableError, StoreError
 from ragline.records import (
-    DEFAULT_OPTIONS,
     Answer,
     AnswerOptions,
     Chunk,
     Citation,
     Done,
+    Draft,
     Event,
     Hit,
     Query,
@@ -47,9 +47,10 @@ class FakeBackend:
     name = "fake"
     served = Served("fake-embedder", (), 64)
 
-    def __init__(self, fail: Exception | None = None, fail_after: int = 0) -> None:
+    def __init__(self, fail: Exception | None = None, fail_after: int = 0, draft: str | None = None) -> None:
         self.fail = fail
         self.fail_after = fail_after
+        self.draft = draft  # sent as a Draft after the citations
         self.seen: list[dict[str, Any]] = []
 
     async def start(self) -> None:
@@ -68,6 +69,8 @@ class FakeBackend:
         )
         citations = [Citation(1, HIT)]
         yield Retrieved(citations)
+        if self.draft is not None:
+            yield Draft(self.draft)
         for n, piece in enumerate(["al", "pha [1]"]):
             if self.fail is not None and n == self.fail_after:
                 raise self.fail
@@ -183,7 +186,7 @@ def test_tenant_and_history_reach_the_backend() -> None:
         "query": "second",
         "tenant": "acme",
         "history": [{"role": "user", "content": "first"}, {"role": "assistant", "content": "reply"}],
-        "options": DEFAULT_OPTIONS,
+        "options": AnswerOptions(draft=False),
     }
     body = r.json()
     assert body["choices"][0]["message"]["content"] == "alpha [1]\n\nSources:\n[1] A — Intro: https://x.example/a#intro"
@@ -198,17 +201,41 @@ def test_mode_max_tokens_and_history_of_a_query_reach_the_backend() -> None:
         r = c.post("/query", json=body, headers={"Authorization": "Bearer k1"})
         assert r.status_code == 200, r.text
         assert backend.seen[-1]["history"] == history
-        assert backend.seen[-1]["options"] == AnswerOptions(mode="generative", max_tokens=16)
+        # A JSON answer asks for no draft: only a stream can show one before the answer replaces it.
+        assert backend.seen[-1]["options"] == AnswerOptions(mode="generative", max_tokens=16, draft=False)
+        for draft in (None, True, False):
+            chosen = {} if draft is None else {"draft": draft}
+            r = c.post("/query", json={"query": "q", "stream": True, **chosen}, headers={"Authorization": "Bearer k1"})
+            assert r.status_code == 200, r.text
+            assert backend.seen[-1]["options"] == AnswerOptions(draft=draft)
         r = c.post(
             "/v1/chat/completions",
             json={"model": "ragline", "messages": [{"role": "user", "content": "q"}], "max_completion_tokens": 9},
             headers={"Authorization": "Bearer k1"},
         )
         assert r.status_code == 200, r.text
-        assert backend.seen[-1]["options"] == AnswerOptions(mode=None, max_tokens=9)
-        for bad in ({"mode": "poetic"}, {"max_tokens": 0}, {"history": [{"role": "wizard", "content": "x"}]}):
+        # /v1 never asks for one: an OpenAI stream's text cannot be taken back.
+        assert backend.seen[-1]["options"] == AnswerOptions(mode=None, max_tokens=9, draft=False)
+        wizard = {"history": [{"role": "wizard", "content": "x"}]}
+        bads = ({"mode": "poetic"}, {"max_tokens": 0}, wizard, {"draft": "1"})
+        for bad in bads:
             r = c.post("/query", json={"query": "q", **bad}, headers={"Authorization": "Bearer k1"})
             assert r.status_code == 422, (bad, r.text)
+
+
+def test_a_draft_is_its_own_event_before_the_tokens_and_never_part_of_an_openai_stream() -> None:
+    backend = FakeBackend(draft="the extract [1]")
+    with client_for(backend) as c:
+        r = c.post("/query", json={"query": "q", "stream": True})
+        assert r.status_code == 200, r.text
+        events = sse_events(r.text)
+        assert [name for name, _ in events] == ["draft", "token", "token", "citations", "done"]
+        assert json.loads(events[0][1]) == {"text": "the extract [1]"}
+        assert json.loads(events[-1][1])["answer"] == "alpha [1]"
+        body = {"model": "ragline", "messages": [{"role": "user", "content": "q"}], "stream": True}
+        r = c.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        assert "alpha" in r.text and "the extract" not in r.text
 
 
 def test_a_bad_filter_key_is_named_in_words_not_as_a_regex() -> None:

@@ -321,6 +321,38 @@ def test_stop_cancels_the_stream_and_the_server_sees_it(index_dir: Path, browser
             page.close()
 
 
+def test_an_auto_answer_shows_the_draft_labelled_until_the_model_answer_replaces_it(
+    index_dir: Path, browser: Any, tmp_path: Path
+) -> None:
+    # A model that waits before its first word: the draft is what the reader has meanwhile.
+    copy = tmp_path / "data"
+    shutil.copytree(index_dir, copy)
+    with held_llm(hold_first=True) as llm:
+        held = {"backend": "openai", "base_url": llm.base_url, "model": "held", "max_retries": 0}  # type: ignore[attr-defined]
+        settings = app_settings(copy, llm=held, api_keys={})
+        with serve_in_process(settings) as url:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.fill("#question", FLUX)
+            page.keyboard.press("Enter")
+            page.wait_for_selector(f"{LAST} .answer.draft", timeout=60_000)
+            assert llm.started.wait(10) and not llm.release.is_set()  # the model has not written a word
+            assert page.get_attribute(LAST, "data-state") == "streaming"
+            assert page.is_visible(f"{LAST} .draft-note")
+            assert "Draft from the documentation" in page.inner_text(f"{LAST} .draft-note")
+            assert "blue lever" in page.inner_text(f"{LAST} .answer")
+            screenshot(page, tmp_path, "draft")
+            llm.release.set()
+            page.wait_for_selector(ANSWERED, timeout=60_000)
+            assert page.get_attribute(LAST, "data-state") == "done"
+            assert page.is_hidden(f"{LAST} .draft-note")
+            assert "draft" not in (page.get_attribute(f"{LAST} .answer", "class") or "")
+            shown = page.inner_text(f"{LAST} .answer")
+            made = page.inner_text(f"{LAST} .timings")
+            assert "blue lever" in shown.lower() and ("generative" in made or "extractive" in made), (shown, made)
+            page.close()
+
+
 def test_the_source_filter_lists_the_index_and_narrows_the_citations(
     base_url: str, browser: Any, tmp_path: Path
 ) -> None:

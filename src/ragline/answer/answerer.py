@@ -26,7 +26,7 @@ from ragline.generate.base import Generator, Message
 from ragline.generate.prompt import ANSWER_PROMPT, DEFAULT_MARGIN, EVIDENCE_PROMPT, build_messages
 from ragline.limits import check_mode
 from ragline.observability.tracing import traced
-from ragline.records import Answer, Citation, Done, Event, Hit, Mode, Query, Retrieved, Token, Usage
+from ragline.records import Answer, Citation, Done, Draft, Event, Hit, Mode, Query, Retrieved, Token, Usage
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,18 @@ class Answerer:
                 f"max_tokens ({max_tokens}) leaves no room for the question: the model reads {window} tokens "
                 "at once, prompt and answer together (none are reserved for the answer in extractive mode)"
             )
+        extracted: list[tuple[str, Check, str]] = []  # the extract, made once: the draft and any fallback
+
+        def extract() -> tuple[str, Check, str]:
+            if not extracted:
+                extracted.append(self.extract(evidence, max_tokens))
+            return extracted[0]
+
+        if chosen == "auto" and self.answer_settings.draft and q.options.draft is not False:
+            draft = extract()[0]
+            if draft != NO_EVIDENCE:
+                timings["draft"] = time.perf_counter() - t0
+                yield Draft(draft)
         gen_started = time.perf_counter()
         try:
             generated: Generated | None = None
@@ -163,7 +175,7 @@ class Answerer:
             if live:
                 raise
             log.warning("the language model failed, answering extractively: %s", e)
-            text, check, finish = self.extract(evidence, max_tokens)
+            text, check, finish = extract()
             yield Token(text)
             timings["generate"] = time.perf_counter() - gen_started
             # The reason names no endpoint: answers reach clients, the URL and its credentials must not.
@@ -182,7 +194,7 @@ class Answerer:
         if check.refused and not live:
             # Small models refuse questions the sections do answer: the closest passages follow the refusal,
             # so a reader still sees what the documentation says (docs/answers.md measures it).
-            text, extract_check, finish = self.extract(evidence, max_tokens)
+            text, extract_check, finish = extract()
             if text != NO_EVIDENCE:
                 text = hedged(text)
                 yield Token(text)
@@ -194,7 +206,7 @@ class Answerer:
                 yield Token(generated.text)
             yield done(generated.text, "generative", check, **model)
             return
-        text, fallback_check, finish = self.extract(evidence, max_tokens)
+        text, fallback_check, finish = extract()
         yield Token(text)
         reason = f"the generated answer did not pass the grounding check: {check.reason}"
         yield done(text, "extractive", fallback_check, fallback=reason, **{**model, "finish_reason": finish})

@@ -71,7 +71,10 @@ class QueryRequest(BaseModel):
     query: StrictStr = Field(min_length=1, description="The question (server limit on its length applies)")
     k: K = None
     filters: Filters | None = None
-    stream: StrictBool = Field(default=False, description="Server-Sent Events: token..., citations, done")
+    stream: StrictBool = Field(
+        default=False,
+        description="Server-Sent Events: draft (auto mode, while the model writes), token..., citations, done",
+    )
     history: list[Turn] = Field(
         default=[],
         max_length=64,
@@ -80,6 +83,11 @@ class QueryRequest(BaseModel):
     )
     mode: AnswerMode = None
     max_tokens: MaxTokens = None
+    draft: StrictBool | None = Field(
+        default=None,
+        description="With stream in auto mode: send the extractive answer at once as a `draft` event while the model "
+        "writes the answer that replaces it (default: the server's answer.draft setting)",
+    )
 
 
 class SearchRequest(BaseModel):

@@ -24,7 +24,7 @@ from ragline.api.settings import ServeSettings
 from ragline.errors import LLMTimeoutError, LLMUnavailableError
 from ragline.limits import Bounds, check_query
 from ragline.privacy import query_ref
-from ragline.records import Answer, Citation, Done, Event, Hit, Query, Retrieved, Token, Usage
+from ragline.records import Answer, Citation, Done, Draft, Event, Hit, Query, Retrieved, Token, Usage
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class AnswerService:
         query: Query,
         stream: bool,
         whole: Callable[[Answer], dict[str, Any]],
-        chunks: Callable[[AsyncIterator[str | Answer]], AsyncIterator[bytes]],
+        chunks: Callable[[AsyncIterator[str | Draft | Answer]], AsyncIterator[bytes]],
         on_error: Callable[[BaseException], list[bytes]],
         *,
         bounds: Bounds | None = None,
@@ -224,11 +224,13 @@ class AnswerService:
         return all(v == "ok" for v in checks.values()), checks
 
 
-async def pieces(events: AsyncGenerator[Event, None]) -> AsyncIterator[str | Answer]:
-    """The answer's text as it comes, then the Answer itself."""
+async def pieces(events: AsyncGenerator[Event, None]) -> AsyncIterator[str | Draft | Answer]:
+    """The draft, if any, then the answer's text as it comes, then the Answer itself."""
     streamed = False
     async for event in events:
-        if isinstance(event, Token):
+        if isinstance(event, Draft):
+            yield event
+        elif isinstance(event, Token):
             streamed = True
             yield event.text
         elif isinstance(event, Done):

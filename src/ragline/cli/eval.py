@@ -177,7 +177,8 @@ def answers(
                 agent.ask("warm up", k=k, mode=m)  # the first answer would carry the model's load time
                 mode_rows, by_mode[m] = evaluate_answers(
                     qs,
-                    lambda q, m=m: agent.ask(q, k=k, mode=m),  # type: ignore[misc]
+                    # draft=None: as a streaming client is answered (answer.draft), so that its time is measured
+                    lambda q, m=m: agent.ask(q, k=k, mode=m, draft=None),  # type: ignore[misc]
                     support,
                     judge,
                     key=page_key,

@@ -238,23 +238,46 @@ def ask(
         Path | None,
         typer.Option(help='Earlier turns, a JSON list of {"role": "user" | "assistant", "content"}, oldest first'),
     ] = None,
+    draft: Annotated[
+        bool | None,
+        typer.Option(
+            "--draft/--no-draft",
+            help="In auto mode, show the extract at once as a draft while the model writes (default: on a "
+            "terminal or with --stream, as answer.draft says)",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Answer a question from the index, citing its sources by number."""
     from ragline.answer.links import citation_link
     from ragline.limits import check_mode
-    from ragline.records import Done, Token
+    from ragline.records import Done, Draft, Token
     from ragline.retrieve import parse_filters
 
     check_mode(mode, "--mode")
     turns = _read_history(history) if history else None
     answer = None
+    shown: str | None = None  # the draft, as printed
+    answered = False  # a piece of the answer was printed
+    if draft is None and (as_json or not (stream or sys.stdout.isatty())):
+        draft = False  # nobody would see it
     with _open(settings(data_dir)) as rag:
         where = parse_filters(filters or [])
-        events = rag.stream(question, k, filters=where, history=turns, mode=mode, max_tokens=max_tokens)
+        events = rag.stream(question, k, filters=where, history=turns, mode=mode, max_tokens=max_tokens, draft=draft)
         for event in events:
-            if isinstance(event, Token) and stream and not as_json:
+            if isinstance(event, Draft) and not as_json:
+                shown = event.text
+                out.print("[dim]Draft from the documentation, shown while the model writes its answer:[/dim]")
+                out.print(f"[dim]{escape(event.text)}[/dim]\n")
+            elif isinstance(event, Token) and stream and not as_json:
+                if shown is not None and not answered:
+                    if event.text == shown:  # the model's answer was not kept: the draft is the answer
+                        out.print(f"[bold]Answer:[/bold] {KEPT_DRAFT}", end="")
+                        answered = True
+                        continue
+                    out.print("[bold]Answer:[/bold]")
+                answered = True
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
             elif isinstance(event, Done):
@@ -265,7 +288,11 @@ def ask(
         return
     if stream:
         sys.stdout.write("\n")
+    elif shown is not None and answer.answer == shown:
+        out.print(f"[bold]Answer:[/bold] {KEPT_DRAFT}")
     else:
+        if shown is not None:
+            out.print("[bold]Answer:[/bold]")
         out.print(answer.answer or "(the model gave no answer)")
     if answer.fallback:
         out.print(f"[yellow]extractive answer: {answer.fallback}[/yellow]")
@@ -282,6 +309,9 @@ def ask(
         f"answer {t.get('generate', 0.0):.2f} s, {answer.usage.prompt_tokens}+{answer.usage.completion_tokens} "
         "tokens[/dim]"
     )
+
+
+KEPT_DRAFT = "the draft above (the model's answer was not kept)"
 
 
 def _made_by(answer: Answer) -> str:

@@ -105,7 +105,8 @@ def build_server(service: AnswerService, *, tenant: str | None = None) -> MCPSer
         """Answer a question from the documentation. The answer cites its sources by number; `citations`
         lists them ([n], source URL#anchor, title, section, text). `grounded` says whether the answer passed
         the check against its sources; `fallback` why a generated answer was replaced by an extractive one."""
-        asked = Query(question, k, filters, tenant_of(ctx, tenant), options=AnswerOptions(mode, max_tokens))
+        whole = AnswerOptions(mode, max_tokens, draft=False)  # one reply: nobody would see a draft
+        asked = Query(question, k, filters, tenant_of(ctx, tenant), options=whole)
         try:
             answer = await service.answer(asked)
         except RaglineError as e:

@@ -28,7 +28,7 @@ from ragline.errors import RaglineError
 from ragline.observability.tracing import carrier
 from ragline.ops.delete import DeleteReport, Scope
 from ragline.ops.sources import SourceList
-from ragline.records import Done, Event, Hit, Query, Token
+from ragline.records import Done, Draft, Event, Hit, Query, Token
 from ragline.store.generations import Generations
 from ragline.store.readers import live_readers, summarise
 
@@ -126,6 +126,7 @@ class RayServeBackend:
         hits = await self.search(searched)
         retrieved = time.perf_counter()
         first_token: float | None = None
+        drafted: float | None = None
         for attempt in range(REPLICA_RETRIES + 1):
             response = cast(
                 DeploymentResponseGenerator[Event],
@@ -137,8 +138,10 @@ class RayServeBackend:
                 async for event in response:
                     if isinstance(event, Token) and first_token is None:
                         first_token = time.perf_counter()
+                    elif isinstance(event, Draft) and drafted is None:
+                        drafted = time.perf_counter()
                     elif isinstance(event, Done):
-                        _ingress_timings(event, started, retrieved, first_token)
+                        _ingress_timings(event, started, retrieved, first_token, drafted)
                         # Held until the replica's call has returned: a consumer that stops at Done would
                         # otherwise cancel a finished call, which Serve then counts and logs as cancelled.
                         done = event
@@ -205,13 +208,17 @@ class RayServeBackend:
         return None
 
 
-def _ingress_timings(done: Done, started: float, retrieved: float, first_token: float | None) -> None:
+def _ingress_timings(
+    done: Done, started: float, retrieved: float, first_token: float | None, drafted: float | None
+) -> None:
     # The generator replica timed generation only; retrieval and totals are what this request saw.
     timings = done.answer.timings
     timings["retrieve"] = retrieved - started
     timings["total"] = time.perf_counter() - started
     if first_token is not None:
         timings["first_token"] = first_token - started
+    if drafted is not None:
+        timings["draft"] = drafted - started
 
 
 class _ReplicaGone(Exception):

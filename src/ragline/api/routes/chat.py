@@ -24,7 +24,7 @@ from ragline.api.routes.openai_models import CHAT_MODEL, chat_model
 from ragline.api.schemas import OPENAI_ERROR_RESPONSES, ChatCompletionOut, ChatMessage, ChatRequest, sse_schema
 from ragline.generate.base import Message
 from ragline.limits import Bounds
-from ragline.records import Answer, AnswerOptions, Citation, Query
+from ragline.records import Answer, AnswerOptions, Citation, Draft, Query
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -56,7 +56,8 @@ async def chat_completions(body: ChatRequest, service: Service, tenant: Tenant) 
     )
     wanted = body.answer_tokens()
     max_tokens = None if wanted is None else min(wanted, service.backend.served.max_answer_tokens)
-    options = AnswerOptions(body.mode, max_tokens, body.temperature)
+    # No draft: an OpenAI stream's text cannot be taken back once sent.
+    options = AnswerOptions(body.mode, max_tokens, body.temperature, draft=False)
     asked = Query(question, body.k, body.filters, tenant, tuple(history), options)
     reply = _Reply(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
     usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -149,11 +150,13 @@ class _Reply:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return sse.event(None, {**self.head, "object": "chat.completion.chunk", "choices": [choice], **extra})
 
-    async def chunks(self, pieces: AsyncIterator[str | Answer], include_usage: bool) -> AsyncIterator[bytes]:
+    async def chunks(self, pieces: AsyncIterator[str | Draft | Answer], include_usage: bool) -> AsyncIterator[bytes]:
         yield self.chunk({"role": "assistant", "content": ""})
         async for piece in pieces:
             if isinstance(piece, str):
                 yield self.chunk({"content": piece})
+                continue
+            if isinstance(piece, Draft):  # never asked for here; a draft is not part of the answer's text
                 continue
             if piece.citations:
                 yield self.chunk({"content": sources_text(piece.citations)})

@@ -62,15 +62,21 @@ function addTurn(question, scope) {
   const notice = element("p", "notice");
   notice.setAttribute("role", "note");
   notice.hidden = true;
+  // auto mode: the extract, shown at once and labelled, until the model's answer replaces it.
+  const draftNote = element("p", "draft-note muted small", "Draft from the documentation, shown while the model writes its answer, which replaces it.");
+  draftNote.setAttribute("role", "status");
+  draftNote.hidden = true;
   const timings = element("p", "timings muted small");
   const sourcesTitle = element("h3", "sources-title", "Sources");
   sourcesTitle.hidden = true;
   const citations = element("ol", "citations");
-  reply.append(status, answer, stopped, error, notice, timings, sourcesTitle, citations);
+  reply.append(status, draftNote, answer, stopped, error, notice, timings, sourcesTitle, citations);
   li.append(q, reply);
   $("turns").append(li);
   $("conversation").hidden = false;
-  const turn = { li, status, answer, stopped, error, notice, timings, sourcesTitle, citations, byNumber: new Map() };
+  const turn = {
+    li, status, draftNote, answer, stopped, error, notice, timings, sourcesTitle, citations, byNumber: new Map(),
+  };
   turn.view = new RaglineMarkdown.View(answer, {});
   li.scrollIntoView({ block: "end" });
   return turn;
@@ -154,7 +160,13 @@ function showError(turn, message) {
   turn.li.dataset.state = "error";
 }
 
+function showDraft(turn, shown) {
+  turn.draftNote.hidden = !shown;
+  turn.answer.classList.toggle("draft", shown);
+}
+
 function finishTurn(turn, data, fallbackText) {
+  showDraft(turn, false);
   renderCitations(turn, data.citations);
   const text = data.answer || fallbackText || "(no answer)";
   turn.view.finish(text, citeOptions(turn));
@@ -224,6 +236,7 @@ async function ask(event) {
   $("question").value = "";
   setBusy(true);
   let text = "";
+  let draft = ""; // the extract shown while the model writes, until its first piece arrives
   let finished = false;
   let failed = false;
   try {
@@ -239,7 +252,14 @@ async function ask(event) {
       return;
     }
     await readEvents(response, (name, data) => {
-      if (name === "token") {
+      if (name === "draft") {
+        draft = data.text;
+        showDraft(turn, true);
+        turn.status.textContent = "The model is writing its answer…";
+        turn.view.update(draft);
+      } else if (name === "token") {
+        if (draft) showDraft(turn, false);
+        draft = "";
         text += data.text;
         turn.view.update(text);
       } else if (name === "citations") {
@@ -250,17 +270,17 @@ async function ask(event) {
         finished = true;
       } else if (name === "error") {
         failed = true;
-        turn.view.finish(text, citeOptions(turn));
+        turn.view.finish(text || draft, citeOptions(turn));
         showError(turn, data.error ? data.error.message : "the answer failed");
       }
     });
     if (!finished && !failed) {
       failed = true;
-      turn.view.finish(text, citeOptions(turn));
+      turn.view.finish(text || draft, citeOptions(turn));
       showError(turn, "the answer ended before it was complete");
     }
   } catch (err) {
-    turn.view.finish(text, citeOptions(turn));
+    turn.view.finish(text || draft, citeOptions(turn));
     if (err.name === "AbortError") {
       // The stream's connection is closed: the server sees the client leave and stops generating.
       turn.li.dataset.state = "stopped";
