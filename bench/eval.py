@@ -129,7 +129,11 @@ def main() -> None:
         )
     finally:
         comp.close()
-    report["index"] = {"path": str(settings.data_dir), "chunks": built.chunks, "chunk": settings.chunk.model_dump()}
+    report["index"] = {
+        "path": str(settings.data_dir),
+        "chunks": built.index_chunks,
+        "chunk": settings.chunk.model_dump(),
+    }
     paths = write_retrieval(report, args.out or RESULTS / f"eval-{args.benchmark}")
     print(retrieval_markdown(report))
     print("written: " + ", ".join(str(p) for p in paths.values()))

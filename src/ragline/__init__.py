@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ragline.ingest.report import IndexReport
     from ragline.library import Ragline, open
     from ragline.ops.delete import DeleteReport
-    from ragline.records import Answer, Chunk, Citation, Done, Hit, Query, Retrieved, Token
+    from ragline.records import Answer, Chunk, Citation, Done, Draft, Hit, Query, Retrieved, Token
 
 # name -> the module that defines it
 _LAZY = {
@@ -48,6 +48,7 @@ _LAZY = {
     "Query": "ragline.records",
     "Token": "ragline.records",
     "Retrieved": "ragline.records",
+    "Draft": "ragline.records",
     "Done": "ragline.records",
 }
 
@@ -66,6 +67,7 @@ __all__ = [  # noqa: RUF022  # grouped: the facade, settings, records, events
     "Query",
     "Token",
     "Retrieved",
+    "Draft",
     "Done",
     "__version__",
 ]

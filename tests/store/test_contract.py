@@ -713,3 +713,35 @@ def test_edge_without_index_file_checks_the_shard(tmp_path: Path) -> None:
         store.open(INFO)
         assert store.count() == 2
     assert EdgeStore(tmp_path / "index").info() == INFO
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_tied_points_come_in_chunk_id_order_and_the_cut_keeps_the_first_ids(store: VectorStore, mode: str) -> None:
+    # Twelve copies of one text and vector: every dense and BM25 score ties. Engines return ties in any order
+    # (the embedded engine's in a new order from one call to the next), and a fused score depends on each
+    # list's ranks: the store ranks ties by chunk id, so a question gets the same hits in every process.
+    text = "Placement groups reserve resources across nodes"
+    chunks = [
+        Chunk(
+            doc_id=doc_id(f"https://t.io/{i}"),
+            source=f"https://t.io/{i}",
+            title="T",
+            section="",
+            anchor=None,
+            text=text,
+            start=0,
+            end=len(text),
+            index=0,
+            doc_hash="h",
+        )
+        for i in range(12)
+    ]
+    vector = unit_vectors(1, seed=3)[0]
+    store.open(INFO)
+    store.upsert(chunks, np.stack([vector] * len(chunks)))
+    ids = sorted(c.id for c in chunks)
+    for _ in range(3):
+        hits = store.search(vector, 5, text="placement groups", mode=mode)  # type: ignore[arg-type]
+        assert [h.chunk.id for h in hits] == ids[:5]
+    if mode == "hybrid":  # the n-th of both lists: 2 / (n + 59)
+        assert [h.score for h in hits] == pytest.approx([2 / (n + 59) for n in range(1, 6)], rel=1e-6)

@@ -31,7 +31,7 @@ from ragline.errors import IndexMismatchError, StoreError
 from ragline.store.base import IndexInfo
 from ragline.store.facade import EngineStore, Layout, Page, Point
 from ragline.store.filters import DENSE, FilterBuilder, Match, Scalar, info_from_json
-from ragline.store.plan import Leg, SearchPlan
+from ragline.store.plan import Found, Leg, SearchPlan
 from ragline.store.shared import SharedEngines
 from ragline.store.sparse import SPARSE, SparseVector
 
@@ -192,32 +192,21 @@ class EdgeEngine:
         records, offset = self._loaded().scroll(request)
         return [(str(r.id), dict(r.payload or {})) for r in records], offset
 
-    def query(self, plan: SearchPlan) -> list[tuple[dict[str, Any], float]]:
-        where = _FILTERS.optional(plan.where)
-        if plan.weights is None:
-            [leg] = plan.legs
-            request = qe.QueryRequest(
-                limit=leg.limit,
-                query=_nearest(leg),
-                filter=where,
-                score_threshold=leg.score_threshold,
-                with_payload=True,
-                params=_RESCORE if leg.dense else None,
-            )
-        else:
-            prefetches = [
-                qe.Prefetch(
-                    limit=leg.limit,
-                    query=_nearest(leg),
-                    filter=where,
-                    score_threshold=leg.score_threshold,
-                    params=_RESCORE if leg.dense else None,
-                )
-                for leg in plan.legs
-            ]
-            fusion = qe.Fusion.Rrf(k=plan.rrf_k, weights=list(plan.weights))
-            request = qe.QueryRequest(limit=plan.limit, prefetches=prefetches, query=fusion, with_payload=True)  # type: ignore[arg-type]
-        return [(dict(p.payload or {}), float(p.score)) for p in self._loaded().query(request)]
+    def query(self, plan: SearchPlan, *, payload: bool = True) -> Found:
+        [leg] = plan.legs  # fused plans are fused by the store (ragline.store.plan.fuse)
+        request = qe.QueryRequest(
+            limit=leg.limit,
+            query=_nearest(leg),
+            filter=_FILTERS.optional(plan.where),
+            score_threshold=leg.score_threshold,
+            with_payload=payload,
+            params=_RESCORE if leg.dense else None,
+        )
+        return [(str(p.id), dict(p.payload or {}), float(p.score)) for p in self._loaded().query(request)]
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        records = self._loaded().retrieve([_point_id(i) for i in ids], True, False)
+        return {str(r.id): dict(r.payload or {}) for r in records}
 
     # -- snapshots -------------------------------------------------------------------------------
 

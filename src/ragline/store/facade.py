@@ -36,7 +36,7 @@ from ragline.store.filters import (
     stale_points,
     stored_document,
 )
-from ragline.store.plan import SearchPlan, plan_search
+from ragline.store.plan import Found, SearchPlan, fuse, leg_plan, plan_search, settle
 from ragline.store.sparse import SparseVector, document_vector, sparse_text
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,12 @@ class Engine(Protocol):
 
     def scroll(self, must: Sequence[Match], with_payload: bool | list[str], offset: Any, limit: int) -> Page: ...
 
-    def query(self, plan: SearchPlan) -> list[tuple[dict[str, Any], float]]:
-        """Run the plan: (payload, score) of the hits, best first."""
+    def query(self, plan: SearchPlan, *, payload: bool = True) -> Found:
+        """Run a plan of one leg: (point id, payload or {}, score) of its hits, best first (the store fuses
+        hybrid lists)."""
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of these points, by id (an id no longer stored is left out)."""
 
     def flush(self) -> None: ...
 
@@ -290,10 +294,23 @@ class EngineStore(Generic[E]):
                     f"the index at {self.where} was built before BM25: open it once (any ingest or query "
                     "does) to add the BM25 vectors"
                 )
-            found = self.engine.query(plan) if plan.legs else []
+            found = self._ranked(plan) if plan.legs else []
             if not found and self.engine.count([]) == 0:
                 raise empty_index(self.where)
-        return [Hit(Chunk.from_payload(payload), score) for payload, score in found]
+        return [Hit(Chunk.from_payload(payload), score) for _, payload, score in found]
+
+    def _ranked(self, plan: SearchPlan) -> Found:
+        """The plan's points, best first, ties in chunk id order: the same question gets the same hits in every
+        process and replica. Hybrid lists are fused here, each ranked list settled first, since a point's fused
+        score depends on its rank in each list and engines rank tied points in any order."""
+        if not plan.fused:
+            return settle(self.engine.query(leg_plan(plan, plan.legs[0])), plan.limit)
+        assert plan.weights is not None
+        # The ranked lists without payloads (reading payloads costs more than ranking), then the fused points'.
+        lists = [settle(self.engine.query(leg_plan(plan, leg), payload=False), leg.limit) for leg in plan.legs]
+        fused = settle(fuse(lists, plan.weights, plan.rrf_k), plan.limit)
+        payloads = self.engine.payloads([point for point, _, _ in fused])
+        return [(point, payloads[point], score) for point, _, score in fused if point in payloads]
 
     def documents(self) -> Iterator[StoredDocument]:
         """One entry per (doc_id, doc_hash), read from first chunks only."""

@@ -7,7 +7,9 @@ into its own reciprocal-rank-fusion query, so dense, BM25 and hybrid searches me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +80,36 @@ def plan_search(
         legs.append(Leg(SPARSE, words, candidates))
         weights.append(f.sparse_weight)
     return SearchPlan(k, where, tuple(legs), tuple(weights), f.k)
+
+
+# Points asked for beyond a list's length, so that points tied at its last place are chosen by key, not by the
+# engine, which returns tied points in an order that can change from one call to the next.
+TIE_MARGIN = 8
+
+Found = list[tuple[str, dict[str, Any], float]]  # (point id, payload, score), best first
+
+
+def leg_plan(plan: SearchPlan, leg: Leg) -> SearchPlan:
+    """One leg of ``plan`` on its own, asking for ``TIE_MARGIN`` more points than it keeps."""
+    return SearchPlan(leg.limit + TIE_MARGIN, plan.where, (replace(leg, limit=leg.limit + TIE_MARGIN),))
+
+
+def settle(found: Found, limit: int) -> Found:
+    """The first ``limit`` of ``found``, best first and ties by point id: the same in every process."""
+    return sorted(found, key=lambda row: (-row[2], row[0]))[:limit]
+
+
+def fuse(lists: Sequence[Found], weights: Sequence[float], rrf_k: int) -> Found:
+    """Weighted reciprocal rank fusion of ranked lists, as Qdrant computes it: each list gives each of its points
+    ``1 / (rank / weight + rrf_k - 1)`` (rank from 1; nothing with weight 0)."""
+    scores: dict[str, float] = {}
+    payloads: dict[str, dict[str, Any]] = {}
+    for rows, weight in zip(lists, weights, strict=True):
+        for rank, (point, payload, _score) in enumerate(rows, start=1):
+            payloads.setdefault(point, payload)
+            share = 1.0 / (rank / weight + rrf_k - 1) if weight > 0 else 0.0
+            scores[point] = scores.get(point, 0.0) + share
+    return [(point, payloads[point], score) for point, score in scores.items()]
 
 
 def check_search(vector: np.ndarray | None, text: str | None, k: int, mode: SearchMode) -> None:

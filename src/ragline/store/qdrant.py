@@ -28,7 +28,7 @@ from ragline.errors import IndexMismatchError, StoreError
 from ragline.store.base import IndexInfo
 from ragline.store.facade import EngineStore, Layout, Page, Point
 from ragline.store.filters import DENSE, FilterBuilder, Match, Scalar, info_from_json
-from ragline.store.plan import Leg, SearchPlan
+from ragline.store.plan import Found, Leg, SearchPlan
 from ragline.store.shared import SharedClients
 from ragline.store.snapshots import download_snapshot, export_points, import_points, saved_info, upload_snapshot
 from ragline.store.sparse import SPARSE, SparseVector
@@ -239,37 +239,23 @@ class QdrantEngine:
         )
         return [(str(r.id), dict(r.payload or {})) for r in records], offset
 
-    def query(self, plan: SearchPlan) -> list[tuple[dict[str, Any], float]]:
-        where = _FILTERS.optional(plan.where)
-        if plan.weights is None:
-            [leg] = plan.legs
-            response = self.conn().query_points(
-                self.collection,
-                query=_vector(leg),
-                using=leg.using,
-                query_filter=where,
-                score_threshold=leg.score_threshold,
-                search_params=_RESCORE if leg.dense else None,
-                limit=leg.limit,
-                with_payload=True,
-            )
-        else:
-            prefetch = [
-                models.Prefetch(
-                    query=_vector(leg),
-                    using=leg.using,
-                    filter=where,
-                    limit=leg.limit,
-                    score_threshold=leg.score_threshold,
-                    params=_RESCORE if leg.dense else None,
-                )
-                for leg in plan.legs
-            ]
-            fusion = models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=list(plan.weights)))
-            response = self.conn().query_points(
-                self.collection, prefetch=prefetch, query=fusion, limit=plan.limit, with_payload=True
-            )
-        return [(dict(p.payload or {}), float(p.score)) for p in response.points]
+    def query(self, plan: SearchPlan, *, payload: bool = True) -> Found:
+        [leg] = plan.legs  # fused plans are fused by the store (ragline.store.plan.fuse)
+        response = self.conn().query_points(
+            self.collection,
+            query=_vector(leg),
+            using=leg.using,
+            query_filter=_FILTERS.optional(plan.where),
+            score_threshold=leg.score_threshold,
+            search_params=_RESCORE if leg.dense else None,
+            limit=leg.limit,
+            with_payload=payload,
+        )
+        return [(str(p.id), dict(p.payload or {}), float(p.score)) for p in response.points]
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        records = self.conn().retrieve(self.collection, list(ids), with_payload=True, with_vectors=False)
+        return {str(r.id): dict(r.payload or {}) for r in records}
 
     # -- snapshots -------------------------------------------------------------------------------
 
