@@ -1,7 +1,7 @@
 """Retrieval: search the index (dense, BM25 or hybrid, with filters), rerank, shape the hits.
 
 The stages, each configured in ``RetrievalSettings`` and measured by ``ragline eval retrieval``:
-search (Qdrant fuses dense and BM25 lists by reciprocal rank fusion) -> rerank stages over the first
+search (dense and BM25 lists fused by weighted reciprocal rank fusion, ties by point id) -> rerank stages over the first
 ``rerank_depth`` candidates -> collapse near-duplicates -> optional per-page cap -> top k -> merge
 adjacent chunks of one section into one block.
 """

@@ -1,8 +1,9 @@
 """Search plans: a search request (vector, text, mode, fusion, filters, k) checked and reduced to the ranked
 lists to run and how to combine them, the same for every engine.
 
-An engine only turns each :class:`Leg` into its own nearest-neighbour query (or prefetch) and a fused plan
-into its own reciprocal-rank-fusion query, so dense, BM25 and hybrid searches mean the same on every backend.
+An engine only turns a :class:`Leg` into its own nearest-neighbour query; the store settles each list (ties by
+point id) and fuses hybrid lists here (:func:`fuse`), so dense, BM25 and hybrid searches mean the same on every
+backend and give the same hits in every process.
 """
 
 from __future__ import annotations
