@@ -64,6 +64,18 @@ COLUMNS = [
     "first_token_p50",
     "total_p50",
 ]
+# What a reader sees above each column (counts of refusals, fell back as a share of the answers, seconds).
+HEADERS = {
+    "judged_95": "judged 95%",
+    "token_f1": "token F1",
+    "key_points": "key points",
+    "wrong_refusals": "wrong refusals",
+    "missed_refusals": "missed refusals",
+    "fell_back": "fell back (share)",
+    "first_words_p50": "first words p50 s",
+    "first_token_p50": "first token p50 s",
+    "total_p50": "whole answer p50 s",
+}
 START, END = "<!-- bench/answers.py: start -->", "<!-- bench/answers.py: end -->"
 
 
@@ -242,6 +254,9 @@ def main() -> None:
             rows[-1].update(summarise(answers))
     for r in rows:
         answers = json.loads((out_dir / f"{r['system']}.json").read_text())["answers"]
+        for count in ("wrong_refusals", "missed_refusals"):
+            if isinstance(r.get(count), float):
+                r[count] = int(r[count])
         firsts = [a.get("first_words", a["first_token"]) for a in answers]
         r["first_words_p50"] = round(median(firsts), 2) if answers else None
         r["first_token_p50"] = round(median([a["first_token"] for a in answers]), 2) if answers else None
@@ -256,7 +271,7 @@ def main() -> None:
             + (f" --limit {args.limit}" if args.limit else "")
             + "` on the Ray dev questions with reference answers (2 CPUs).",
             "",
-            table(rows, [c for c in COLUMNS if any(c in r for r in rows)]),
+            table(rows, [c for c in COLUMNS if any(c in r for r in rows)], HEADERS),
         ]
     )
     print(text)

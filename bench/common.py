@@ -7,7 +7,7 @@ import os
 import resource
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +46,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+def table(rows: list[dict[str, Any]], columns: Sequence[str], headers: Mapping[str, str] | None = None) -> str:
+    """A Markdown table of ``rows``; ``headers`` names columns for a reader (default: the keys)."""
+
     def fmt(v: Any) -> str:
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 
+    names = [(headers or {}).get(c, c) for c in columns]
     cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [max(len(n), *(len(row[i]) for row in cells)) for i, n in enumerate(names)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(list(columns)), sep, *(line(r) for r in cells)])
+    return "\n".join([line(names), sep, *(line(r) for r in cells)])
 
 
 def write_json(name: str, data: Any) -> Path:
