@@ -8,10 +8,9 @@ from typing import Any
 from fakes import ScriptedGenerator
 
 from ragline.agent import Agent
-from ragline.answer.answerer import HEDGE
 from ragline.config import AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
-from ragline.generate.prompt import ANSWER_PROMPT, REFUSAL
+from ragline.generate.prompt import ANSWER_PROMPT, HEDGE, REFUSAL
 from ragline.records import Hit, Usage
 
 from .conftest import hit

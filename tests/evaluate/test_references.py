@@ -37,3 +37,15 @@ def test_refusals_right_and_wrong() -> None:
     rows = [{"reference_scores": reference_scores(refusal, REFERENCE)}, {"reference_scores": answered}, {}]
     summary = summarise_references(rows)
     assert summary["wrong_refusals"] == 1.0 and summary["missed_refusals"] == 1.0 and summary["unanswerable"] == 1.0
+
+
+def test_a_refusal_followed_by_the_closest_passages_counts_as_a_refusal() -> None:
+    from ragline.answer.answerer import hedged
+
+    open_ref = "The documentation does not answer this: it never mentions Datadog."
+    passages = " ".join(["Set RAGLINE_QDRANT_URL to the server's address [1]."] * 12)  # long: not a bare refusal
+    scores = reference_scores(hedged(passages), open_ref)
+    assert scores["hedged"] and scores["refused"] and not scores["missed_refusal"]
+    wrong = reference_scores(hedged(passages), REFERENCE)
+    assert wrong["wrong_refusal"]
+    assert not reference_scores(passages, REFERENCE)["hedged"]

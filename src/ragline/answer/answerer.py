@@ -23,7 +23,7 @@ from ragline.config import BUNDLED_LLM, AnswerSettings, LLMSettings
 from ragline.embed.base import Embedder
 from ragline.errors import BadRequestError, LLMTimeoutError, LLMUnavailableError, RaglineError
 from ragline.generate.base import Generator, Message
-from ragline.generate.prompt import ANSWER_PROMPT, DEFAULT_MARGIN, EVIDENCE_PROMPT, build_messages
+from ragline.generate.prompt import ANSWER_PROMPT, DEFAULT_MARGIN, EVIDENCE_PROMPT, HEDGE, build_messages
 from ragline.limits import check_mode
 from ragline.observability.tracing import traced
 from ragline.records import Answer, Citation, Done, Draft, Event, Hit, Mode, Query, Retrieved, Token, Usage
@@ -330,9 +330,6 @@ class Answerer:
         else:
             prompt = sum(self._count_tokens(m["content"]) for m in messages)
         return Usage(prompt_tokens=prompt, completion_tokens=self._count_tokens(written))
-
-
-HEDGE = "The documentation provided does not answer this question directly. The closest passages:"
 
 
 def hedged(extract: str) -> str:

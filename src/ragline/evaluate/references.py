@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ragline.generate.prompt import is_refusal
+from ragline.generate.prompt import is_hedged, is_refusal
 
 _TOKEN = re.compile(r"[a-z0-9_]+")
 _MARKER = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]")
@@ -63,13 +63,17 @@ def key_point_recall(answer: str, points: Sequence[str]) -> float | None:
 
 
 def reference_scores(answer: str, reference: str, key_points: Sequence[str] = ()) -> dict[str, Any]:
-    """One answer's scores against its reference answer."""
+    """One answer's scores against its reference answer. A refusal followed by the closest passages (a model's
+    refusal over close evidence, ragline.generate.prompt.HEDGE) counts as a refusal: it says the documentation does
+    not answer, right or wrong, whatever the passages say."""
     open_question = bool(NOT_ANSWERED.match(reference))
-    refused = is_refusal(answer)
+    hedged = is_hedged(answer)
+    refused = is_refusal(answer) or hedged
     return {
         "token_f1": round(token_f1(answer, reference), 4),
         "key_points": None if (kp := key_point_recall(answer, key_points)) is None else round(kp, 4),
         "refused": refused,
+        "hedged": hedged,
         "wrong_refusal": refused and not open_question,
         "missed_refusal": open_question and not refused,
         "unanswerable": open_question,

@@ -63,6 +63,15 @@ def is_refusal(answer: str) -> bool:
     return bool(_REFUSAL_WORDS.match(text)) and len(text.split()) <= 45
 
 
+# What a model's refusal over close passages is shown as: this line, then the extract of those passages.
+HEDGE = "The documentation provided does not answer this question directly. The closest passages:"
+
+
+def is_hedged(answer: str) -> bool:
+    """Whether ``answer`` is a refusal followed by the closest passages (see HEDGE)."""
+    return answer.lstrip().startswith(HEDGE)
+
+
 # The fence around the context: plain marker lines (small models read tags as an invitation to write markup).
 # Document text cannot close it early: anything that reads as a marker inside a block (or the question) is
 # defused first (ragline.generate.fence), so everything a document says stays inside the fence.
