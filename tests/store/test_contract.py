@@ -446,11 +446,12 @@ TOPICS = [
 ]
 
 
-def topic_chunks() -> list[Chunk]:
+def topic_chunks(texts: list[str] = TOPICS, site: str = "https://x.io") -> list[Chunk]:
+    """One single-chunk page per text, at ``site``/0, /1, ..."""
     return [
         Chunk(
-            doc_id=doc_id(f"https://x.io/{i}"),
-            source=f"https://x.io/{i}",
+            doc_id=doc_id(f"{site}/{i}"),
+            source=f"{site}/{i}",
             title=f"Page {i}",
             section="",
             anchor=None,
@@ -460,7 +461,7 @@ def topic_chunks() -> list[Chunk]:
             index=0,
             doc_hash="h",
         )
-        for i, text in enumerate(TOPICS)
+        for i, text in enumerate(texts)
     ]
 
 
@@ -720,22 +721,7 @@ def test_tied_points_come_in_chunk_id_order_and_the_cut_keeps_the_first_ids(stor
     # Twelve copies of one text and vector: every dense and BM25 score ties. Engines return ties in any order
     # (the embedded engine's in a new order from one call to the next), and a fused score depends on each
     # list's ranks: the store ranks ties by chunk id, so a question gets the same hits in every process.
-    text = "Placement groups reserve resources across nodes"
-    chunks = [
-        Chunk(
-            doc_id=doc_id(f"https://t.io/{i}"),
-            source=f"https://t.io/{i}",
-            title="T",
-            section="",
-            anchor=None,
-            text=text,
-            start=0,
-            end=len(text),
-            index=0,
-            doc_hash="h",
-        )
-        for i in range(12)
-    ]
+    chunks = topic_chunks(["Placement groups reserve resources across nodes"] * 12, "https://t.io")
     vector = unit_vectors(1, seed=3)[0]
     store.open(INFO)
     store.upsert(chunks, np.stack([vector] * len(chunks)))
