@@ -65,13 +65,3 @@ def test_weak_evidence_says_the_documentation_does_not_answer(embedder: Embedder
     assert max(b.best for b in weak.blocks) < floor <= max(b.best for b in strong.blocks)
     assert compose(weak, min_evidence=floor) == NO_EVIDENCE
     assert "RAGLINE_QDRANT_URL" in compose(strong, min_evidence=floor)
-
-
-def test_a_table_that_answers_is_quoted_whole_as_a_listing_under_its_citation(embedder: Embedder) -> None:
-    from .test_evidence import TABLE
-
-    answer = compose(select("Which Dataset method drops columns?", [hit(TABLE)], embedder))
-    assert 0 <= answer.find("[1]") < answer.find("```"), answer  # cited before the listing
-    listing = answer.split("```")[1]
-    assert "Dataset.drop_columns   | Drop one or more columns from the dataset." in listing, answer
-    assert "Method" in listing  # the header comes with its rows

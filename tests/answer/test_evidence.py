@@ -100,32 +100,3 @@ def test_abbreviations_do_not_end_a_sentence() -> None:
         "The other one, i.e. Tune, waits.",
         "Ray vs. Spark is old.",
     ]
-
-
-TABLE = """The following methods change a dataset's columns.
-Method | Description
-Dataset.add_column | Add the given column to the dataset.
-Dataset.drop_columns | Drop one or more columns from the dataset.
-Dataset.select_columns | Select one or more columns from the dataset.
-Use them after reading the data."""
-
-
-def test_a_table_stays_one_unit_with_its_columns_aligned() -> None:
-    units = split_units(TABLE)
-    assert [u.table for u in units] == [False, True, False]
-    table = units[1].text.splitlines()
-    assert len(table) == 4 and table[0].startswith("Method ") and "Drop one or more columns" in table[2]
-    assert len({line.index("|") for line in table}) == 1  # one column of separators: it reads as a table
-
-
-def test_a_long_table_is_quoted_a_row_at_a_time_under_its_header() -> None:
-    rows = ["Setting | Default"] + [f"setting_{n} | {n}" for n in range(12)]
-    units = split_units("\n".join(rows))
-    assert len(units) == 12 and all(u.table for u in units)
-    assert all(u.text.splitlines()[0].startswith("Setting ") for u in units)
-    assert units[5].text.splitlines()[1].startswith("setting_5 ")
-
-
-def test_a_single_line_with_bars_or_an_indented_listing_is_not_a_table() -> None:
-    assert not any(u.table for u in split_units("Use a | b to merge two sets.\nThat is all."))
-    assert not any(u.table for u in split_units("    x = a | b\n    y = c | d"))

@@ -70,15 +70,11 @@ def pick(
         i = intro(n, u)
         return max(u.score, i.score - 0.1) if i is not None else u.score
 
-    # A table is picked as a sentence is (it says what it says in words), and shown as a listing.
-    prose = sorted(((n, u) for n, u in units if not u.code or u.table), key=lambda p: -p[1].score)
+    prose = sorted(((n, u) for n, u in units if not u.code), key=lambda p: -p[1].score)
     lead = next(((n, u) for n, u in prose if n == 1), None)
     if lead is not None and lead[1].score >= best * 0.7 and not lead[1].text.endswith(":"):
         take(*lead)
-    code = sorted(
-        ((n, u) for n, u in units if u.code and not u.table and vouched(n, u) >= code_floor),
-        key=lambda p: -vouched(*p),
-    )
+    code = sorted(((n, u) for n, u in units if u.code and vouched(n, u) >= code_floor), key=lambda p: -vouched(*p))
     first_block = [p for p in code if p[0] == 1]
     for n, u in (first_block[:1] + [p for p in code if p not in first_block[:1]])[:code_budget]:
         if not fresh(n, u):

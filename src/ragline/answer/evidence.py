@@ -52,7 +52,6 @@ class Unit:
     position: int
     score: float = 0.0
     vector: np.ndarray | None = None  # the unit's embedding, kept for the grounding check
-    table: bool = False  # a table (or its header and one row), laid out in columns: shown as a listing
 
 
 @dataclass(slots=True)
@@ -121,52 +120,8 @@ def looks_like_code(line: str) -> bool:
     return len(stripped) >= 3 and symbols / len(stripped) > 0.12 and len(words) <= 12
 
 
-_CELL = " | "  # how the parsers write a table row's cells
-_TABLE_WHOLE_ROWS = 8  # a longer table is quoted a row at a time, each under the header
-_TABLE_WHOLE_CHARS = 800
-
-
-def _table_spans(lines: list[str]) -> dict[int, int]:
-    """Where tables are in ``lines``, as {first line: end}: two or more lines in a row with the same number of
-    cells, none indented or read as a command (``ps aux | grep ray`` is a pipeline, not a table)."""
-
-    def cells(line: str) -> int:
-        if not line.strip() or line[:1].isspace() or _COMMAND.match(line) or _CODE_START.match(line):
-            return 0
-        return line.count(_CELL)
-
-    spans: dict[int, int] = {}
-    i = 0
-    while i < len(lines):
-        n = cells(lines[i])
-        j = i + 1
-        while n and j < len(lines) and cells(lines[j]) == n:
-            j += 1
-        if n and j - i >= 2:
-            spans[i] = j
-        i = max(j, i + 1)
-    return spans
-
-
-def table_units(rows: list[str]) -> list[str]:
-    """A table's text as units: whole when small, else its header with each row; columns aligned."""
-    if len(rows) - 1 <= _TABLE_WHOLE_ROWS and sum(len(r) for r in rows) <= _TABLE_WHOLE_CHARS:
-        return [_aligned(rows)]
-    return [_aligned([rows[0], row]) for row in rows[1:]]
-
-
-def _aligned(rows: list[str]) -> str:
-    split = [[c.strip() for c in row.split(_CELL)] for row in rows]
-    widths = [max(len(r[i]) for r in split) for i in range(len(split[0]))]
-    return "\n".join(
-        _CELL.join([*(c.ljust(min(w, 40)) for c, w in zip(r[:-1], widths, strict=False)), r[-1]]).rstrip()
-        for r in split
-    )
-
-
 def split_units(text: str) -> list[Unit]:
-    """``text`` as units: each prose sentence, each run of code lines whole, and each table (or, in a long
-    one, each row under the header) laid out in columns."""
+    """``text`` as units: each prose sentence, and each run of code lines whole."""
     units: list[Unit] = []
     prose: list[str] = []
     code: list[str] = []
@@ -185,23 +140,12 @@ def split_units(text: str) -> list[Unit]:
         code.clear()
 
     lines = text.splitlines()
-    tables = _table_spans(lines)
     kinds = [looks_like_code(line) for line in lines]
     for i, line in enumerate(lines):
         # A "# ..." line next to code is a comment of it (headings never reach a chunk's text as "#").
         if not kinds[i] and line.lstrip().startswith("#"):
             kinds[i] = (i > 0 and kinds[i - 1]) or (i + 1 < len(lines) and kinds[i + 1])
-    end = 0
-    for i, (line, is_code) in enumerate(zip(lines, kinds, strict=True)):
-        if i < end:
-            continue  # inside a table already taken
-        if i in tables:
-            flush_prose()
-            flush_code()
-            end = tables[i]
-            for table in table_units(lines[i:end]):
-                units.append(Unit(table, True, len(units), table=True))
-            continue
+    for line, is_code in zip(lines, kinds, strict=True):
         if not line.strip():
             flush_prose()
             if code:
@@ -346,9 +290,7 @@ class Selector:
                 if self.embedder is not None:
                     u.vector = vectors[i]
                 score = float(sims[i]) + self.lexical_weight * lexical[i] - self.rank_penalty * rank
-                if u.table:
-                    pass  # a table says what it says in words: scored as prose, with no listing's adjustments
-                elif u.code and looks_like_diagram(u.text):
+                if u.code and looks_like_diagram(u.text):
                     score -= 0.3
                 elif u.code:
                     score += 0.08 if wants_code else 0.0 if how_to else -0.05
